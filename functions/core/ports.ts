@@ -1,0 +1,131 @@
+// Port interfaces: what core needs from the outside world; aws/ and local/ adapters implement them.
+import type { Readable, Transform } from 'node:stream';
+
+/** One stored object as listed. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  /** Object Lock retain-until, honoured where the bucket has Object Lock. */
+  retainUntil?: Date;
+}
+
+/** A bucket in one region. Locally an s3rver bucket, on AWS an S3 bucket: both through the S3 API. */
+export interface ObjectStore {
+  readonly bucket: string;
+  readonly region: string;
+  /** Streams `body` into the object with a multipart upload; aborts the upload (nothing left) if the stream fails. */
+  putStream(key: string, body: Readable, options?: PutOptions): Promise<{ bytes: number }>;
+  putJson(key: string, value: unknown, options?: PutOptions): Promise<void>;
+  /** Throws ObjectNotFoundError when absent. */
+  getStream(key: string): Promise<Readable>;
+  /** Throws ObjectNotFoundError when absent. */
+  getJson(key: string): Promise<unknown>;
+  /** undefined when absent. */
+  head(key: string): Promise<StoredObject | undefined>;
+  list(prefix: string): AsyncIterable<StoredObject>;
+  deleteObjects(keys: readonly string[]): Promise<void>;
+}
+
+/** What the encryption wrote down about itself, for the manifest. */
+export interface EncryptionDescription {
+  suite: string;
+  frameLength: number;
+  keyIds: string[];
+}
+
+/** Streaming envelope encryption (AWS Encryption SDK) over a keyring. */
+export interface Envelope {
+  /** A stream that turns plaintext into the encrypted message; `context` is bound into it. */
+  encryptStream(context: Record<string, string>): Transform;
+  /** A stream that turns the encrypted message back into plaintext; fails with DecryptionFailedError
+   * when the key, the bytes or the expected context entries do not match. */
+  decryptStream(expectedContext: Record<string, string>): Transform;
+  describe(): EncryptionDescription;
+  /** Preflight: generate and unwrap a data key. Throws KeyUnavailableError. */
+  checkUsable(): Promise<void>;
+}
+
+export type SnapshotStatus = 'creating' | 'available' | 'failed' | 'deleting';
+
+export interface SnapshotInfo {
+  snapshotId: string;
+  target: string;
+  region: string;
+  status: SnapshotStatus;
+  createdAt: Date;
+  /** The backupId this snapshot belongs to (a tag). */
+  backupId?: string;
+  retainUntil?: Date;
+  /** Percent, where the service reports it. */
+  progress?: number;
+}
+
+/** Storage-level snapshots of a target (RDS manual snapshots; locally encrypted pg_basebackup archives). */
+export interface SnapshotEngine {
+  create(request: {
+    target: string;
+    snapshotId: string;
+    backupId: string;
+    retainUntil: Date;
+  }): Promise<SnapshotInfo>;
+  describe(target: string, snapshotId: string, region: 'primary' | 'dr'): Promise<SnapshotInfo>;
+  /** Starts a copy into the DR region (under the DR key); poll with describe(..., 'dr'). */
+  copyToDr(target: string, snapshotId: string): Promise<SnapshotInfo>;
+  list(target: string, region: 'primary' | 'dr'): Promise<SnapshotInfo[]>;
+  delete(target: string, snapshotId: string, region: 'primary' | 'dr'): Promise<void>;
+}
+
+export interface RestorableWindow {
+  earliest: Date;
+  latest: Date;
+}
+
+export type DrillInstanceStatus = 'creating' | 'available' | 'failed' | 'deleting' | 'gone';
+
+export interface DrillInstance {
+  instanceId: string;
+  target: string;
+  status: DrillInstanceStatus;
+  createdAt: Date;
+  /** Where the restored database answers, once available (credentials are resolved by the adapter). */
+  databaseUrl?: string;
+}
+
+/** Point-in-time restore of a target into a separate, disposable instance. */
+export interface PointInTimeEngine {
+  restorableWindow(target: string): Promise<RestorableWindow>;
+  /** Starts the restore; returns at once with status 'creating' (AWS) or later (local). */
+  restore(request: { target: string; instanceId: string; time: Date | 'latest' }): Promise<DrillInstance>;
+  describe(instanceId: string): Promise<DrillInstance>;
+  /** Stops and deletes the instance and its files; succeeds when it is already gone. */
+  teardown(instanceId: string): Promise<void>;
+  /** Every drill instance this pipeline created and has not yet torn down. */
+  listDrills(): Promise<DrillInstance[]>;
+}
+
+export interface Alert {
+  subject: string;
+  target?: string;
+  step: string;
+  error: string;
+  cause: string;
+  execution?: string;
+  /** Failing check names, for verification alerts. */
+  failedChecks?: string[];
+  link?: string;
+}
+
+export interface Notifier {
+  publish(alert: Alert): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };

@@ -1,0 +1,131 @@
+// The one configuration schema, parsed once from the environment; nothing else reads process.env.
+import { z } from 'zod';
+import { ConfigurationError } from '../core/errors.js';
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const compression = z
+  .string()
+  .regex(/^(none|gzip(:[0-9])?|lz4(:[0-9]{1,2})?|zstd(:[0-9]{1,2})?|[0-9])$/, {
+    message: 'expected none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
+  })
+  .default('gzip:6');
+
+const target = z.object({
+  /** Short name used in keys and tags: lower-case letters, digits and dashes. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes'),
+  /** Database name on the server. */
+  database: z.string().min(1).default('keycloak'),
+  /** Where pg_dump connects: the read replica. A postgres:// URL (local) or host[:port] (AWS, credentials from the secret). */
+  replica: z.string().min(1),
+  /** The primary, for the local snapshot engine and checks that must not run on a standby. */
+  primary: z.string().min(1).optional(),
+  /** RDS instance identifier (AWS snapshots and point-in-time restore). */
+  instanceId: z.string().optional(),
+  /** Secrets Manager ARN holding {username, password} (AWS). */
+  secretArn: z.string().optional(),
+});
+export type TargetConfig = z.infer<typeof target>;
+
+const jsonArray = <T extends z.ZodTypeAny>(item: T) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'expected a JSON array' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(item).min(1, 'at least one target'));
+
+const tierList = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.enum(['hourly', 'daily', 'weekly', 'monthly'])));
+
+export const configSchema = z
+  .object({
+    KB_RUNTIME: z.enum(['aws', 'local']).default('local'),
+    KB_TARGETS: jsonArray(target),
+    KB_PRIMARY_REGION: z.string().default('eu-west-1'),
+    KB_DR_REGION: z.string().default('eu-central-1'),
+    KB_PRIMARY_BUCKET: z.string().min(3),
+    KB_DR_BUCKET: z.string().min(3),
+    /** S3-compatible endpoint (local s3rver); unset on AWS. */
+    KB_S3_ENDPOINT: z.string().url().optional(),
+    KB_KMS_KEY_ID: z.string().optional(),
+    KB_DR_KMS_KEY_ID: z.string().optional(),
+    /** Local raw AES key file (mode 0600). */
+    KB_LOCAL_KEY_FILE: z.string().optional(),
+    KB_ALERT_TOPIC_ARN: z.string().optional(),
+    /** Local alert outbox (JSON lines). */
+    KB_OUTBOX_FILE: z.string().optional(),
+    /** Local state folder (snapshots engine, drills). */
+    KB_LOCAL_STATE_DIR: z.string().optional(),
+    /** Directory of pg_dump / pg_restore; found on the machine when unset. */
+    KB_PG_BIN_DIR: z.string().optional(),
+    KB_KEYCLOAK_SCHEMA: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .default('public'),
+    KB_DUMP_COMPRESSION: compression,
+    KB_DAILY_HOUR_UTC: z.coerce.number().int().min(0).max(23).default(0),
+    /** 0 = Sunday. */
+    KB_WEEKLY_DAY_UTC: z.coerce.number().int().min(0).max(6).default(0),
+    KB_SNAPSHOT_TIERS: tierList.default('daily,weekly,monthly'),
+    /** Tiers whose verification restores the dump fully and runs the Keycloak checks. */
+    KB_FULL_VERIFY_TIERS: tierList.default('daily,weekly,monthly'),
+    KB_RETAIN_HOURLY_HOURS: positiveInt(48),
+    KB_RETAIN_DAILY_DAYS: positiveInt(14),
+    KB_RETAIN_WEEKLY_DAYS: positiveInt(90),
+    KB_RETAIN_MONTHLY_DAYS: positiveInt(365),
+    KB_INCOMPLETE_GRACE_HOURS: positiveInt(6),
+    KB_DRILL_MAX_MINUTES: positiveInt(180),
+    /** Near-class tolerance for a point-in-time restore compared with the nearest manifest, in percent. */
+    KB_DRILL_NEAR_TOLERANCE_PERCENT: z.coerce.number().min(0).max(100).default(5),
+    KB_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  })
+  .superRefine((c, ctx) => {
+    const need = (key: keyof typeof c, why: string) => {
+      if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `required ${why}` });
+    };
+    if (c.KB_RUNTIME === 'aws') {
+      need('KB_KMS_KEY_ID', 'on AWS');
+      need('KB_DR_KMS_KEY_ID', 'on AWS');
+      need('KB_ALERT_TOPIC_ARN', 'on AWS');
+    } else {
+      need('KB_S3_ENDPOINT', 'locally');
+      need('KB_LOCAL_KEY_FILE', 'locally');
+      need('KB_OUTBOX_FILE', 'locally');
+      need('KB_LOCAL_STATE_DIR', 'locally');
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses the environment; one ConfigurationError lists every bad key and what was expected. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = configSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map(
+    (issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`,
+  );
+  throw new ConfigurationError(`invalid configuration: ${problems.join('; ')}`, {
+    hint: 'set the listed environment variables (see README, Configuration)',
+  });
+}
+
+let cached: Config | undefined;
+
+/** The process's configuration, parsed on first use. */
+export function loadConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}
