@@ -1,0 +1,45 @@
+// Where things live in a bucket: the only place that builds or parses object keys.
+import { timeOfBackupId } from './schedule.js';
+
+export const DUMP_FILE = 'dump.pgdump.enc';
+export const MANIFEST_FILE = 'manifest.json';
+export const DRILL_REPORT_FILE = 'drill-report.json';
+
+/** `<target>/<yyyy>/<mm>/<dd>/<backupId>/` */
+export function backupPrefix(target: string, backupId: string): string {
+  const iso = timeOfBackupId(backupId).toISOString();
+  return `${target}/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${backupId}/`;
+}
+
+export function dumpKey(target: string, backupId: string): string {
+  return `${backupPrefix(target, backupId)}${DUMP_FILE}`;
+}
+
+export function manifestKey(target: string, backupId: string): string {
+  return `${backupPrefix(target, backupId)}${MANIFEST_FILE}`;
+}
+
+/** Drill reports sit beside the backups, under the target, by drill id. */
+export function drillReportKey(target: string, drillId: string): string {
+  return `${target}/drills/${drillId}/${DRILL_REPORT_FILE}`;
+}
+
+/** Everything stored for a target's backups (not its drills or snapshots). */
+export function targetPrefix(target: string): string {
+  return `${target}/`;
+}
+
+export interface ParsedBackupKey {
+  target: string;
+  backupId: string;
+  file: string;
+}
+
+const KEY = /^([a-z0-9][a-z0-9-]*)\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{8}T\d{4}Z)\/([^/]+)$/;
+
+/** Reads a key back into its parts; undefined for keys that are not backup files. */
+export function parseBackupKey(key: string): ParsedBackupKey | undefined {
+  const m = KEY.exec(key);
+  if (!m) return undefined;
+  return { target: m[1]!, backupId: m[5]!, file: m[6]! };
+}

@@ -1,0 +1,90 @@
+// The backup manifest: a versioned, validated record written last; a backup without one is incomplete.
+import { z } from 'zod';
+import { ManifestInvalidError } from './errors.js';
+import { TIERS } from './schedule.js';
+
+export const MANIFEST_VERSION = 1;
+
+const isoTime = z.string().datetime({ offset: true });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+const verification = z.object({
+  at: isoTime,
+  level: z.enum(['checksum', 'archive', 'full']),
+  passed: z.boolean(),
+  /** Check name → pass/warn/fail, never values. */
+  checks: z.array(
+    z.object({ name: z.string(), status: z.enum(['pass', 'warn', 'fail']), detail: z.string() }),
+  ),
+  durationMs: z.number().nonnegative(),
+});
+
+export const manifestSchema = z.object({
+  manifestVersion: z.literal(MANIFEST_VERSION),
+  backupId: z.string(),
+  target: z.string(),
+  tiers: z.array(z.enum(TIERS)).min(1),
+  scheduledAt: isoTime,
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  retainUntil: isoTime,
+  execution: z.string().optional(),
+  source: z.object({
+    endpointRole: z.enum(['replica', 'primary']),
+    serverVersion: z.string(),
+    pgDumpVersion: z.string(),
+    keycloakVersion: z.string().nullable(),
+    replicaLagSeconds: z.number().nullable(),
+    database: z.string(),
+    schema: z.string(),
+  }),
+  dump: z.object({
+    key: z.string(),
+    format: z.literal('custom'),
+    compression: z.string(),
+    plainBytes: z.number().int().nonnegative(),
+    plainSha256: sha256,
+    storedBytes: z.number().int().positive(),
+    storedSha256: sha256,
+    durationMs: z.number().nonnegative(),
+  }),
+  encryption: z.object({
+    suite: z.string(),
+    frameLength: z.number().int().positive(),
+    keyIds: z.array(z.string()).min(1),
+    context: z.record(z.string(), z.string()),
+  }),
+  /** Taken inside the dump's own exported snapshot: the dump holds exactly these rows. */
+  contents: z.object({
+    tableCounts: z.record(z.string(), z.number().int().nonnegative()),
+    schemaDigest: z.string(),
+    realms: z.array(z.string()),
+    keyFingerprints: z.record(z.string(), z.string()),
+  }),
+  verification: z.array(verification).default([]),
+  copies: z
+    .array(z.object({ region: z.string(), bucket: z.string(), key: z.string(), verifiedAt: isoTime }))
+    .default([]),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestVerification = z.infer<typeof verification>;
+
+/** Validates a manifest read from storage; a bad one names the key and the first problems. */
+export function parseManifest(value: unknown, key: string): Manifest {
+  const result = manifestSchema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.')}: ${i.message}`)
+    .join('; ');
+  throw new ManifestInvalidError(`manifest ${key} is invalid: ${problems}`, {
+    hint: 'the backup cannot be trusted; take a new backup and inspect this object',
+  });
+}
+
+/** A backup counts as verified when its newest verification passed. */
+export function isVerified(manifest: Manifest): boolean {
+  const last = manifest.verification.at(-1);
+  return last?.passed === true;
+}
