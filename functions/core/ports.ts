@@ -129,3 +129,11 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+export type EndpointRole = 'replica' | 'primary';
+
+/** Resolves where a target's database answers, with credentials (AWS: host plus Secrets Manager; local: URLs). */
+export interface DatabaseLocator {
+  /** A postgres:// URL with credentials; never log it. */
+  connectionUrl(target: string, role: EndpointRole): Promise<string>;
+}

@@ -1,0 +1,46 @@
+// What every handler is given: configuration, logger, clock and the ports, wired to aws/ or local/ adapters.
+import { InvalidInputError } from '../core/errors.js';
+import type {
+  Clock,
+  DatabaseLocator,
+  Envelope,
+  Notifier,
+  ObjectStore,
+  PointInTimeEngine,
+  SnapshotEngine,
+} from '../core/ports.js';
+import type { Config, TargetConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+export interface Services {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  primaryStore: ObjectStore;
+  drStore: ObjectStore;
+  envelope: Envelope;
+  snapshots: SnapshotEngine;
+  pitr: PointInTimeEngine;
+  notifier: Notifier;
+  databases: DatabaseLocator;
+  /** Directory of pg_dump/pg_restore (configured, or found on the machine). */
+  pgBinDir: () => Promise<string>;
+}
+
+export function targetConfig(config: Config, name: string): TargetConfig {
+  const target = config.KB_TARGETS.find((t) => t.name === name);
+  if (!target) {
+    const known = config.KB_TARGETS.map((t) => t.name).join(', ');
+    throw new InvalidInputError(`unknown target "${name}"`, { hint: `configured targets: ${known}` });
+  }
+  return target;
+}
+
+/** A Lambda entry point whose services are built on the first invocation (once per cold start), not at import. */
+export function deferred<E, C, R>(build: () => (event: E, context: C) => Promise<R>) {
+  let handler: ((event: E, context: C) => Promise<R>) | undefined;
+  return (event: E, context: C): Promise<R> => {
+    handler ??= build();
+    return handler(event, context);
+  };
+}
