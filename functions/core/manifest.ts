@@ -60,6 +60,7 @@ export const manifestSchema = z.object({
     schemaDigest: z.string(),
     realms: z.array(z.string()),
     keyFingerprints: z.record(z.string(), z.string()),
+    keycloakVersion: z.string().nullable().optional(),
   }),
   verification: z.array(verification).default([]),
   copies: z

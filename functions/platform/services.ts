@@ -1,4 +1,6 @@
 // What every handler is given: configuration, logger, clock and the ports, wired to aws/ or local/ adapters.
+
+import type { PgBinaries } from '../adapters/postgres/binaries.js';
 import { InvalidInputError } from '../core/errors.js';
 import type {
   Clock,
@@ -23,8 +25,18 @@ export interface Services {
   pitr: PointInTimeEngine;
   notifier: Notifier;
   databases: DatabaseLocator;
-  /** Directory of pg_dump/pg_restore (configured, or found on the machine). */
-  pgBinDir: () => Promise<string>;
+  /** The PostgreSQL client programs (configured directory, or found on the machine), checked once. */
+  binaries: () => Promise<PgBinaries>;
+  /** Progress of long steps (bytes and rate), for a person watching the CLI; unset on AWS. */
+  progress?: (event: ProgressEvent) => void;
+}
+
+export interface ProgressEvent {
+  step: string;
+  target: string;
+  bytes: number;
+  bytesPerSecond: number;
+  done?: boolean;
 }
 
 export function targetConfig(config: Config, name: string): TargetConfig {

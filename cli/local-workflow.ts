@@ -1,0 +1,181 @@
+// Runs the deployable ASL files locally with aws-local-stepfunctions, every Task bound to its real handler in-process.
+import '../functions/platform/polyfills.js';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { ConfigurationError } from '../functions/core/errors.js';
+import { handlerFactories, type LambdaEntry } from '../functions/handlers/index.js';
+import type { Services } from '../functions/platform/services.js';
+
+export type MachineName = 'backup' | 'restore-drill';
+
+export interface WorkflowEvent {
+  type: string;
+  state?: string;
+  timestamp: number;
+  error?: string;
+  cause?: string;
+  attempt?: number;
+}
+
+export interface RunWorkflowOptions {
+  machine: MachineName;
+  input: unknown;
+  services: Services;
+  onEvent?: (event: WorkflowEvent) => void;
+  /** Milliseconds every Wait state pauses locally (the ASL's Seconds are for AWS's slow services). */
+  waitMs?: number;
+  /** Milliseconds between retries locally; undefined keeps the ASL's backoff. */
+  retryIntervalMs?: number;
+  /** Replaces the handler behind a function key (tests inject faults this way, around the real handler). */
+  wrap?: Partial<Record<string, (real: LambdaEntry) => LambdaEntry>>;
+}
+
+export interface WorkflowResult {
+  status: 'SUCCEEDED' | 'FAILED';
+  executionId: string;
+  output?: unknown;
+  error?: string;
+  cause?: string;
+  durationMs: number;
+  events: WorkflowEvent[];
+}
+
+export function definitionPath(machine: MachineName): string {
+  return fileURLToPath(new URL(`../statemachines/${machine}.asl.json`, import.meta.url));
+}
+
+export async function loadDefinition(machine: MachineName): Promise<StateMachineDefinition> {
+  return JSON.parse(await readFile(definitionPath(machine), 'utf8')) as StateMachineDefinition;
+}
+
+interface StateNode {
+  Type: string;
+  Parameters?: { FunctionName?: string };
+  TimeoutSeconds?: number;
+  Branches?: { States: Record<string, StateNode> }[];
+  ItemProcessor?: { States: Record<string, StateNode> };
+  Iterator?: { States: Record<string, StateNode> };
+}
+
+/** Every state of a definition, nested ones included, by name. */
+export function allStates(definition: { States: Record<string, unknown> }): [string, StateNode][] {
+  const found: [string, StateNode][] = [];
+  const walk = (states: Record<string, StateNode>) => {
+    for (const [name, state] of Object.entries(states)) {
+      found.push([name, state]);
+      for (const branch of state.Branches ?? []) walk(branch.States);
+      const inner = state.ItemProcessor ?? state.Iterator;
+      if (inner) walk(inner.States);
+    }
+  };
+  walk(definition.States as Record<string, StateNode>);
+  return found;
+}
+
+export async function runWorkflow(options: RunWorkflowOptions): Promise<WorkflowResult> {
+  const definition = await loadDefinition(options.machine);
+  const name = `local-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}`;
+  const executionId = `arn:aws:states:local:000000000000:execution:keycloak-backup-${options.machine}:${name}`;
+  const entries = new Map<string, LambdaEntry>();
+  const taskHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
+  const waitTimeOverrides: Record<string, number> = {};
+  const retryIntervalOverrides: Record<string, number> = {};
+
+  for (const [stateName, state] of allStates(definition)) {
+    if (state.Type === 'Wait') waitTimeOverrides[stateName] = options.waitMs ?? 1000;
+    if (options.retryIntervalMs !== undefined) retryIntervalOverrides[stateName] = options.retryIntervalMs;
+    if (state.Type !== 'Task') continue;
+    const functionKey = state.Parameters?.FunctionName;
+    const factory = functionKey ? handlerFactories[functionKey] : undefined;
+    if (!functionKey || !factory) {
+      // Unbound, the executor would call a real Lambda: refuse instead.
+      throw new ConfigurationError(
+        `task state ${stateName} names no local handler (${functionKey ?? 'none'})`,
+        {
+          hint: 'every Task must invoke a function registered in functions/handlers/index.ts',
+        },
+      );
+    }
+    let entry = entries.get(functionKey);
+    if (!entry) {
+      const real = factory(options.services);
+      entry = options.wrap?.[functionKey]?.(real) ?? real;
+      entries.set(functionKey, entry);
+    }
+    taskHandlers[stateName] = invokeLikeLambda(functionKey, entry, (state.TimeoutSeconds ?? 60) * 1000);
+  }
+
+  const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
+  const started = Date.now();
+  const execution = machine.run(options.input as never, {
+    overrides: {
+      taskResourceLocalHandlers: taskHandlers as never,
+      waitTimeOverrides,
+      retryIntervalOverrides,
+    },
+    context: { Execution: { Id: executionId, Name: name, StartTime: new Date(started).toISOString() } },
+  });
+
+  const events: WorkflowEvent[] = [];
+  const collecting = (async () => {
+    for await (const raw of execution.eventLogs) {
+      const event = toWorkflowEvent(raw as unknown as RawEvent);
+      events.push(event);
+      options.onEvent?.(event);
+    }
+  })();
+
+  try {
+    const output = await execution.result;
+    await collecting;
+    return { status: 'SUCCEEDED', executionId, output, durationMs: Date.now() - started, events };
+  } catch (error) {
+    await collecting.catch(() => undefined);
+    if (!(error instanceof ExecutionError)) throw error;
+    const failed = events.findLast((e) => e.type === 'ExecutionFailed');
+    return {
+      status: 'FAILED',
+      executionId,
+      error: failed?.error ?? error.name,
+      cause: failed?.cause ?? error.message,
+      durationMs: Date.now() - started,
+      events,
+    };
+  }
+}
+
+/** Emulates the lambda:invoke integration: the handler gets Payload, the state gets {Payload, StatusCode}. */
+function invokeLikeLambda(functionKey: string, entry: LambdaEntry, timeoutMs: number) {
+  return async (input: unknown) => {
+    const started = Date.now();
+    const payload = (input as { Payload?: unknown } | null)?.Payload ?? {};
+    const context = {
+      functionName: functionKey,
+      awsRequestId: randomUUID(),
+      getRemainingTimeInMillis: () => timeoutMs - (Date.now() - started),
+    };
+    const result = await entry(payload, context);
+    return { Payload: result ?? null, StatusCode: 200, ExecutedVersion: '$LATEST' };
+  };
+}
+
+interface RawEvent {
+  type: string;
+  timestamp: number;
+  state?: { name: string };
+  Error?: string;
+  Cause?: unknown;
+  retry?: { attempt: number };
+}
+
+function toWorkflowEvent(raw: RawEvent): WorkflowEvent {
+  const event: WorkflowEvent = { type: raw.type, timestamp: raw.timestamp };
+  if (raw.state) event.state = raw.state.name;
+  if (raw.Error) event.error = raw.Error;
+  if (raw.Cause !== undefined)
+    event.cause = typeof raw.Cause === 'string' ? raw.Cause : JSON.stringify(raw.Cause);
+  if (raw.retry) event.attempt = raw.retry.attempt;
+  return event;
+}

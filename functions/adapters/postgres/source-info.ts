@@ -1,0 +1,70 @@
+// Preflight facts about a target's endpoint: server version, standby status and the settings dumps depend on.
+import type pg from 'pg';
+import { withClient } from './connect.js';
+
+export interface SourceInfo {
+  serverVersion: string;
+  serverMajor: number;
+  inRecovery: boolean;
+  /** Standby settings that decide whether long dumps get cancelled by recovery conflicts. */
+  hotStandbyFeedback: boolean;
+  maxStandbyStreamingDelayMs: number;
+  /** Seconds behind the primary (null on a primary, or on an idle standby with nothing replayed yet). */
+  replicaLagSeconds: number | null;
+}
+
+export function inspectSource(url: string): Promise<SourceInfo> {
+  return withClient(url, readSourceInfo);
+}
+
+export async function readSourceInfo(client: pg.Client): Promise<SourceInfo> {
+  const { rows } = await client.query<{
+    server_version: string;
+    server_version_num: string;
+    in_recovery: boolean;
+    hot_standby_feedback: string;
+    max_standby_streaming_delay: string;
+    lag: string | null;
+  }>(`select current_setting('server_version') as server_version,
+            current_setting('server_version_num') as server_version_num,
+            pg_is_in_recovery() as in_recovery,
+            current_setting('hot_standby_feedback') as hot_standby_feedback,
+            current_setting('max_standby_streaming_delay') as max_standby_streaming_delay,
+            case when pg_is_in_recovery()
+                 then extract(epoch from now() - pg_last_xact_replay_timestamp())::text end as lag`);
+  const row = rows[0]!;
+  return {
+    serverVersion: row.server_version.split(' ')[0]!,
+    serverMajor: Math.floor(Number(row.server_version_num) / 10_000),
+    inRecovery: row.in_recovery,
+    hotStandbyFeedback: row.hot_standby_feedback === 'on',
+    maxStandbyStreamingDelayMs: parseDelay(row.max_standby_streaming_delay),
+    replicaLagSeconds: row.lag === null ? null : Math.max(0, Number(row.lag)),
+  };
+}
+
+/** '30s', '5min', '-1' (wait forever) → milliseconds; -1 stays -1. */
+function parseDelay(text: string): number {
+  const m = /^(-?\d+)\s*(ms|s|min|h|d)?$/.exec(text.trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  if (n < 0) return -1;
+  const unit = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1;
+  return n * unit;
+}
+
+/** Warnings about a standby that will cancel long dumps (DESIGN: conflict with recovery). */
+export function standbyWarnings(info: SourceInfo): string[] {
+  if (!info.inRecovery)
+    return ['the dump endpoint is a primary, not a read replica: the dump adds load to the primary'];
+  if (
+    info.hotStandbyFeedback ||
+    info.maxStandbyStreamingDelayMs === -1 ||
+    info.maxStandbyStreamingDelayMs >= 3_600_000
+  ) {
+    return [];
+  }
+  return [
+    `replica has hot_standby_feedback off and max_standby_streaming_delay ${info.maxStandbyStreamingDelayMs} ms: long dumps may be cancelled by recovery conflicts (set hot_standby_feedback = on)`,
+  ];
+}

@@ -1,0 +1,57 @@
+// Turns a caught step failure into an alert that names target, step, error and execution.
+import type { Alert } from './ports.js';
+
+export interface StepFailure {
+  step: string;
+  target?: string | null;
+  backupId?: string | null;
+  execution?: string | null;
+  error: { Error?: string; Cause?: unknown };
+  failedChecks?: string[];
+}
+
+/**
+ * Step Functions hands a Lambda error's Cause over as a JSON string ({errorType, errorMessage, trace}); the local
+ * executor hands over the message. Either way only the message reaches the alert, never a stack trace.
+ */
+export function causeMessage(cause: unknown): string {
+  if (typeof cause !== 'string') return cause === undefined ? '' : JSON.stringify(cause);
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (parsed && typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // not JSON: the cause is the message itself
+  }
+  return cause;
+}
+
+export function alertFor(failure: StepFailure): Alert {
+  const error = failure.error.Error ?? 'UnknownError';
+  const where = failure.target ? `${failure.target}: ` : '';
+  const checks = failure.failedChecks?.length ? ` (${failure.failedChecks.join(', ')})` : '';
+  return {
+    subject: `keycloak-backup ${where}${failure.step} failed: ${error}${checks}`,
+    target: failure.target ?? undefined,
+    step: failure.step,
+    error,
+    cause: causeMessage(failure.error.Cause),
+    execution: failure.execution ?? undefined,
+    failedChecks: failure.failedChecks,
+  };
+}
+
+/** The alert as plain text, for e-mail bodies and the console. */
+export function formatAlert(alert: Alert): string {
+  const lines = [
+    alert.subject,
+    '',
+    `target:    ${alert.target ?? '(all)'}`,
+    `step:      ${alert.step}`,
+    `error:     ${alert.error}`,
+    `cause:     ${alert.cause}`,
+    `execution: ${alert.execution ?? '(unknown)'}`,
+  ];
+  if (alert.failedChecks?.length) lines.push(`failed checks: ${alert.failedChecks.join(', ')}`);
+  if (alert.link) lines.push(`console:   ${alert.link}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,69 @@
+// Carries out retention in one region: inventory through the ports, planRetention, then the deletions.
+import { readCatalog } from './catalog.js';
+import { MANIFEST_FILE } from './layout.js';
+import type { ObjectStore, SnapshotEngine } from './ports.js';
+import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotRecord } from './retention.js';
+
+export interface ExpireRequest {
+  store: ObjectStore;
+  region: 'primary' | 'dr';
+  snapshots: SnapshotEngine;
+  targets: readonly string[];
+  policy: RetentionPolicy;
+  now: Date;
+  failedTargets: readonly string[];
+  /** Plan only; delete nothing. */
+  dryRun?: boolean;
+}
+
+export async function expireRegion(request: ExpireRequest): Promise<RetentionPlan> {
+  const backups = [];
+  const snapshots: SnapshotRecord[] = [];
+  for (const target of request.targets) {
+    backups.push(...(await readCatalog(request.store, target)));
+    for (const snapshot of await request.snapshots.list(target, request.region)) {
+      snapshots.push({
+        target,
+        snapshotId: snapshot.snapshotId,
+        backupId: snapshot.backupId,
+        retainUntil: snapshot.retainUntil,
+        createdAt: snapshot.createdAt,
+        status: snapshot.status,
+      });
+    }
+  }
+  const plan = planRetention({
+    backups,
+    snapshots,
+    policy: request.policy,
+    now: request.now,
+    failedTargets: request.failedTargets,
+  });
+  if (request.dryRun) return plan;
+  for (const deletion of plan.deleteBackups) {
+    // The manifest goes first: a half-deleted backup then reads as incomplete, never as complete.
+    const isManifest = (key: string) => key.endsWith(`/${MANIFEST_FILE}`);
+    await request.store.deleteObjects(deletion.keys.filter(isManifest));
+    await request.store.deleteObjects(deletion.keys.filter((key) => !isManifest(key)));
+  }
+  for (const deletion of plan.deleteSnapshots) {
+    await request.snapshots.delete(deletion.target, deletion.id, request.region);
+  }
+  return plan;
+}
+
+export function retentionPolicy(config: {
+  KB_RETAIN_HOURLY_HOURS: number;
+  KB_RETAIN_DAILY_DAYS: number;
+  KB_RETAIN_WEEKLY_DAYS: number;
+  KB_RETAIN_MONTHLY_DAYS: number;
+  KB_INCOMPLETE_GRACE_HOURS: number;
+}): RetentionPolicy {
+  return {
+    hourlyHours: config.KB_RETAIN_HOURLY_HOURS,
+    dailyDays: config.KB_RETAIN_DAILY_DAYS,
+    weeklyDays: config.KB_RETAIN_WEEKLY_DAYS,
+    monthlyDays: config.KB_RETAIN_MONTHLY_DAYS,
+    incompleteGraceHours: config.KB_INCOMPLETE_GRACE_HOURS,
+  };
+}

@@ -1,0 +1,41 @@
+// Lambda: applies the retention policy to dumps and snapshots in both regions; a failing target keeps everything.
+import { z } from 'zod';
+import { expireRegion, retentionPolicy } from '../core/expire.js';
+import { lambdaHandler } from '../platform/handler.js';
+import { deferred, type Services } from '../platform/services.js';
+import { servicesFromEnv } from '../platform/wiring.js';
+
+const branch = z.object({ failed: z.boolean() }).passthrough();
+const input = z.object({
+  backupId: z.string(),
+  results: z.array(z.object({ target: z.string(), dump: branch, snapshot: branch })),
+  execution: z.string().optional(),
+});
+
+export function makeHandler(services: Services) {
+  return lambdaHandler('retention', input, services.logger, async (run, { logger }) => {
+    const { config } = services;
+    const failedTargets = run.results.filter((r) => r.dump.failed || r.snapshot.failed).map((r) => r.target);
+    const common = {
+      snapshots: services.snapshots,
+      targets: config.KB_TARGETS.map((t) => t.name),
+      policy: retentionPolicy(config),
+      now: services.clock.now(),
+      failedTargets,
+    };
+    const plans = [
+      await expireRegion({ ...common, store: services.primaryStore, region: 'primary' }),
+      await expireRegion({ ...common, store: services.drStore, region: 'dr' }),
+    ];
+    const paused = [...new Set(plans.flatMap((p) => p.paused.map((x) => `${x.target}: ${x.reason}`)))];
+    const result = {
+      deletedBackups: plans.reduce((n, p) => n + p.deleteBackups.length, 0),
+      deletedSnapshots: plans.reduce((n, p) => n + p.deleteSnapshots.length, 0),
+      paused,
+    };
+    logger.info('retention applied', result);
+    return result;
+  });
+}
+
+export const handler = deferred(() => makeHandler(servicesFromEnv()));
