@@ -1,0 +1,322 @@
+// Restore drills as pure rules: drill ids, request and window checks, the nearest manifest, recovery times, reports.
+import { z } from 'zod';
+import { InvalidInputError, RestoreWindowError } from './errors.js';
+import type { DrillInstance, RestorableWindow } from './ports.js';
+import { parseScheduledTime, timeOfBackupId } from './schedule.js';
+
+export const DRILL_REPORT_VERSION = 1;
+export const DRILL_ID_PREFIX = 'drill-';
+/** RDS instance identifiers are at most 63 characters; a drill id must fit one. */
+export const MAX_DRILL_ID_LENGTH = 63;
+/** The namespace of the drill metrics (EMF), which the "no drill passed" alarm watches. */
+export const METRICS_NAMESPACE = 'KeycloakBackup';
+
+export type RestoreTime = Date | 'latest';
+
+/** What starts a drill: the CLI passes all three; the weekly schedule passes nothing or a target. */
+export const drillRequestSchema = z
+  .object({
+    target: z.string().min(1).optional(),
+    /** ISO 8601 with a zone, or "latest". */
+    time: z.string().min(1).optional(),
+    keepMinutes: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+export interface DrillRequest {
+  target: string;
+  time: RestoreTime;
+  keepMinutes: number;
+}
+
+export interface DrillRequestRules {
+  /** Configured target names; the first is the default. */
+  targets: readonly string[];
+  /** Drills older than this are swept, so a drill may not ask to be kept that long. */
+  maxMinutes: number;
+}
+
+/** Reads a drill request, filling the defaults (first target, latest, keep 0); bad input is InvalidInputError. */
+export function parseDrillRequest(input: unknown, rules: DrillRequestRules): DrillRequest {
+  const parsed = drillRequestSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+    throw new InvalidInputError(`invalid drill request: ${problems.join('; ')}`, {
+      hint: 'a drill request is {"target"?: name, "time"?: ISO 8601 time or "latest", "keepMinutes"?: minutes}',
+    });
+  }
+  const request = parsed.data;
+  const target = request.target ?? rules.targets[0];
+  if (target === undefined || !rules.targets.includes(target)) {
+    throw new InvalidInputError(`unknown target "${request.target ?? ''}"`, {
+      hint: `configured targets: ${rules.targets.join(', ')}`,
+    });
+  }
+  const time =
+    request.time === undefined || request.time === 'latest' ? 'latest' : parseScheduledTime(request.time);
+  const keepMinutes = request.keepMinutes ?? 0;
+  if (keepMinutes >= rules.maxMinutes) {
+    throw new InvalidInputError(
+      `keepMinutes ${keepMinutes} is not below the drill time limit of ${rules.maxMinutes} minutes`,
+      {
+        hint: 'the sweeper deletes drills older than KB_DRILL_MAX_MINUTES: keep it for less, or raise the limit',
+      },
+    );
+  }
+  return { target, time, keepMinutes };
+}
+
+/** `drill-<target>-<yyyymmdd>t<hhmmss>`: lower case because RDS stores instance identifiers in lower case. */
+export function drillIdFor(target: string, requestedAt: Date): string {
+  const iso = requestedAt.toISOString();
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}t${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+  const id = `${DRILL_ID_PREFIX}${target}-${stamp}`.toLowerCase();
+  if (id.length > MAX_DRILL_ID_LENGTH) {
+    throw new InvalidInputError(`drill id ${id} is longer than ${MAX_DRILL_ID_LENGTH} characters`, {
+      hint: `target names used for drills must be at most ${MAX_DRILL_ID_LENGTH - 22} characters`,
+    });
+  }
+  return id;
+}
+
+/** Only instances named like drills are ever swept or torn down by the pipeline. */
+export function isDrillId(id: string): boolean {
+  return /^drill-[a-z0-9][a-z0-9-]*-\d{8}t\d{6}$/.test(id);
+}
+
+/** Why a restore time cannot be restored, or undefined when it can. `now` tells the future from "not yet archived". */
+export function restoreTimeProblem(
+  time: RestoreTime,
+  window: RestorableWindow,
+  now: Date,
+): string | undefined {
+  if (time === 'latest') return undefined;
+  const asked = time.toISOString();
+  if (time.getTime() > now.getTime()) {
+    return `restore time ${asked} is in the future (now is ${now.toISOString()})`;
+  }
+  if (time.getTime() < window.earliest.getTime()) {
+    return `restore time ${asked} is before the earliest restorable time ${window.earliest.toISOString()}`;
+  }
+  if (time.getTime() > window.latest.getTime()) {
+    return `restore time ${asked} is after the latest restorable time ${window.latest.toISOString()}`;
+  }
+  return undefined;
+}
+
+/** Throws RestoreWindowError with the exact reason when the time is outside the window. */
+export function assertRestorable(time: RestoreTime, window: RestorableWindow, now: Date): void {
+  const problem = restoreTimeProblem(time, window, now);
+  if (problem === undefined) return;
+  const hint =
+    time !== 'latest' && time.getTime() < window.earliest.getTime()
+      ? `choose a time at or after ${window.earliest.toISOString()}`
+      : `choose a time between ${window.earliest.toISOString()} and ${window.latest.toISOString()}, or "latest"`;
+  throw new RestoreWindowError(problem, { hint });
+}
+
+/** Backup ids that may hold the nearest manifest, newest first: scheduled no later than the restore time. */
+export function candidateBackupIds(backupIds: readonly string[], restoreTime: Date): string[] {
+  return [...new Set(backupIds)]
+    .filter((id) => timeOfBackupId(id).getTime() <= restoreTime.getTime())
+    .sort()
+    .reverse();
+}
+
+/**
+ * The manifest to compare a restored database with: the newest whose counts were taken (at the dump's start)
+ * no later than the restore time.
+ */
+export function nearestManifest<M extends { backupId: string; startedAt: string }>(
+  manifests: readonly M[],
+  restoreTime: Date,
+): M | undefined {
+  let best: M | undefined;
+  for (const manifest of manifests) {
+    const at = Date.parse(manifest.startedAt);
+    if (at > restoreTime.getTime()) continue;
+    if (!best || at > Date.parse(best.startedAt)) best = manifest;
+  }
+  return best;
+}
+
+/** The moment a restore is compared against: the asked time, or the request time for "latest". */
+export function effectiveRestoreTime(time: RestoreTime, requestedAt: Date): Date {
+  return time === 'latest' ? requestedAt : time;
+}
+
+export interface DrillTimes {
+  requestedAt: Date;
+  /** When the workflow first saw the restored instance available; absent when it never was. */
+  availableAt?: Date;
+  verifiedAt?: Date;
+}
+
+export interface RecoveryTimes {
+  /** Request to a usable database. */
+  recoverySeconds: number | null;
+  /** Available to verified. */
+  verificationSeconds: number | null;
+  /** Request to verified: the recovery time an operator can rely on. */
+  totalSeconds: number | null;
+}
+
+const seconds = (from: Date, to: Date) => Math.round(to.getTime() - from.getTime()) / 1000;
+
+/** Durations between the measured moments; a moment out of order means a broken clock or a bug, so it throws. */
+export function recoveryTimes(times: DrillTimes): RecoveryTimes {
+  const { requestedAt, availableAt, verifiedAt } = times;
+  if (availableAt && availableAt < requestedAt)
+    throw new InvalidInputError('availableAt is before requestedAt');
+  if (availableAt && verifiedAt && verifiedAt < availableAt) {
+    throw new InvalidInputError('verifiedAt is before availableAt');
+  }
+  return {
+    recoverySeconds: availableAt ? seconds(requestedAt, availableAt) : null,
+    verificationSeconds: availableAt && verifiedAt ? seconds(availableAt, verifiedAt) : null,
+    totalSeconds: availableAt && verifiedAt ? seconds(requestedAt, verifiedAt) : null,
+  };
+}
+
+/** Drills older than their limit, which the sweeper tears down; instances already going away are left alone. */
+export function drillsToSweep(
+  drills: readonly DrillInstance[],
+  now: Date,
+  maxMinutes: number,
+): DrillInstance[] {
+  const limit = now.getTime() - maxMinutes * 60_000;
+  return drills.filter(
+    (drill) =>
+      isDrillId(drill.instanceId) &&
+      drill.status !== 'gone' &&
+      drill.status !== 'deleting' &&
+      drill.createdAt.getTime() < limit,
+  );
+}
+
+const isoTime = z.string().datetime({ offset: true });
+
+export const drillCheckSchema = z.object({
+  name: z.string(),
+  status: z.enum(['pass', 'warn', 'fail']),
+  detail: z.string(),
+  class: z.enum(['exact', 'near', 'churn', 'ignore']).optional(),
+});
+export type DrillCheck = z.infer<typeof drillCheckSchema>;
+
+export const drillVerificationSchema = z.object({
+  passed: z.boolean(),
+  keycloakVersion: z.string().nullable(),
+  /** The backup whose manifest the counts were compared with; null when none was older than the restore time. */
+  manifestBackupId: z.string().nullable(),
+  checks: z.array(drillCheckSchema),
+  failedChecks: z.array(z.string()),
+});
+export type DrillVerification = z.infer<typeof drillVerificationSchema>;
+
+export const drillReportSchema = z.object({
+  reportVersion: z.literal(DRILL_REPORT_VERSION),
+  drillId: z.string(),
+  target: z.string(),
+  instanceId: z.string(),
+  execution: z.string().nullable(),
+  requested: z.object({
+    time: z.union([z.literal('latest'), isoTime]),
+    keepMinutes: z.number().int().min(0),
+  }),
+  outcome: z.enum(['passed', 'failed']),
+  times: z.object({
+    requestedAt: isoTime,
+    availableAt: isoTime.nullable(),
+    verifiedAt: isoTime.nullable(),
+    recordedAt: isoTime,
+  }),
+  recovery: z.object({
+    recoverySeconds: z.number().nonnegative().nullable(),
+    verificationSeconds: z.number().nonnegative().nullable(),
+    totalSeconds: z.number().nonnegative().nullable(),
+  }),
+  verification: drillVerificationSchema.nullable(),
+  /** The step that failed and its error, when the drill failed before its verification could judge. */
+  failure: z.object({ step: z.string(), error: z.string(), cause: z.string() }).nullable(),
+  tornDown: z.boolean(),
+});
+export type DrillReport = z.infer<typeof drillReportSchema>;
+
+export interface DrillReportInput {
+  drillId: string;
+  target: string;
+  instanceId: string;
+  execution?: string | null;
+  time: RestoreTime;
+  keepMinutes: number;
+  requestedAt: Date;
+  availableAt?: Date;
+  verifiedAt?: Date;
+  recordedAt: Date;
+  verification?: DrillVerification;
+  failure?: { step: string; error: string; cause: string };
+  tornDown: boolean;
+}
+
+/** A drill passes only when it was verified, every check passed, and nothing failed along the way. */
+export function buildDrillReport(input: DrillReportInput): DrillReport {
+  const passed = input.failure === undefined && input.verification?.passed === true && input.tornDown;
+  return drillReportSchema.parse({
+    reportVersion: DRILL_REPORT_VERSION,
+    drillId: input.drillId,
+    target: input.target,
+    instanceId: input.instanceId,
+    execution: input.execution ?? null,
+    requested: {
+      time: input.time === 'latest' ? 'latest' : input.time.toISOString(),
+      keepMinutes: input.keepMinutes,
+    },
+    outcome: passed ? 'passed' : 'failed',
+    times: {
+      requestedAt: input.requestedAt.toISOString(),
+      availableAt: input.availableAt?.toISOString() ?? null,
+      verifiedAt: input.verifiedAt?.toISOString() ?? null,
+      recordedAt: input.recordedAt.toISOString(),
+    },
+    recovery: recoveryTimes(input),
+    verification: input.verification ?? null,
+    failure: input.failure ?? null,
+    tornDown: input.tornDown,
+  } satisfies DrillReport);
+}
+
+/** The failing checks' names, for the alert. */
+export function failedCheckNames(checks: readonly DrillCheck[]): string[] {
+  return checks.filter((c) => c.status === 'fail').map((c) => c.name);
+}
+
+/**
+ * The drill's metrics as one CloudWatch Embedded Metric Format object: written to the logs, CloudWatch turns it
+ * into DrillsPassed / DrillsFailed / RecoveryTimeSeconds per target, which the "no drill passed" alarm watches.
+ */
+export function drillMetricsEmf(report: DrillReport, at: Date): Record<string, unknown> {
+  const passed = report.outcome === 'passed';
+  const metrics: { Name: string; Unit: string }[] = [
+    { Name: 'DrillsPassed', Unit: 'Count' },
+    { Name: 'DrillsFailed', Unit: 'Count' },
+  ];
+  const values: Record<string, number> = { DrillsPassed: passed ? 1 : 0, DrillsFailed: passed ? 0 : 1 };
+  if (report.recovery.recoverySeconds !== null) {
+    metrics.push({ Name: 'RecoveryTimeSeconds', Unit: 'Seconds' });
+    values.RecoveryTimeSeconds = report.recovery.recoverySeconds;
+  }
+  if (report.recovery.totalSeconds !== null) {
+    metrics.push({ Name: 'DrillTotalSeconds', Unit: 'Seconds' });
+    values.DrillTotalSeconds = report.recovery.totalSeconds;
+  }
+  return {
+    _aws: {
+      Timestamp: at.getTime(),
+      CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [['Target']], Metrics: metrics }],
+    },
+    Target: report.target,
+    drillId: report.drillId,
+    ...values,
+  };
+}
