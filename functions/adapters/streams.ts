@@ -1,0 +1,210 @@
+// Small pass-through stream stages of the data path: count and hash, check a header, hold the end for a verdict.
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback, Writable } from 'node:stream';
+import { ChecksumMismatchError, DumpFailedError } from '../core/errors.js';
+
+/** Larger buffers between stages mean fewer wake-ups per megabyte; 1 MiB matches the encryption frame. */
+export const STAGE_HIGH_WATER_MARK = 1024 * 1024;
+
+export interface DigestStageOptions {
+  /** When set, the stage fails at the end of the stream unless the bytes hash to this (lower-case hex). */
+  expectSha256?: string;
+  /** Names the object in a ChecksumMismatchError. */
+  objectKey?: string;
+  /** Called with the bytes seen so far, at most once per `progressIntervalMs`. */
+  onProgress?: (bytes: number) => void;
+  progressIntervalMs?: number;
+}
+
+/**
+ * Counts and SHA-256-hashes the bytes flowing through, passing each chunk on untouched (no copy).
+ * Read `.bytes` and `.digestHex()` once the stream has finished.
+ */
+export class DigestStage extends Transform {
+  bytes = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private digest: string | undefined;
+  private readonly options: DigestStageOptions;
+  private nextProgressAt = 0;
+
+  constructor(options: DigestStageOptions = {}) {
+    super({ highWaterMark: STAGE_HIGH_WATER_MARK });
+    this.options = options;
+  }
+
+  /** True once every byte has been seen and hashed. */
+  get complete(): boolean {
+    return this.digest !== undefined;
+  }
+
+  /** The SHA-256 of everything that went through; only valid after the stream finished. */
+  digestHex(): string {
+    if (this.digest === undefined) throw new Error('digest read before the stream finished');
+    return this.digest;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    const { onProgress } = this.options;
+    if (onProgress) {
+      const now = Date.now();
+      if (now >= this.nextProgressAt) {
+        this.nextProgressAt = now + (this.options.progressIntervalMs ?? 1000);
+        onProgress(this.bytes);
+      }
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest = this.hash.digest('hex');
+    this.options.onProgress?.(this.bytes);
+    const expected = this.options.expectSha256;
+    if (expected !== undefined && expected.toLowerCase() !== this.digest) {
+      callback(checksumMismatch(this.options.objectKey ?? '(stream)', expected, this.digest));
+      return;
+    }
+    callback();
+  }
+}
+
+export function checksumMismatch(key: string, expected: string, actual: string): ChecksumMismatchError {
+  return new ChecksumMismatchError(`object ${key} has SHA-256 ${actual}, expected ${expected}`, {
+    hint: 'the stored bytes changed after the backup was written: do not restore from it; use another backup',
+  });
+}
+
+/**
+ * Collects the first `n` bytes, hands them to `check` (which throws to fail the stream), then passes
+ * everything on unchanged. A stream shorter than `n` bytes is checked with what there is at its end.
+ */
+export function peekHeader(n: number, check: (head: Buffer) => void): Transform {
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let checked = false;
+  const runCheck = (): Error | undefined => {
+    checked = true;
+    try {
+      check(held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes));
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
+  };
+  return new Transform({
+    highWaterMark: STAGE_HIGH_WATER_MARK,
+    transform(chunk: Buffer, _encoding, callback) {
+      if (checked) {
+        callback(null, chunk);
+        return;
+      }
+      held.push(chunk);
+      heldBytes += chunk.length;
+      if (heldBytes < n) {
+        callback();
+        return;
+      }
+      const error = runCheck();
+      if (error) {
+        callback(error);
+        return;
+      }
+      for (const part of held) this.push(part);
+      held.length = 0;
+      callback();
+    },
+    flush(callback) {
+      if (!checked) {
+        const error = runCheck();
+        if (error) {
+          callback(error);
+          return;
+        }
+        for (const part of held) this.push(part);
+      }
+      callback();
+    },
+  });
+}
+
+/** Asserts a pg_dump custom-format archive: it starts with the magic 'PGDMP'. */
+export function assertPgDumpHeader(head: Buffer): void {
+  if (head.length < 5 || head.toString('latin1', 0, 5) !== 'PGDMP') {
+    throw new DumpFailedError(
+      head.length === 0
+        ? 'pg_dump wrote nothing'
+        : 'pg_dump output does not start with PGDMP: not a custom-format archive',
+      { hint: 'check the pg_dump binary and its arguments; nothing was stored' },
+    );
+  }
+}
+
+/**
+ * Passes bytes through but holds the end of the stream until `verdict` settles: a rejection fails the
+ * stream instead of ending it, so a consumer (a multipart upload) never completes on a failed producer.
+ */
+export function holdEndUntil(verdict: () => Promise<unknown>): Transform {
+  return new Transform({
+    highWaterMark: STAGE_HIGH_WATER_MARK,
+    transform(chunk: Buffer, _encoding, callback) {
+      callback(null, chunk);
+    },
+    flush(callback) {
+      verdict().then(
+        () => callback(),
+        (error: unknown) => callback(error as Error),
+      );
+    },
+  });
+}
+
+/**
+ * Gathers small chunks (64 KiB from a pipe or a socket) into chunks of `size` bytes: the encryption SDK's
+ * streams cost a fixed amount per chunk, so whole frames go through them several times faster.
+ * One allocation per `size` bytes; a chunk that already fills a whole target passes without a copy.
+ */
+export function coalesce(size: number): Transform {
+  let target: Buffer | undefined;
+  let filled = 0;
+  return new Transform({
+    highWaterMark: size,
+    transform(chunk: Buffer, _encoding, callback) {
+      let offset = 0;
+      if (filled === 0 && chunk.length >= size) {
+        callback(null, chunk);
+        return;
+      }
+      while (offset < chunk.length) {
+        target ??= Buffer.allocUnsafeSlow(size);
+        const copied = chunk.copy(target, filled, offset);
+        filled += copied;
+        offset += copied;
+        if (filled === size) {
+          this.push(target);
+          target = undefined;
+          filled = 0;
+        }
+      }
+      callback();
+    },
+    flush(callback) {
+      if (target && filled > 0) this.push(target.subarray(0, filled));
+      target = undefined;
+      callback();
+    },
+  });
+}
+
+/** A sink that throws bytes away (verification reads that only need the hash and the decryption). */
+export function discard(): Writable {
+  return new Writable({
+    highWaterMark: STAGE_HIGH_WATER_MARK,
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+    writev(_chunks, callback) {
+      callback();
+    },
+  });
+}
