@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { VerificationFailedError } from '../../functions/core/errors.js';
 import {
+  assertVerified,
   buildSourceSnapshot,
   CHECK_NAMES,
   type CheckResult,
@@ -533,5 +535,20 @@ describe('compareWithSource', () => {
     const dump = verifyFacts(facts, { source: source(), mode: 'dump' });
     expect(dump.passed).toBe(false);
     expect(dump.inventory).toEqual({ realms: 2, users: 99, credentials: 100, clients: 13, keyProviders: 8 });
+  });
+
+  it('raises VerificationFailedError naming the failed checks, and nothing for warnings', () => {
+    const facts = healthyFacts();
+    facts.orphans[0]!.count = 2;
+    provider(facts, `${APP}-hmac`).material = [secret(false)];
+    const report = verifyFacts(facts);
+    expect(() => assertVerified(report, 'backup 20261122T2300Z')).toThrow(VerificationFailedError);
+    try {
+      assertVerified(report, 'backup 20261122T2300Z');
+    } catch (error) {
+      expect((error as VerificationFailedError).failedChecks).toEqual([CHECK_NAMES.orphans]);
+      expect((error as Error).message).toContain('user_entity.realm_id -> realm.id: 2');
+    }
+    expect(() => assertVerified(verifyFacts(healthyFacts()), 'x')).not.toThrow();
   });
 });

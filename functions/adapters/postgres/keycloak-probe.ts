@@ -1,7 +1,7 @@
 // Gathers KeycloakFacts from a database with read-only queries; key material is analysed and hashed in SQL, never read.
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { DatabaseUnavailableError, TransientError } from '../../core/errors.js';
+import { ConfigurationError, DatabaseUnavailableError, TransientError } from '../../core/errors.js';
 import {
   buildSourceSnapshot,
   canonicalSchemaText,
@@ -51,7 +51,7 @@ const MATERIAL_NAMES = [...DER_MATERIAL_NAMES, ...SECRET_MATERIAL_NAMES];
 
 /** Double-quoted identifier: schema and table names are data here, not SQL. */
 export function quoteIdent(name: string): string {
-  if (name.includes('\0')) throw new DatabaseUnavailableError('identifier contains a NUL byte');
+  if (name.includes('\0')) throw new ConfigurationError('a schema or table name contains a NUL byte');
   return `"${name.replaceAll('"', '""')}"`;
 }
 

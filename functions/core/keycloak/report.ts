@@ -1,4 +1,5 @@
 // Puts the standalone and comparison checks together into one verification report.
+import { VerificationFailedError } from '../errors.js';
 import { compareWithSource } from './compare.js';
 import { currentKeycloakVersion, evaluateHealth } from './health.js';
 import type {
@@ -55,4 +56,22 @@ export function verifyFacts(facts: KeycloakFacts, options: VerifyOptions = {}): 
     );
   }
   return buildReport(facts, checks);
+}
+
+/** Names of the failed checks, for alerts. */
+export function failedCheckNames(report: VerificationReport): string[] {
+  return report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
+}
+
+/** Throws VerificationFailedError naming the failed checks; `what` says what was verified (e.g. a backup id). */
+export function assertVerified(report: VerificationReport, what: string): void {
+  const failed = failedCheckNames(report);
+  if (failed.length === 0) return;
+  const details = report.checks
+    .filter((c) => c.status === 'fail')
+    .map((c) => `${c.name}: ${c.detail}`)
+    .join('; ');
+  throw new VerificationFailedError(`${what} failed Keycloak verification: ${details}`, failed, {
+    hint: 'do not rely on this copy; inspect the named checks against the source database',
+  });
 }
