@@ -14,7 +14,12 @@ const verification = z.object({
   passed: z.boolean(),
   /** Check name → pass/warn/fail, never values. */
   checks: z.array(
-    z.object({ name: z.string(), status: z.enum(['pass', 'warn', 'fail']), detail: z.string() }),
+    z.object({
+      name: z.string(),
+      status: z.enum(['pass', 'warn', 'fail']),
+      detail: z.string(),
+      class: z.string().optional(),
+    }),
   ),
   durationMs: z.number().nonnegative(),
 });

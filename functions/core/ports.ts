@@ -137,3 +137,93 @@ export interface DatabaseLocator {
   /** A postgres:// URL with credentials; never log it. */
   connectionUrl(target: string, role: EndpointRole): Promise<string>;
 }
+
+/** What the dump recorded inside its own snapshot (the manifest's `contents`). */
+export interface DumpContents {
+  tableCounts: Record<string, number>;
+  schemaDigest: string;
+  realms: string[];
+  keyFingerprints: Record<string, string>;
+  keycloakVersion?: string | null;
+}
+
+export interface DumpRequest {
+  target: string;
+  key: string;
+  encryptionContext: Record<string, string>;
+  retainUntil?: Date;
+  onProgress?: (plainBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface DumpOutcome {
+  plainBytes: number;
+  plainSha256: string;
+  storedBytes: number;
+  storedSha256: string;
+  durationMs: number;
+  compression: string;
+  pgDumpVersion: string;
+  serverVersion: string;
+  endpointRole: EndpointRole;
+  replicaLagSeconds: number | null;
+  contents: DumpContents;
+}
+
+/** A stored dump to read back: where it is and what the manifest says it must be. */
+export interface StoredDump {
+  store: ObjectStore;
+  key: string;
+  storedSha256: string;
+  plainSha256?: string;
+  encryptionContext: Record<string, string>;
+  pgDumpVersion?: string;
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface KeycloakCheck {
+  name: string;
+  status: 'pass' | 'warn' | 'fail';
+  detail: string;
+  class?: string;
+}
+
+export interface KeycloakVerification {
+  keycloakVersion: string | null;
+  passed: boolean;
+  checks: KeycloakCheck[];
+}
+
+/** pg_dump, pg_restore and the Keycloak checks, behind one port (a container task could implement it too). */
+export interface DatabaseTools {
+  /** pg_dump of the target's replica through encryption into `store`, with contents counted in its snapshot. */
+  dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome>;
+  /** Re-read, SHA-256 against the manifest, decrypt: the fast check. */
+  verifyStored(dump: StoredDump): Promise<{ storedBytes: number; plainBytes: number; durationMs: number }>;
+  /** verifyStored plus `pg_restore --list`: the archive is readable. */
+  listArchive(dump: StoredDump): Promise<{ tocEntries: number; durationMs: number }>;
+  /** Restores into an existing empty database (parallel with jobs > 1). */
+  restore(
+    dump: StoredDump,
+    databaseUrl: string,
+    jobs: number,
+  ): Promise<{ durationMs: number; plainBytes: number }>;
+  /** The Keycloak health checks, and the comparison with what the backup recorded when `source` is given. */
+  verifyKeycloak(
+    databaseUrl: string,
+    options: { source?: DumpContents; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
+  ): Promise<KeycloakVerification>;
+  /** Creates an empty scratch database, hands its URL to `use`, and drops it afterwards whatever happens. */
+  withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T>;
+}
+
+/** Streams `key` from one store into another, hashing on the way; throws ChecksumMismatchError (and leaves
+ * nothing behind) when the copy's SHA-256 differs from `expectedSha256`. */
+export type CopyObject = (request: {
+  from: ObjectStore;
+  to: ObjectStore;
+  key: string;
+  expectedSha256: string;
+  retainUntil?: Date;
+}) => Promise<{ bytes: number }>;

@@ -69,6 +69,8 @@ export const configSchema = z
     KB_OUTBOX_FILE: z.string().optional(),
     /** Local state folder (snapshots engine, drills). */
     KB_LOCAL_STATE_DIR: z.string().optional(),
+    /** Local WAL archive of the primary (point-in-time restores); <KB_LOCAL_STATE_DIR>/wal-archive when unset. */
+    KB_LOCAL_WAL_ARCHIVE_DIR: z.string().optional(),
     /** Directory of pg_dump / pg_restore; found on the machine when unset. */
     KB_PG_BIN_DIR: z.string().optional(),
     KB_KEYCLOAK_SCHEMA: z
@@ -91,6 +93,32 @@ export const configSchema = z
     /** Near-class tolerance for a point-in-time restore compared with the nearest manifest, in percent. */
     KB_DRILL_NEAR_TOLERANCE_PERCENT: z.coerce.number().min(0).max(100).default(5),
     KB_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+    /** A server where the pipeline may create and drop scratch databases for full verification (URL of its
+     * maintenance database, e.g. postgres://verifier@host/postgres); required when KB_FULL_VERIFY_TIERS is not empty. */
+    KB_SCRATCH_DATABASE_URL: z.string().optional(),
+    /** pg_restore parallelism for scratch restores and the CLI's default. */
+    KB_RESTORE_JOBS: positiveInt(2),
+    /** Value of the `pipeline` tag on snapshots and drill instances (AWS): one per stage, so stages never touch each other's. */
+    KB_PIPELINE_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)
+      .default('keycloak-backup'),
+    /** CA bundle libpq and node-postgres verify the RDS certificate against (AWS; the pg_dump layer ships it). */
+    KB_PG_SSL_ROOT_CERT: z.string().min(1).default('/opt/certs/rds-global-bundle.pem'),
+    /** DB subnet group a restore drill lands in (AWS); without it RDS would pick the default VPC. */
+    KB_DRILL_SUBNET_GROUP: z.string().optional(),
+    /** Comma-separated VPC security group ids for restore drill instances (AWS). */
+    KB_DRILL_SECURITY_GROUP_IDS: z
+      .string()
+      .default('')
+      .transform((text) =>
+        text
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    /** Instance class of restore drill instances (AWS); the source's class when unset. */
+    KB_DRILL_INSTANCE_CLASS: z.string().optional(),
   })
   .superRefine((c, ctx) => {
     const need = (key: keyof typeof c, why: string) => {
@@ -100,6 +128,8 @@ export const configSchema = z
       need('KB_KMS_KEY_ID', 'on AWS');
       need('KB_DR_KMS_KEY_ID', 'on AWS');
       need('KB_ALERT_TOPIC_ARN', 'on AWS');
+      if (c.KB_FULL_VERIFY_TIERS.length > 0)
+        need('KB_SCRATCH_DATABASE_URL', 'on AWS while KB_FULL_VERIFY_TIERS is set');
     } else {
       need('KB_S3_ENDPOINT', 'locally');
       need('KB_LOCAL_KEY_FILE', 'locally');

@@ -4,7 +4,9 @@ import type { PgBinaries } from '../adapters/postgres/binaries.js';
 import { InvalidInputError } from '../core/errors.js';
 import type {
   Clock,
+  CopyObject,
   DatabaseLocator,
+  DatabaseTools,
   Envelope,
   Notifier,
   ObjectStore,
@@ -25,6 +27,10 @@ export interface Services {
   pitr: PointInTimeEngine;
   notifier: Notifier;
   databases: DatabaseLocator;
+  /** pg_dump, pg_restore, the Keycloak checks and scratch databases. */
+  tools: DatabaseTools;
+  /** Streams an object into another store and checks its SHA-256 on the way (the DR copy). */
+  copyObject: CopyObject;
   /** The PostgreSQL client programs (configured directory, or found on the machine), checked once. */
   binaries: () => Promise<PgBinaries>;
   /** Progress of long steps (bytes and rate), for a person watching the CLI; unset on AWS. */
@@ -49,10 +55,10 @@ export function targetConfig(config: Config, name: string): TargetConfig {
 }
 
 /** A Lambda entry point whose services are built on the first invocation (once per cold start), not at import. */
-export function deferred<E, C, R>(build: () => (event: E, context: C) => Promise<R>) {
-  let handler: ((event: E, context: C) => Promise<R>) | undefined;
-  return (event: E, context: C): Promise<R> => {
+export function deferred<E, C, R>(build: () => Promise<(event: E, context: C) => Promise<R>>) {
+  let handler: Promise<(event: E, context: C) => Promise<R>> | undefined;
+  return async (event: E, context: C): Promise<R> => {
     handler ??= build();
-    return handler(event, context);
+    return (await handler)(event, context);
   };
 }

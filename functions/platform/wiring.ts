@@ -5,7 +5,7 @@ import { localServices } from './local-services.js';
 import { createLogger } from './logger.js';
 import type { Services } from './services.js';
 
-export function servicesFromEnv(): Services {
+export async function servicesFromEnv(): Promise<Services> {
   const config = loadConfig();
   const logger = createLogger({ level: config.KB_LOG_LEVEL });
   return config.KB_RUNTIME === 'aws' ? awsServices(config, logger) : localServices(config, logger);

@@ -1,0 +1,132 @@
+// DatabaseTools over the machine's (or the layer's) pg_dump and pg_restore, and the Keycloak probe.
+
+import { ConfigurationError } from '../../core/errors.js';
+import type {
+  DatabaseLocator,
+  DatabaseTools,
+  DumpOutcome,
+  DumpRequest,
+  Envelope,
+  ObjectStore,
+  StoredDump,
+} from '../../core/ports.js';
+import type { PgBinaries } from './binaries.js';
+import { redact, withClient } from './connect.js';
+import { takeSourceSnapshot, verifyKeycloakDatabase } from './keycloak-probe.js';
+import { dumpToStore } from './pg-dump.js';
+import { readArchiveList, restoreFromStore, verifyStoredObject } from './pg-restore.js';
+
+export interface PostgresToolsOptions {
+  binaries: () => Promise<PgBinaries>;
+  databases: DatabaseLocator;
+  envelope: Envelope;
+  compression: string;
+  /** Keycloak's schema (KC_DB_SCHEMA). */
+  schema: string;
+  /** Maintenance database URL of the server that hosts scratch databases. */
+  scratchServerUrl?: string;
+  /** Where parallel restores spool the decrypted archive. */
+  tempDir?: string;
+}
+
+export class PostgresTools implements DatabaseTools {
+  constructor(private readonly options: PostgresToolsOptions) {}
+
+  async dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome> {
+    const binaries = await this.options.binaries();
+    const result = await dumpToStore({
+      databaseUrl: await this.options.databases.connectionUrl(request.target, 'replica'),
+      pgDumpPath: binaries.path('pg_dump'),
+      pgDumpVersion: await binaries.version('pg_dump'),
+      compression: this.options.compression,
+      envelope: this.options.envelope,
+      store,
+      key: request.key,
+      encryptionContext: request.encryptionContext,
+      retainUntil: request.retainUntil,
+      onProgress: request.onProgress,
+      signal: request.signal,
+      inSnapshot: (client) => takeSourceSnapshot(client, this.options.schema, { inTransaction: true }),
+    });
+    const { snapshotResult, inRecovery, ...figures } = result;
+    return { ...figures, endpointRole: inRecovery ? 'replica' : 'primary', contents: snapshotResult };
+  }
+
+  async verifyStored(dump: StoredDump) {
+    const result = await verifyStoredObject(this.readOptions(dump));
+    return { storedBytes: result.storedBytes, plainBytes: result.plainBytes, durationMs: result.durationMs };
+  }
+
+  async listArchive(dump: StoredDump) {
+    const binaries = await this.options.binaries();
+    const result = await readArchiveList({
+      ...this.readOptions(dump),
+      pgRestorePath: binaries.path('pg_restore'),
+      pgRestoreVersion: await binaries.version('pg_restore'),
+    });
+    return { tocEntries: result.tocEntries, durationMs: result.durationMs };
+  }
+
+  async restore(dump: StoredDump, databaseUrl: string, jobs: number) {
+    const binaries = await this.options.binaries();
+    const result = await restoreFromStore({
+      ...this.readOptions(dump),
+      pgRestorePath: binaries.path('pg_restore'),
+      pgRestoreVersion: await binaries.version('pg_restore'),
+      archivePgDumpVersion: dump.pgDumpVersion,
+      databaseUrl,
+      jobs,
+      tempDir: this.options.tempDir,
+    });
+    return { durationMs: result.durationMs, plainBytes: result.plainBytes };
+  }
+
+  verifyKeycloak(
+    databaseUrl: string,
+    options: { source?: DumpOutcome['contents']; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
+  ) {
+    return verifyKeycloakDatabase(databaseUrl, { schema: this.options.schema, ...options });
+  }
+
+  async withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T> {
+    const server = this.options.scratchServerUrl;
+    if (!server) {
+      throw new ConfigurationError('full verification needs a scratch database server', {
+        hint: 'set KB_SCRATCH_DATABASE_URL, or remove the tiers from KB_FULL_VERIFY_TIERS',
+      });
+    }
+    const database = `kb_scratch_${name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
+    const quoted = `"${database}"`;
+    await withClient(server, async (client) => {
+      await client.query(`drop database if exists ${quoted} with (force)`);
+      await client.query(`create database ${quoted}`);
+    });
+    const url = new URL(server);
+    url.pathname = `/${database}`;
+    try {
+      return await use(url.toString());
+    } finally {
+      await withClient(server, (client) =>
+        client.query(`drop database if exists ${quoted} with (force)`),
+      ).catch((error: Error) => {
+        // Leave the error of `use` in charge; a scratch database left behind is named for the operator.
+        process.emitWarning(
+          `scratch database ${database} on ${redact(server)} was not dropped: ${error.message}`,
+        );
+      });
+    }
+  }
+
+  private readOptions(dump: StoredDump) {
+    return {
+      store: dump.store,
+      key: dump.key,
+      expectedSha256: dump.storedSha256,
+      expectedPlainSha256: dump.plainSha256,
+      envelope: this.options.envelope,
+      encryptionContext: dump.encryptionContext,
+      onProgress: dump.onProgress,
+      signal: dump.signal,
+    };
+  }
+}

@@ -1,0 +1,35 @@
+// Every Lambda by its serverless function key: the local runner binds Task states through this one table.
+import type { Services } from '../platform/services.js';
+import * as applyRetention from './apply-retention.js';
+import * as checkSnapshot from './check-snapshot.js';
+import * as copyBackupToDr from './copy-backup-to-dr.js';
+import * as copySnapshotToDr from './copy-snapshot-to-dr.js';
+import * as createSnapshot from './create-snapshot.js';
+import * as dumpDatabase from './dump-database.js';
+import * as notifyFailure from './notify-failure.js';
+import * as planBackup from './plan-backup.js';
+import * as reportBackup from './report-backup.js';
+import * as verifyBackup from './verify-backup.js';
+
+/** A Lambda entry as the runtime calls it. */
+export type LambdaEntry = (event: unknown, context: unknown) => Promise<unknown>;
+
+type Factory = (services: Services) => LambdaEntry;
+
+const asEntry =
+  (module: { makeHandler: (services: Services) => unknown }): Factory =>
+  (services) =>
+    module.makeHandler(services) as LambdaEntry;
+
+export const handlerFactories: Record<string, Factory> = {
+  planBackup: asEntry(planBackup),
+  dumpDatabase: asEntry(dumpDatabase),
+  verifyBackup: asEntry(verifyBackup),
+  copyBackupToDr: asEntry(copyBackupToDr),
+  createSnapshot: asEntry(createSnapshot),
+  checkSnapshot: asEntry(checkSnapshot),
+  copySnapshotToDr: asEntry(copySnapshotToDr),
+  applyRetention: asEntry(applyRetention),
+  reportBackup: asEntry(reportBackup),
+  notifyFailure: asEntry(notifyFailure),
+};

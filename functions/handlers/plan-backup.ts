@@ -1,0 +1,54 @@
+// Lambda: plans the run (backupId, tiers, per-target work) and runs the preflight before anything is written.
+import { z } from 'zod';
+import { inspectSource, standbyWarnings } from '../adapters/postgres/source-info.js';
+import { planRun } from '../core/plan.js';
+import { assertPgDumpCanDump, parsePgVersion } from '../core/versions.js';
+import { lambdaHandler } from '../platform/handler.js';
+import { deferred, type Services } from '../platform/services.js';
+import { servicesFromEnv } from '../platform/wiring.js';
+
+const input = z.object({
+  request: z
+    .object({ time: z.string().optional(), targets: z.array(z.string()).optional() })
+    .passthrough()
+    .default({}),
+  execution: z.string().optional(),
+});
+
+export function makeHandler(services: Services) {
+  return lambdaHandler('plan', input, services.logger, async ({ request }, { logger }) => {
+    const { config } = services;
+    const plan = planRun(
+      request,
+      {
+        dailyHourUtc: config.KB_DAILY_HOUR_UTC,
+        weeklyDayUtc: config.KB_WEEKLY_DAY_UTC,
+        targets: config.KB_TARGETS.map((t) => t.name),
+        snapshotTiers: config.KB_SNAPSHOT_TIERS,
+        fullVerifyTiers: config.KB_FULL_VERIFY_TIERS,
+      },
+      services.clock.now(),
+    );
+
+    // Preflight: nothing is started unless the key works, the replicas answer and pg_dump can dump them.
+    await services.envelope.checkUsable();
+    const binaries = await services.binaries();
+    const pgDump = await binaries.version('pg_dump');
+    const preflight = [];
+    for (const { target } of plan.targets) {
+      const source = await inspectSource(await services.databases.connectionUrl(target, 'replica'));
+      assertPgDumpCanDump({ pgDump, server: parsePgVersion(source.serverVersion) });
+      const warnings = standbyWarnings(source);
+      for (const warning of warnings) logger.warn(warning, { target });
+      preflight.push({ target, serverVersion: source.serverVersion, pgDumpVersion: pgDump.full, warnings });
+    }
+    logger.info('backup planned', {
+      backupId: plan.backupId,
+      tiers: plan.tiers,
+      targets: plan.targets.length,
+    });
+    return { ...plan, preflight };
+  });
+}
+
+export const handler = deferred(async () => makeHandler(await servicesFromEnv()));

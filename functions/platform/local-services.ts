@@ -1,0 +1,93 @@
+// Wires the ports to the local stack: s3rver buckets, a raw AES keyring, pg_basebackup snapshots, an outbox.
+import path from 'node:path';
+import { copyObjectVerified } from '../adapters/copy-object.js';
+import { EsdkEnvelope } from '../adapters/crypto/envelope.js';
+import { readKeyFile } from '../adapters/local/key-file.js';
+import { LocalPointInTimeEngine } from '../adapters/local/local-pitr.js';
+import { LocalSnapshotEngine } from '../adapters/local/local-snapshots.js';
+import { OutboxNotifier } from '../adapters/local/outbox-notifier.js';
+import { LOCAL_KEY_ID, localKeyring } from '../adapters/local/raw-aes-keyring.js';
+import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
+import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
+import { S3ObjectStore } from '../adapters/s3-object-store.js';
+import { ConfigurationError } from '../core/errors.js';
+import type { DatabaseLocator, EndpointRole } from '../core/ports.js';
+import { systemClock } from '../core/ports.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import { type Services, targetConfig } from './services.js';
+
+/** Targets' URLs come straight from configuration locally (no secrets store). */
+export class ConfiguredDatabaseLocator implements DatabaseLocator {
+  constructor(private readonly config: Config) {}
+
+  async connectionUrl(target: string, role: EndpointRole): Promise<string> {
+    const configured = targetConfig(this.config, target);
+    const url = role === 'primary' ? (configured.primary ?? configured.replica) : configured.replica;
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new ConfigurationError(`target ${target}: the ${role} must be a postgres:// URL locally`, {
+        hint: 'set replica (and primary) in KB_TARGETS to postgres://user@host:port/database',
+      });
+    }
+    return url;
+  }
+}
+
+export async function localServices(config: Config, logger: Logger): Promise<Services> {
+  const stateDir = required(config.KB_LOCAL_STATE_DIR, 'KB_LOCAL_STATE_DIR');
+  const store = (bucket: string, region: string) =>
+    new S3ObjectStore({ bucket, region, endpoint: required(config.KB_S3_ENDPOINT, 'KB_S3_ENDPOINT') });
+  const primaryStore = store(config.KB_PRIMARY_BUCKET, config.KB_PRIMARY_REGION);
+  const drStore = store(config.KB_DR_BUCKET, config.KB_DR_REGION);
+  const key = await readKeyFile(required(config.KB_LOCAL_KEY_FILE, 'KB_LOCAL_KEY_FILE'));
+  const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: [LOCAL_KEY_ID] });
+  const databases = new ConfiguredDatabaseLocator(config);
+  const binaries = memoize((): Promise<PgBinaries> => findPgBinaries(config.KB_PG_BIN_DIR));
+  const snapshots = new LocalSnapshotEngine({ primaryStore, drStore, envelope, databases, binaries });
+  return {
+    config,
+    logger,
+    clock: systemClock,
+    primaryStore,
+    drStore,
+    envelope,
+    snapshots,
+    pitr: new LocalPointInTimeEngine({
+      stateDir,
+      walArchiveDir: config.KB_LOCAL_WAL_ARCHIVE_DIR ?? path.join(stateDir, 'wal-archive'),
+      snapshots,
+      databases,
+      binaries,
+    }),
+    notifier: new OutboxNotifier(required(config.KB_OUTBOX_FILE, 'KB_OUTBOX_FILE')),
+    databases,
+    binaries,
+    tools: new PostgresTools({
+      binaries,
+      databases,
+      envelope,
+      compression: config.KB_DUMP_COMPRESSION,
+      schema: config.KB_KEYCLOAK_SCHEMA,
+      scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
+      tempDir: path.join(stateDir, 'tmp'),
+    }),
+    copyObject: copyObjectVerified,
+  };
+}
+
+function required(value: string | undefined, name: string): string {
+  if (!value)
+    throw new ConfigurationError(`${name} is not set`, { hint: 'the local stack sets it; see README' });
+  return value;
+}
+
+export function memoize<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => {
+    value ??= make().catch((error: unknown) => {
+      value = undefined;
+      throw error;
+    });
+    return value;
+  };
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError } from '../../functions/core/errors.js';
+import { parseConfig } from '../../functions/platform/config.js';
+
+const local = {
+  KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://127.0.0.1:5433/keycloak' }]),
+  KB_PRIMARY_BUCKET: 'kb-primary',
+  KB_DR_BUCKET: 'kb-dr',
+  KB_S3_ENDPOINT: 'http://127.0.0.1:4569',
+  KB_LOCAL_KEY_FILE: '/tmp/key',
+  KB_OUTBOX_FILE: '/tmp/outbox.jsonl',
+  KB_LOCAL_STATE_DIR: '/tmp/state',
+};
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = parseConfig(local);
+    expect(config.KB_RUNTIME).toBe('local');
+    expect(config.KB_RETAIN_HOURLY_HOURS).toBe(48);
+    expect(config.KB_RETAIN_MONTHLY_DAYS).toBe(365);
+    expect(config.KB_SNAPSHOT_TIERS).toEqual(['daily', 'weekly', 'monthly']);
+    expect(config.KB_TARGETS[0]?.database).toBe('keycloak');
+  });
+
+  it('lists every bad key in one error', () => {
+    let error: unknown;
+    try {
+      parseConfig({
+        ...local,
+        KB_TARGETS: 'not json',
+        KB_RETAIN_DAILY_DAYS: '-3',
+        KB_DUMP_COMPRESSION: 'brotli',
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigurationError);
+    const message = (error as Error).message;
+    expect(message).toContain('KB_TARGETS: expected a JSON array');
+    expect(message).toContain('KB_RETAIN_DAILY_DAYS');
+    expect(message).toContain('KB_DUMP_COMPRESSION');
+  });
+
+  it('requires the KMS keys and topic on AWS', () => {
+    expect(() => parseConfig({ ...local, KB_RUNTIME: 'aws' })).toThrow(
+      /KB_KMS_KEY_ID: required on AWS.*KB_DR_KMS_KEY_ID.*KB_ALERT_TOPIC_ARN/,
+    );
+  });
+
+  it('refuses a target name that cannot be an object key prefix', () => {
+    const targets = JSON.stringify([{ name: 'Prod DB', replica: 'x' }]);
+    expect(() => parseConfig({ ...local, KB_TARGETS: targets })).toThrow(/KB_TARGETS.0.name/);
+  });
+});
