@@ -93,6 +93,28 @@ describe('EsdkEnvelope', () => {
     expect(failure).toBeInstanceOf(DecryptionFailedError);
   });
 
+  it('lets a pipeline fail in the middle of a message without an uncaught error', async () => {
+    let pushed = 0;
+    const source = new Readable({
+      read() {
+        if (pushed < 3) {
+          pushed += 1;
+          this.push(randomBytes(FRAME_LENGTH));
+        } else this.destroy(new Error('upstream failed'));
+      },
+    });
+
+    const failure = await run(Buffer.alloc(0), envelope().encryptStream(context))
+      .then(() =>
+        pipeline(source, envelope().encryptStream(context), new Writable({ write: (_c, _e, cb) => cb() })),
+      )
+      .catch((error: unknown) => error);
+    // The ESDK's own inner pipeline used to throw 'Premature close' out of band here; give it time to.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    expect((failure as Error).message).toBe('upstream failed');
+  });
+
   it('describes its suite, frame length and key ids for the manifest', () => {
     expect(envelope().describe()).toEqual({
       suite: SUITE_NAME,

@@ -1,5 +1,5 @@
 // Streaming envelope encryption with the AWS Encryption SDK: key-committing suite, no signature, 1 MiB frames.
-import type { Duplex, Transform } from 'node:stream';
+import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import {
   AlgorithmSuiteIdentifier,
   buildClient,
@@ -32,7 +32,6 @@ export interface EsdkEnvelopeOptions {
 
 /**
  * Envelope over any ESDK keyring (KMS multi-region on AWS, raw AES locally).
- * The ESDK's streams are Duplex (duplexify) rather than Transform; they behave as transforms in a pipeline.
  */
 export class EsdkEnvelope implements Envelope {
   private readonly keyring: KeyringNode;
@@ -44,38 +43,26 @@ export class EsdkEnvelope implements Envelope {
   }
 
   encryptStream(context: Record<string, string>): Transform {
-    const stream = client.encryptStream(this.keyring, {
+    const inner = client.encryptStream(this.keyring, {
       suiteId: SUITE_ID,
       frameLength: FRAME_LENGTH,
       encryptionContext: { ...context },
     });
-    mapErrors(stream, (error) =>
-      isKeyProblem(error)
-        ? new KeyUnavailableError(`cannot get a data key to encrypt: ${messageOf(error)}`, {
-            cause: error,
-            hint: 'check that the key exists, is enabled, and that this role may use it',
-          })
-        : error,
-    );
-    return stream as unknown as Transform;
+    // The ESDK pipes its encrypt and signature streams without a callback: destroying them mid-message
+    // throws an uncaught 'Premature close'. So a failed pipeline lets the message finish into nowhere instead.
+    return new EsdkStage(inner, { destroyInnerOnFailure: false, translate: encryptFailure });
   }
 
   decryptStream(expectedContext: Record<string, string>): Transform {
     // Unsigned only: our suite has no signature, so a signed message was not written by this pipeline.
     // maxBodySize bounds what one frame may make us buffer before it is authenticated.
-    const stream = client.decryptUnsignedMessageStream(this.keyring, { maxBodySize: FRAME_LENGTH });
-    mapErrors(stream, (error) =>
-      error instanceof DecryptionFailedError
-        ? error
-        : new DecryptionFailedError(`decryption failed: ${messageOf(error)}`, {
-            cause: error,
-            hint: DECRYPT_HINT,
-          }),
-    );
-    stream.once('MessageHeader', (header: MessageHeader) => {
+    const inner = client.decryptUnsignedMessageStream(this.keyring, { maxBodySize: FRAME_LENGTH });
+    const stage = new EsdkStage(inner, { destroyInnerOnFailure: true, translate: decryptFailure });
+    // The header is authenticated and no plaintext has been released when this fires.
+    inner.once('MessageHeader', (header: MessageHeader) => {
       const missing = contextMismatches(header.encryptionContext, expectedContext);
       if (missing.length > 0) {
-        stream.destroy(
+        stage.destroy(
           new DecryptionFailedError(
             `the encrypted message's context does not match the expected entries: ${missing.join(', ')}`,
             { hint: 'the object belongs to another backup or target than the one asked for' },
@@ -83,7 +70,7 @@ export class EsdkEnvelope implements Envelope {
         );
       }
     });
-    return stream as unknown as Transform;
+    return stage;
   }
 
   describe(): EncryptionDescription {
@@ -119,22 +106,84 @@ export function contextMismatches(
 }
 
 /**
- * Every error the ESDK stream reports goes through its own emit('error') (duplexify's destroy and the inner
- * pipeline's callback both end there): translating at that one point names the failure for the pipeline.
+ * A real Transform around an ESDK Duplex (duplexify over readable-stream 3): node's pipeline sees one stage
+ * with node's semantics, and every failure leaves it already named from the catalogue.
  */
-function mapErrors(stream: Duplex, translate: (error: unknown) => unknown): void {
-  const emit = stream.emit.bind(stream);
-  stream.emit = ((event: string | symbol, ...args: unknown[]) => {
-    if (event === 'error' && !isKeycloakBackupError(args[0]) && !isPrematureClose(args[0])) {
-      return emit('error', translate(args[0]));
+class EsdkStage extends Transform {
+  private readonly inner: Duplex;
+  private readonly destroyInnerOnFailure: boolean;
+  private innerEnded = false;
+  private flushed: TransformCallback | undefined;
+
+  constructor(
+    inner: Duplex,
+    options: { destroyInnerOnFailure: boolean; translate: (error: unknown) => Error },
+  ) {
+    super({ highWaterMark: FRAME_LENGTH });
+    this.inner = inner;
+    this.destroyInnerOnFailure = options.destroyInnerOnFailure;
+    inner.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) inner.pause();
+    });
+    inner.once('end', () => {
+      this.innerEnded = true;
+      const flushed = this.flushed;
+      this.flushed = undefined;
+      flushed?.();
+    });
+    inner.on('error', (error: unknown) => {
+      this.innerEnded = true;
+      this.destroy(options.translate(error));
+    });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.inner.write(chunk)) callback();
+    else this.inner.once('drain', () => callback());
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.flushed = callback;
+    this.inner.end();
+  }
+
+  override _read(size: number): void {
+    this.inner.resume();
+    super._read(size);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.innerEnded) {
+      const inner = this.inner;
+      inner.removeAllListeners('data');
+      inner.on('error', () => undefined);
+      if (this.destroyInnerOnFailure) inner.destroy();
+      else {
+        inner.resume();
+        inner.end();
+      }
     }
-    return emit(event, ...args);
-  }) as Duplex['emit'];
+    callback(error);
+  }
 }
 
-/** A pipeline tearing down after another stage failed is not the envelope's failure. */
-function isPrematureClose(error: unknown): boolean {
-  return (error as { code?: string } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+function encryptFailure(error: unknown): Error {
+  if (isKeycloakBackupError(error)) return error;
+  if (isKeyProblem(error)) {
+    return new KeyUnavailableError(`cannot get a data key to encrypt: ${messageOf(error)}`, {
+      cause: error,
+      hint: 'check that the key exists, is enabled, and that this role may use it',
+    });
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function decryptFailure(error: unknown): Error {
+  if (isKeycloakBackupError(error)) return error;
+  return new DecryptionFailedError(`decryption failed: ${messageOf(error)}`, {
+    cause: error,
+    hint: DECRYPT_HINT,
+  });
 }
 
 function isKeyProblem(error: unknown): boolean {

@@ -1,0 +1,247 @@
+// pg_dump inside an exported snapshot, streamed through encryption into the object store, never buffered whole.
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import {
+  ConfigurationError,
+  DumpFailedError,
+  isKeycloakBackupError,
+  TransientError,
+} from '../../core/errors.js';
+import type { Envelope, ObjectStore } from '../../core/ports.js';
+import { assertPgDumpCanDump, type PgVersion } from '../../core/versions.js';
+import { FRAME_LENGTH } from '../crypto/envelope.js';
+import {
+  assertPgDumpHeader,
+  coalesce,
+  DigestStage,
+  holdEndUntil,
+  peekHeader,
+  STAGE_HIGH_WATER_MARK,
+} from '../streams.js';
+import { connect } from './connect.js';
+import { lastLines, readToolVersion, spawnTool, toolConnection } from './pg-process.js';
+import { readSourceInfo } from './source-info.js';
+
+export interface DumpToStoreOptions<T> {
+  /** postgres:// URL of the endpoint to dump (the read replica). Its password goes to pg_dump by PGPASSWORD only. */
+  databaseUrl: string;
+  pgDumpPath: string;
+  /** KB_DUMP_COMPRESSION: none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9. */
+  compression: string;
+  envelope: Envelope;
+  store: ObjectStore;
+  key: string;
+  /** Bound into the encrypted message; decryption checks it. */
+  encryptionContext: Record<string, string>;
+  /** Runs on the exporting connection, inside the dump's snapshot, while pg_dump runs (the per-table counts). */
+  inSnapshot: (client: pg.Client) => Promise<T>;
+  retainUntil?: Date;
+  /** Plain bytes dumped so far, at most once a second. */
+  onProgress?: (plainBytes: number) => void;
+  /** Skips `pg_dump --version` when the caller already knows it. */
+  pgDumpVersion?: PgVersion;
+  /** Aborting stops pg_dump and the upload (e.g. just before the Lambda time limit). */
+  signal?: AbortSignal;
+}
+
+export interface DumpResult<T> {
+  plainBytes: number;
+  plainSha256: string;
+  storedBytes: number;
+  storedSha256: string;
+  durationMs: number;
+  pgDumpVersion: string;
+  /** The compression as pg_dump was told, normalised (e.g. 'gzip:6', 'none'). */
+  compression: string;
+  serverVersion: string;
+  /** True when the endpoint is a standby (the replica), false on a primary. */
+  inRecovery: boolean;
+  /** Seconds behind the primary at the start of the dump; null on a primary. */
+  replicaLagSeconds: number | null;
+  snapshotResult: T;
+}
+
+/** Normalised spec and pg_dump arguments for a compression setting; lz4 and zstd need pg_dump 16 or later. */
+export function compressionArguments(setting: string, pgDumpMajor: number): { spec: string; args: string[] } {
+  const match = /^(?:(none)|(gzip|lz4|zstd)(?::(\d{1,2}))?|(\d))$/.exec(setting.trim());
+  if (!match) {
+    throw new ConfigurationError(`KB_DUMP_COMPRESSION=${setting} is not a compression setting`, {
+      hint: 'use none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
+    });
+  }
+  const [, none, method, level, bareLevel] = match;
+  if (none) return { spec: 'none', args: pgDumpMajor >= 16 ? ['--compress=none'] : ['-Z', '0'] };
+  if (bareLevel !== undefined) return { spec: `gzip:${bareLevel}`, args: ['-Z', bareLevel] };
+  if (method === 'gzip') {
+    const gzipLevel = level ?? '6';
+    if (Number(gzipLevel) > 9) {
+      throw new ConfigurationError(`KB_DUMP_COMPRESSION=${setting}: gzip levels are 0-9`, {
+        hint: 'use gzip:0 to gzip:9',
+      });
+    }
+    return { spec: `gzip:${gzipLevel}`, args: ['-Z', gzipLevel] };
+  }
+  if (pgDumpMajor < 16) {
+    throw new ConfigurationError(
+      `KB_DUMP_COMPRESSION=${setting} needs pg_dump 16 or later; this pg_dump is ${pgDumpMajor}`,
+      { hint: 'use gzip:N with this pg_dump, or ship a pg_dump 16+ client' },
+    );
+  }
+  const spec = level === undefined ? `${method}` : `${method}:${level}`;
+  return { spec, args: [`--compress=${spec}`] };
+}
+
+/**
+ * Dumps one database to one object: a REPEATABLE READ transaction exports its snapshot, `inSnapshot` and
+ * pg_dump --snapshot both read exactly that state, and the transaction stays open until pg_dump has exited.
+ * The upload completes only if pg_dump exited 0, wrote a custom archive and `inSnapshot` succeeded;
+ * on any failure the multipart upload is aborted and nothing is stored.
+ */
+export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<DumpResult<T>> {
+  const started = performance.now();
+  const tool = options.pgDumpVersion ?? (await readToolVersion(options.pgDumpPath));
+  const compression = compressionArguments(options.compression, tool.major);
+  const { dbname, env } = toolConnection(options.databaseUrl);
+  const client = await connect(options.databaseUrl, 'keycloak-backup-dump');
+  let inTransaction = false;
+  try {
+    const source = await readSourceInfo(client);
+    assertPgDumpCanDump({ pgDump: tool, server: { major: source.serverMajor, full: source.serverVersion } });
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    inTransaction = true;
+    const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+    const snapshotId = rows[0]!.id;
+
+    const dump = spawnTool(
+      options.pgDumpPath,
+      [
+        '--format=custom',
+        `--snapshot=${snapshotId}`,
+        '--no-password',
+        ...compression.args,
+        '--dbname',
+        dbname,
+      ],
+      { env, stdin: 'ignore', stdout: 'pipe' },
+    );
+    const dumpSucceeded = async () => {
+      const exit = await dump.exit;
+      if (exit.code !== 0) throw dumpFailure(exit, dump.stderrTail());
+    };
+    const snapshotWork = options.inSnapshot(client);
+    snapshotWork.catch(() => undefined);
+
+    const plain = new DigestStage({ onProgress: options.onProgress });
+    const stored = new DigestStage();
+    const tail = new PassThrough({ highWaterMark: STAGE_HIGH_WATER_MARK });
+    const flow = pipeline(
+      [
+        dump.child.stdout!,
+        peekHeader(5, assertPgDumpHeader),
+        // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
+        holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
+        coalesce(FRAME_LENGTH),
+        plain,
+        options.envelope.encryptStream(options.encryptionContext),
+        stored,
+        tail,
+      ],
+      options.signal ? { signal: options.signal } : {},
+    );
+    const upload = options.store.putStream(options.key, tail, { retainUntil: options.retainUntil });
+    const stopDump = () => dump.stop();
+    flow.catch(stopDump);
+    upload.catch(stopDump);
+    snapshotWork.catch(stopDump);
+
+    const [flowResult, uploadResult, snapshotResult] = await Promise.allSettled([flow, upload, snapshotWork]);
+    const exit = await dump.exit.catch((error: unknown) => error);
+    const failure = firstFailure({
+      exit,
+      stderr: dump.stderrTail(),
+      signal: options.signal,
+      results: [snapshotResult, flowResult, uploadResult],
+    });
+    if (failure !== undefined) throw failure;
+
+    const head = await options.store.head(options.key);
+    if (head === undefined || head.size !== stored.bytes) {
+      throw new DumpFailedError(
+        `stored object ${options.key} has ${head?.size ?? 'no'} bytes, ${stored.bytes} were written`,
+        { hint: 'the upload was cut short; the backup is retried' },
+      );
+    }
+    await client.query('COMMIT');
+    inTransaction = false;
+    return {
+      plainBytes: plain.bytes,
+      plainSha256: plain.digestHex(),
+      storedBytes: stored.bytes,
+      storedSha256: stored.digestHex(),
+      durationMs: Math.round(performance.now() - started),
+      pgDumpVersion: tool.full,
+      compression: compression.spec,
+      serverVersion: source.serverVersion,
+      inRecovery: source.inRecovery,
+      replicaLagSeconds: source.replicaLagSeconds,
+      snapshotResult: (snapshotResult as PromiseFulfilledResult<T>).value,
+    };
+  } finally {
+    if (inTransaction) await client.query('ROLLBACK').catch(() => undefined);
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Which failure explains a failed dump: pg_dump's own exit first, then the caller's abort, then the rest. */
+function firstFailure(outcome: {
+  exit: unknown;
+  stderr: string;
+  signal: AbortSignal | undefined;
+  results: PromiseSettledResult<unknown>[];
+}): unknown {
+  const { exit, stderr, signal, results } = outcome;
+  if (isKeycloakBackupError(exit)) return exit; // pg_dump could not start
+  const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected.length === 0) return undefined;
+  const toolExit = exit as { code: number | null; signal: NodeJS.Signals | null };
+  // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure.
+  if (toolExit.code !== null && toolExit.code !== 0) return dumpFailure(toolExit, stderr);
+  if (signal?.aborted) return signal.reason ?? rejected[0]!.reason;
+  const named = rejected.find((r) => isKeycloakBackupError(r.reason));
+  const reason = (named ?? rejected[0]!).reason;
+  return isKeycloakBackupError(reason) ? reason : translateSnapshotError(reason);
+}
+
+function dumpFailure(exit: { code: number | null; signal: NodeJS.Signals | null }, stderr: string): Error {
+  const how = exit.code !== null ? `exited with code ${exit.code}` : `was killed by ${exit.signal}`;
+  const tail = lastLines(stderr);
+  if (/conflict with recovery/i.test(stderr)) {
+    return new TransientError(
+      `pg_dump ${how}: cancelled by a conflict with recovery on the standby: ${tail}`,
+      {
+        hint: 'set hot_standby_feedback = on (or raise max_standby_streaming_delay) on the replica; the dump is retried',
+      },
+    );
+  }
+  return new DumpFailedError(`pg_dump ${how}${tail ? `: ${tail}` : ''}`, {
+    hint: 'nothing was stored; read the pg_dump message above',
+  });
+}
+
+/** Errors of the exporting connection (the counts): a recovery conflict is worth a retry. */
+function translateSnapshotError(error: unknown): unknown {
+  const e = error as { code?: string; message?: string };
+  if (e?.code === '40001' || /conflict with recovery/i.test(e?.message ?? '')) {
+    return new TransientError(`the dump's snapshot was cancelled by a conflict with recovery: ${e.message}`, {
+      cause: error,
+      hint: 'set hot_standby_feedback = on on the replica; the dump is retried',
+    });
+  }
+  if (typeof e?.code === 'string' && /^(08|57P)/.test(e.code)) {
+    return new TransientError(`the connection to the database was lost during the dump: ${e.message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}

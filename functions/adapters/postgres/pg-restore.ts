@@ -1,0 +1,424 @@
+// Reads a stored dump back: checksum, decryption, archive header, then pg_restore (--list, or into a database).
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ChecksumMismatchError, isKeycloakBackupError, RestoreFailedError } from '../../core/errors.js';
+import type { Envelope, ObjectStore } from '../../core/ports.js';
+import { assertPgRestoreCanRead, type PgVersion, parsePgVersion } from '../../core/versions.js';
+import { FRAME_LENGTH } from '../crypto/envelope.js';
+import {
+  checksumMismatch,
+  coalesce,
+  DigestStage,
+  discard,
+  peekHeader,
+  STAGE_HIGH_WATER_MARK,
+} from '../streams.js';
+import { lastLines, readToolVersion, spawnTool, type ToolProcess, toolConnection } from './pg-process.js';
+
+/** What the custom-format archive says about itself in its first bytes. */
+export interface ArchiveHeader {
+  /** Archive format version, e.g. '1.14' (PostgreSQL 15), '1.15' (16), '1.16' (17). */
+  formatVersion: string;
+  database: string;
+  /** e.g. '15.18 (Debian 15.18-0+deb12u1)' */
+  serverVersion: string;
+  pgDumpVersion: PgVersion;
+}
+
+/** Enough bytes for the header of any real archive (its strings are a database name and two versions). */
+const ARCHIVE_HEADER_PEEK = 4096;
+
+/**
+ * Parses the header of a pg_dump custom archive (PGDMP, format version, int and offset sizes, format,
+ * compression, creation time, database name, server and pg_dump versions): pg_backup_archiver.c ReadHead.
+ */
+export function parseArchiveHeader(head: Buffer): ArchiveHeader {
+  const fail = (why: string): never => {
+    throw new RestoreFailedError(`not a pg_dump custom-format archive: ${why}`, {
+      hint: 'the object decrypted, but what it holds is not a custom-format dump',
+    });
+  };
+  if (head.length < 12 || head.toString('latin1', 0, 5) !== 'PGDMP') fail('no PGDMP magic');
+  let at = 5;
+  const byte = (): number => {
+    if (at >= head.length) fail('header cut short');
+    return head[at++]!;
+  };
+  const vmaj = byte();
+  const vmin = byte();
+  const vrev = byte();
+  const version = (vmaj << 16) | (vmin << 8) | vrev;
+  const v = (major: number, minor: number) => (major << 16) | (minor << 8);
+  const intSize = byte();
+  if (intSize < 1 || intSize > 8) fail(`integer size ${intSize}`);
+  const readInt = (): number => {
+    const negative = byte() !== 0;
+    let value = 0;
+    for (let i = 0; i < intSize; i++) value += byte() * 2 ** (8 * i);
+    return negative ? -value : value;
+  };
+  const readString = (): string => {
+    const length = readInt();
+    if (length < 0) return '';
+    if (at + length > head.length) fail('header cut short');
+    const text = head.toString('utf8', at, at + length);
+    at += length;
+    return text;
+  };
+  if (version >= v(1, 7)) byte(); // offset size
+  const format = byte();
+  if (format !== 1) fail(`archive format ${format}, expected custom (1)`);
+  if (version >= v(1, 15))
+    byte(); // compression algorithm
+  else if (version >= v(1, 2)) readInt(); // compression level
+  if (version >= v(1, 4)) for (let i = 0; i < 7; i++) readInt(); // creation time
+  const database = readString();
+  const serverVersion = version >= v(1, 10) ? readString() : '';
+  const pgDumpVersionText = version >= v(1, 10) ? readString() : '';
+  let pgDumpVersion: PgVersion;
+  try {
+    pgDumpVersion = parsePgVersion(pgDumpVersionText);
+  } catch {
+    return fail('no pg_dump version in the header');
+  }
+  return { formatVersion: `${vmaj}.${vmin}`, database, serverVersion, pgDumpVersion };
+}
+
+export interface ReadStoredOptions {
+  store: ObjectStore;
+  key: string;
+  /** SHA-256 of the stored (encrypted) bytes, from the manifest. */
+  expectedSha256: string;
+  envelope: Envelope;
+  /** Entries that must be in the message's encryption context (the backup's own). */
+  encryptionContext: Record<string, string>;
+  /** SHA-256 of the plain archive, from the manifest: checked too when given. */
+  expectedPlainSha256?: string;
+  /** Stored bytes read so far, at most once a second. */
+  onProgress?: (bytes: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface VerifyResult {
+  storedBytes: number;
+  plainBytes: number;
+  durationMs: number;
+  /** Stored megabytes (MiB) per second for read + SHA-256 + decryption. */
+  MBps: number;
+}
+
+/** The fast verification pass: re-read, SHA-256 against the manifest, decrypt every frame, discard. */
+export async function verifyStoredObject(options: ReadStoredOptions): Promise<VerifyResult> {
+  const started = performance.now();
+  const read = readStages(options);
+  await runRead(options, read, async (source) => {
+    await pipeline([source, ...read.stages, discard()], signalOption(options));
+  });
+  return read.result(started);
+}
+
+export interface ArchiveListResult extends VerifyResult {
+  /** TOC entries pg_restore --list printed. */
+  tocEntries: number;
+  archive: ArchiveHeader;
+  pgRestoreVersion: string;
+}
+
+/**
+ * Verifies the object as verifyStoredObject does and, in the same pass, has `pg_restore --list` read the
+ * archive's table of contents from stdin. pg_restore stops reading after the TOC; the rest is still decrypted
+ * (and so authenticated) to the end.
+ */
+export async function readArchiveList(
+  options: ReadStoredOptions & { pgRestorePath: string; pgRestoreVersion?: PgVersion },
+): Promise<ArchiveListResult> {
+  const started = performance.now();
+  const tool = options.pgRestoreVersion ?? (await readToolVersion(options.pgRestorePath));
+  const read = readStages(options, tool);
+  const list = spawnTool(options.pgRestorePath, ['--list'], {
+    env: process.env,
+    stdin: 'pipe',
+    stdout: 'pipe',
+  });
+  const counter = new TocCounter();
+  const listed = pipeline(list.child.stdout!, counter);
+  listed.catch(() => undefined);
+  try {
+    await runRead(options, read, async (source) => {
+      await pipeline([source, ...read.stages, feedThenDiscard(list)], signalOption(options));
+    });
+    await listed;
+    const exit = await list.exit;
+    if (exit.code !== 0) {
+      throw new RestoreFailedError(
+        `pg_restore --list ${describeExit(exit)}: ${lastLines(list.stderrTail())}`,
+        {
+          hint: 'the archive decrypted but pg_restore cannot read its table of contents: do not rely on this backup',
+        },
+      );
+    }
+  } finally {
+    list.stop();
+  }
+  if (counter.entries === 0) {
+    throw new RestoreFailedError('pg_restore --list found no entries in the archive', {
+      hint: 'the dump is empty: do not rely on this backup',
+    });
+  }
+  return {
+    ...read.result(started),
+    tocEntries: counter.entries,
+    archive: read.header(),
+    pgRestoreVersion: tool.full,
+  };
+}
+
+export interface RestoreOptions extends ReadStoredOptions {
+  pgRestorePath: string;
+  pgRestoreVersion?: PgVersion;
+  /** postgres:// URL of the (empty, scratch) database to restore into. */
+  databaseUrl: string;
+  /** 1: pg_restore reads stdin as the object streams. >1: the archive goes to a temp file first (parallel restore needs to seek). */
+  jobs?: number;
+  /** Where the temp file goes for jobs > 1 (default os.tmpdir()); it holds the plain dump and is removed after. */
+  tempDir?: string;
+  /** The pg_dump version the manifest recorded; the archive header is checked as well. */
+  archivePgDumpVersion?: string;
+}
+
+export interface RestoreResult extends VerifyResult {
+  archive: ArchiveHeader;
+  pgRestoreVersion: string;
+  jobs: number;
+}
+
+/**
+ * Restores a stored dump into a database with --no-owner --no-acl --exit-on-error. The checksum is part of
+ * the verdict: a mismatch found only at the end of the stream fails the restore even if pg_restore exited 0.
+ */
+export async function restoreFromStore(options: RestoreOptions): Promise<RestoreResult> {
+  const started = performance.now();
+  const jobs = Math.max(1, Math.floor(options.jobs ?? 1));
+  const tool = options.pgRestoreVersion ?? (await readToolVersion(options.pgRestorePath));
+  if (options.archivePgDumpVersion !== undefined) {
+    assertPgRestoreCanRead({
+      pgRestore: tool,
+      archiveDumpedBy: parsePgVersion(options.archivePgDumpVersion),
+    });
+  }
+  const read = readStages(options, tool);
+  const { dbname, env } = toolConnection(options.databaseUrl);
+  const restoreArgs = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password', '--dbname', dbname];
+
+  if (jobs === 1) {
+    const restore = spawnTool(options.pgRestorePath, restoreArgs, { env, stdin: 'pipe', stdout: 'ignore' });
+    try {
+      await runRead(options, read, async (source) => {
+        const flow = pipeline([source, ...read.stages, restore.child.stdin!], signalOption(options));
+        const [flowResult, exitResult] = await Promise.allSettled([flow, restore.exit]);
+        // Our own verdict on the bytes comes first; pg_restore failing on cut-off input is only a symptom.
+        if (flowResult.status === 'rejected' && !isBrokenPipe(flowResult.reason)) throw flowResult.reason;
+        if (exitResult.status === 'rejected') throw exitResult.reason;
+        if (exitResult.value.code !== 0) throw restoreFailure(restore, exitResult.value);
+        if (flowResult.status === 'rejected') throw flowResult.reason;
+      });
+    } finally {
+      restore.stop();
+    }
+  } else {
+    const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'kb-restore-'));
+    try {
+      const file = join(dir, 'archive.pgdump');
+      await runRead(options, read, async (source) => {
+        // 0600: the file holds the plain dump (password hashes, keys).
+        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
+        await pipeline([source, ...read.stages, sink], signalOption(options));
+      });
+      const restore = spawnTool(options.pgRestorePath, [...restoreArgs, `--jobs=${jobs}`, file], {
+        env,
+        stdin: 'ignore',
+        stdout: 'ignore',
+      });
+      const exit = await restore.exit;
+      if (exit.code !== 0) throw restoreFailure(restore, exit);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return { ...read.result(started), archive: read.header(), pgRestoreVersion: tool.full, jobs };
+}
+
+/** The stages every read shares: hash the stored bytes, decrypt, check the archive header and version. */
+function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
+  const stored = new DigestStage({
+    expectSha256: options.expectedSha256,
+    objectKey: options.key,
+    onProgress: options.onProgress,
+  });
+  const plain = new DigestStage(
+    options.expectedPlainSha256 === undefined
+      ? {}
+      : { expectSha256: options.expectedPlainSha256, objectKey: `${options.key} (decrypted)` },
+  );
+  let header: ArchiveHeader | undefined;
+  const stages = [
+    stored,
+    coalesce(FRAME_LENGTH),
+    options.envelope.decryptStream(options.encryptionContext),
+    peekHeader(ARCHIVE_HEADER_PEEK, (head) => {
+      header = parseArchiveHeader(head);
+      if (pgRestore) assertPgRestoreCanRead({ pgRestore, archiveDumpedBy: header.pgDumpVersion });
+    }),
+    plain,
+  ];
+  return {
+    stages,
+    stored,
+    header: (): ArchiveHeader => header!,
+    result: (started: number): VerifyResult => {
+      const durationMs = performance.now() - started;
+      return {
+        storedBytes: stored.bytes,
+        plainBytes: plain.bytes,
+        durationMs: Math.round(durationMs),
+        MBps: Math.round((stored.bytes / 1048576 / Math.max(durationMs, 1)) * 1000 * 10) / 10,
+      };
+    },
+  };
+}
+
+/**
+ * Opens the object and runs `consume`; on failure, names the cause. Any failure before the whole object was
+ * hashed (a flipped byte fails decryption first) is checked against a fresh hash of the object: tampering
+ * is reported as ChecksumMismatchError, not as a key or archive problem.
+ */
+async function runRead(
+  options: ReadStoredOptions,
+  read: { stored: DigestStage },
+  consume: (source: Readable) => Promise<void>,
+): Promise<void> {
+  const source = await options.store.getStream(options.key);
+  try {
+    await consume(source);
+  } catch (error) {
+    if (error instanceof ChecksumMismatchError) throw error;
+    if (!read.stored.complete && !options.signal?.aborted) {
+      const actual = await hashObject(options.store, options.key).catch(() => undefined);
+      if (actual !== undefined && actual !== options.expectedSha256.toLowerCase()) {
+        const mismatch = checksumMismatch(options.key, options.expectedSha256, actual);
+        throw Object.assign(mismatch, { cause: error });
+      }
+    }
+    throw namedReadError(error, options.key);
+  } finally {
+    if (!source.destroyed) source.destroy();
+  }
+}
+
+/** SHA-256 of a stored object, read whole. */
+export async function hashObject(store: ObjectStore, key: string): Promise<string> {
+  const digest = new DigestStage();
+  await pipeline(await store.getStream(key), digest, discard());
+  return digest.digestHex();
+}
+
+function namedReadError(error: unknown, key: string): unknown {
+  if (isKeycloakBackupError(error)) return error;
+  if ((error as { name?: string })?.name === 'AbortError') return error;
+  return new RestoreFailedError(`reading ${key} failed: ${(error as Error)?.message ?? String(error)}`, {
+    cause: error,
+    hint: 'the object could not be read to the end; try again, then use another backup',
+  });
+}
+
+function restoreFailure(restore: ToolProcess, exit: { code: number | null; signal: string | null }): Error {
+  return new RestoreFailedError(`pg_restore ${describeExit(exit)}: ${lastLines(restore.stderrTail())}`, {
+    hint: 'the archive decrypted and matched its checksum, but PostgreSQL refused part of it; read the message',
+  });
+}
+
+function describeExit(exit: { code: number | null; signal: string | null }): string {
+  return exit.code !== null ? `exited with code ${exit.code}` : `was killed by ${exit.signal}`;
+}
+
+function isBrokenPipe(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+function signalOption(options: { signal?: AbortSignal }): { signal?: AbortSignal } {
+  return options.signal ? { signal: options.signal } : {};
+}
+
+/**
+ * Writes into a child's stdin while it reads, then throws the rest away: pg_restore --list closes stdin after
+ * the table of contents, and the rest of the archive must still flow to be authenticated.
+ */
+function feedThenDiscard(tool: ToolProcess): Writable {
+  const stdin = tool.child.stdin!;
+  let open = true;
+  let waiting: (() => void) | undefined;
+  const release = () => {
+    const resume = waiting;
+    waiting = undefined;
+    resume?.();
+  };
+  const closed = () => {
+    open = false;
+    release();
+  };
+  // EPIPE here is the expected end of pg_restore's interest, not a failure; its exit code is the verdict.
+  stdin.on('error', closed);
+  stdin.on('close', closed);
+  stdin.on('drain', release);
+  return new Writable({
+    highWaterMark: STAGE_HIGH_WATER_MARK,
+    write(chunk: Buffer, _encoding, callback) {
+      if (!open) {
+        callback();
+        return;
+      }
+      if (stdin.write(chunk)) {
+        callback();
+        return;
+      }
+      waiting = () => callback();
+    },
+    final(callback) {
+      if (open) stdin.end();
+      callback();
+    },
+    destroy(error, callback) {
+      if (open) stdin.destroy();
+      callback(error);
+    },
+  });
+}
+
+/** Counts the TOC entries in pg_restore --list output (lines that are neither blank nor ';' comments). */
+class TocCounter extends Writable {
+  entries = 0;
+  private partial = '';
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const lines = (this.partial + chunk.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) this.count(line);
+    callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.count(this.partial);
+    this.partial = '';
+    callback();
+  }
+
+  private count(line: string): void {
+    const text = line.trim();
+    if (text !== '' && !text.startsWith(';')) this.entries += 1;
+  }
+}

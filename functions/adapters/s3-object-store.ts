@@ -1,0 +1,259 @@
+// ObjectStore over the S3 API: AWS S3 in production, s3rver locally (only the endpoint differs).
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  type ObjectLockMode,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import {
+  ConfigurationError,
+  isKeycloakBackupError,
+  KeyUnavailableError,
+  ObjectNotFoundError,
+} from '../core/errors.js';
+import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.js';
+import { awsErrorName, classifyAwsError, describeAwsError, httpStatusOf } from './aws/errors.js';
+
+/** 16 MiB parts: 10,000 parts cover 160 GB, and few requests per GB. */
+export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/** Parts in flight; memory held by an upload is about (queueSize + 2) × partSize. */
+export const DEFAULT_QUEUE_SIZE = 3;
+const DELETE_BATCH = 1000;
+
+export interface S3ObjectStoreOptions {
+  client?: S3Client;
+  bucket: string;
+  region: string;
+  /** An S3-compatible endpoint (local s3rver). Unset on AWS. */
+  endpoint?: string;
+  /** SSE-KMS under this key (AWS). */
+  sse?: { kmsKeyId: string };
+  /** The bucket has S3 Object Lock: write objects with their retain-until. */
+  objectLock?: boolean;
+  objectLockMode?: ObjectLockMode;
+  partSize?: number;
+  queueSize?: number;
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  readonly region: string;
+  private readonly client: S3Client;
+  private readonly local: boolean;
+  private readonly options: S3ObjectStoreOptions;
+
+  constructor(options: S3ObjectStoreOptions) {
+    this.options = options;
+    this.bucket = options.bucket;
+    this.region = options.region;
+    this.local = options.endpoint !== undefined;
+    this.client = options.client ?? new S3Client(clientConfig(options));
+  }
+
+  async putStream(key: string, body: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
+    let bytes = 0;
+    let bodyError: unknown;
+    // Why the body failed matters more than how the upload then failed (s3rver, for one, cannot abort).
+    body.once('error', (error) => {
+      bodyError ??= error;
+    });
+    const upload = new Upload({
+      client: this.client,
+      params: { ...this.writeParams(key, options), Body: body },
+      partSize: this.options.partSize ?? DEFAULT_PART_SIZE,
+      queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
+      // lib-storage aborts the multipart upload on any failure, so no parts are left behind.
+      leavePartsOnError: false,
+    });
+    upload.on('httpUploadProgress', (progress) => {
+      if (progress.loaded !== undefined) bytes = progress.loaded;
+    });
+    try {
+      await upload.done();
+    } catch (error) {
+      // An upload that stopped reading would stall the producer forever: fail the body so the pipeline ends.
+      if (!body.destroyed) body.destroy(error as Error);
+      if (bodyError !== undefined) throw bodyError;
+      throw translateS3Error(error, `upload of ${key} to ${this.bucket}`);
+    }
+    return { bytes };
+  }
+
+  async putJson(key: string, value: unknown, options: PutOptions = {}): Promise<void> {
+    const body = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          ...this.writeParams(key, { contentType: 'application/json', ...options }),
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
+    } catch (error) {
+      throw translateS3Error(error, `write of ${key} to ${this.bucket}`);
+    }
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!response.Body) throw new ObjectNotFoundError(`object ${key} in ${this.bucket} has no body`);
+      return response.Body as Readable;
+    } catch (error) {
+      throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
+    }
+  }
+
+  async getJson(key: string): Promise<unknown> {
+    const stream = await this.getStream(key);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+    } catch (error) {
+      throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      // A caller validating a manifest turns this into ManifestInvalidError; here it is just unreadable.
+      throw new SyntaxError(`object ${key} in ${this.bucket} is not JSON: ${(error as Error).message}`);
+    }
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { key, size: response.ContentLength ?? 0, lastModified: response.LastModified ?? new Date(0) };
+    } catch (error) {
+      const translated = translateS3Error(error, `head of ${key} in ${this.bucket}`);
+      if (translated instanceof ObjectNotFoundError) return undefined;
+      throw translated;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    let continuationToken: string | undefined;
+    do {
+      let response: ListObjectsV2CommandOutput;
+      try {
+        response = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: continuationToken,
+          }),
+        );
+      } catch (error) {
+        throw translateS3Error(error, `list of ${prefix} in ${this.bucket}`);
+      }
+      for (const object of response.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        yield {
+          key: object.Key,
+          size: object.Size ?? 0,
+          lastModified: object.LastModified ?? new Date(0),
+        };
+      }
+      continuationToken = response.IsTruncated ? response.NextContinuationToken : undefined;
+    } while (continuationToken);
+  }
+
+  async deleteObjects(keys: readonly string[]): Promise<void> {
+    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
+      const batch = keys.slice(start, start + DELETE_BATCH);
+      let errors: { Key?: string; Code?: string; Message?: string }[] | undefined;
+      try {
+        const response = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        errors = response.Errors;
+      } catch (error) {
+        throw translateS3Error(error, `delete of ${batch.length} objects in ${this.bucket}`);
+      }
+      const first = errors?.[0];
+      if (first) {
+        const failure = Object.assign(new Error(first.Message ?? 'delete refused'), {
+          name: first.Code ?? 'DeleteFailed',
+        });
+        throw translateS3Error(
+          failure,
+          `delete of ${errors?.length} objects in ${this.bucket} (first: ${first.Key})`,
+        );
+      }
+    }
+  }
+
+  /** Parameters every write carries: encryption at rest, Object Lock, integrity checksum. */
+  private writeParams(key: string, options: PutOptions): PutObjectCommandInput {
+    const params: PutObjectCommandInput = { Bucket: this.bucket, Key: key };
+    if (options.contentType) params.ContentType = options.contentType;
+    if (this.options.sse) {
+      params.ServerSideEncryption = 'aws:kms';
+      params.SSEKMSKeyId = this.options.sse.kmsKeyId;
+      params.BucketKeyEnabled = true;
+    }
+    if (this.options.objectLock && options.retainUntil) {
+      params.ObjectLockMode = this.options.objectLockMode ?? 'GOVERNANCE';
+      params.ObjectLockRetainUntilDate = options.retainUntil;
+    }
+    // S3 checks each part against it (Object Lock writes need one); s3rver would store the framing instead.
+    if (!this.local) params.ChecksumAlgorithm = 'SHA256';
+    return params;
+  }
+}
+
+function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
+  if (options.endpoint === undefined) return { region: options.region };
+  return {
+    region: options.region,
+    endpoint: options.endpoint,
+    forcePathStyle: true,
+    // Without these the SDK sends aws-chunked bodies with trailing checksums, which s3rver stores verbatim.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // s3rver's fixed test account; nothing secret.
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  };
+}
+
+/** Maps an S3 SDK error onto the catalogue; `what` names the operation for the message. */
+export function translateS3Error(error: unknown, what: string): unknown {
+  if (isKeycloakBackupError(error)) return error;
+  const name = awsErrorName(error);
+  const status = httpStatusOf(error);
+  const detail = `${what} failed: ${describeAwsError(error)}`;
+  if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) {
+    return new ObjectNotFoundError(detail, { cause: error });
+  }
+  if (name.startsWith('KMS.') || name === 'KMSKeyNotAccessibleFault') {
+    return new KeyUnavailableError(detail, {
+      cause: error,
+      hint: 'the bucket encryption key is missing, disabled or not usable by this role',
+    });
+  }
+  if (name === 'AccessDenied' || name === 'AllAccessDisabled' || status === 403) {
+    return new ConfigurationError(detail, {
+      cause: error,
+      hint: 'grant this role the S3 permissions on the bucket (and kms:GenerateDataKey and kms:Decrypt on its key)',
+    });
+  }
+  if (name === 'NoSuchBucket') {
+    return new ConfigurationError(detail, {
+      cause: error,
+      hint: 'check the bucket name and region settings',
+    });
+  }
+  return classifyAwsError(error, what);
+}

@@ -1,0 +1,388 @@
+// The data path end to end: real PostgreSQL with the Keycloak fixture, real pg_dump/pg_restore, real s3rver,
+// real encryption.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
+import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
+import {
+  type LocalS3Server,
+  localS3ClientConfig,
+  startS3Server,
+} from '../../functions/adapters/local/s3-server.js';
+import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
+import {
+  hashObject,
+  readArchiveList,
+  restoreFromStore,
+  verifyStoredObject,
+} from '../../functions/adapters/postgres/pg-restore.js';
+import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
+import {
+  ChecksumMismatchError,
+  DatabaseUnavailableError,
+  DecryptionFailedError,
+  DumpFailedError,
+  TransientError,
+  VersionMismatchError,
+} from '../../functions/core/errors.js';
+import {
+  findPgBinDir,
+  loadKeycloakFixture,
+  startThrowawayCluster,
+  type ThrowawayCluster,
+} from '../support/throwaway-cluster.js';
+
+const BUCKET = 'kb-data-path';
+const context = { target: 'kc', backupId: '20260101T0000Z' };
+
+let cluster: ThrowawayCluster;
+let s3: LocalS3Server;
+let s3Dir: string;
+let store: S3ObjectStore;
+let sentCommands: string[];
+const key = randomBytes(32);
+const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: ['keycloak-backup/local-key'] });
+const bin = findPgBinDir();
+const pgDump = join(bin, 'pg_dump');
+const pgRestore = join(bin, 'pg_restore');
+
+/** Row counts of every base table in the public schema, read in one snapshot. */
+async function countTables(client: pg.Client): Promise<Record<string, number>> {
+  const { rows } = await client.query<{ name: string }>(
+    `select table_name as name from information_schema.tables
+      where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`,
+  );
+  const counts: Record<string, number> = {};
+  for (const { name } of rows) {
+    const result = await client.query<{ n: string }>(
+      `select count(*) as n from public.${pg.escapeIdentifier(name)}`,
+    );
+    counts[name] = Number(result.rows[0]!.n);
+  }
+  return counts;
+}
+
+async function countsOf(database: string): Promise<Record<string, number>> {
+  const client = new pg.Client({ connectionString: cluster.url(database) });
+  await client.connect();
+  try {
+    return await countTables(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function readObject(objectKey: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await store.getStream(objectKey)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function dump(objectKey: string, database = 'keycloak') {
+  return dumpToStore({
+    databaseUrl: cluster.url(database),
+    pgDumpPath: pgDump,
+    compression: 'gzip:6',
+    envelope,
+    store,
+    key: objectKey,
+    encryptionContext: context,
+    inSnapshot: countTables,
+  });
+}
+
+beforeAll(async () => {
+  cluster = await startThrowawayCluster();
+  await loadKeycloakFixture(cluster, 'keycloak');
+  s3Dir = await mkdtemp(join(tmpdir(), 'kb-s3-'));
+  s3 = await startS3Server({ directory: s3Dir, buckets: [BUCKET] });
+  const client = new S3Client(localS3ClientConfig(s3.endpoint, 'eu-west-1'));
+  sentCommands = [];
+  client.middlewareStack.add(
+    (next, middlewareContext) => async (args) => {
+      sentCommands.push(middlewareContext.commandName ?? '');
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCommands' },
+  );
+  store = new S3ObjectStore({ client, bucket: BUCKET, region: 'eu-west-1', endpoint: s3.endpoint });
+});
+
+afterAll(async () => {
+  await s3?.stop();
+  await cluster?.stop();
+  if (s3Dir) await rm(s3Dir, { recursive: true, force: true });
+});
+
+describe('dump, store, verify and restore', () => {
+  const objectKey = 'kc/2026/01/01/20260101T0000Z/dump.pgdump.enc';
+  let result: Awaited<ReturnType<typeof dump>>;
+
+  beforeAll(async () => {
+    result = await dump(objectKey);
+  });
+
+  it('stores an encrypted archive whose size and SHA-256 are what the dump reported', async () => {
+    const stored = await readObject(objectKey);
+    expect(stored.length).toBe(result.storedBytes);
+    expect(await hashObject(store, objectKey)).toBe(result.storedSha256);
+    expect(result.plainBytes).toBeGreaterThan(10_000);
+    expect(result.plainSha256).not.toBe(result.storedSha256);
+    expect(result.pgDumpVersion).toMatch(/^\d+\.\d+/);
+    expect(result.compression).toBe('gzip:6');
+    expect(result.inRecovery).toBe(false);
+    expect(result.replicaLagSeconds).toBeNull();
+  });
+
+  it('stores nothing readable: no PGDMP header and no SQL text', async () => {
+    const stored = await readObject(objectKey);
+    expect(stored.subarray(0, 5).toString('latin1')).not.toBe('PGDMP');
+    expect(stored.includes(Buffer.from('CREATE TABLE'))).toBe(false);
+    expect(stored.includes(Buffer.from('user_entity'))).toBe(false);
+  });
+
+  it('counts every table inside the dump snapshot', async () => {
+    const source = await countsOf('keycloak');
+    expect(Object.keys(result.snapshotResult)).toHaveLength(87);
+    expect(result.snapshotResult).toEqual(source);
+  });
+
+  it('lists the archive table of contents through pg_restore --list', async () => {
+    const listed = await readArchiveList({
+      store,
+      key: objectKey,
+      expectedSha256: result.storedSha256,
+      expectedPlainSha256: result.plainSha256,
+      envelope,
+      encryptionContext: context,
+      pgRestorePath: pgRestore,
+    });
+    expect(listed.tocEntries).toBeGreaterThan(87);
+    expect(listed.storedBytes).toBe(result.storedBytes);
+    expect(listed.plainBytes).toBe(result.plainBytes);
+    expect(listed.archive.database).toBe('keycloak');
+    expect(listed.archive.pgDumpVersion.full).toBe(result.pgDumpVersion);
+  });
+
+  it('verifies the stored object by re-reading, hashing and decrypting it', async () => {
+    const verified = await verifyStoredObject({
+      store,
+      key: objectKey,
+      expectedSha256: result.storedSha256,
+      envelope,
+      encryptionContext: context,
+    });
+    expect(verified.storedBytes).toBe(result.storedBytes);
+    expect(verified.plainBytes).toBe(result.plainBytes);
+    expect(verified.MBps).toBeGreaterThan(0);
+  });
+
+  it.each([1, 2])('restores into a new database with identical table counts (jobs=%i)', async (jobs) => {
+    const database = `restored_${jobs}`;
+    await cluster.psql('postgres', `create database ${database}`);
+    const restored = await restoreFromStore({
+      store,
+      key: objectKey,
+      expectedSha256: result.storedSha256,
+      envelope,
+      encryptionContext: context,
+      pgRestorePath: pgRestore,
+      databaseUrl: cluster.url(database),
+      jobs,
+      archivePgDumpVersion: result.pgDumpVersion,
+    });
+    expect(restored.jobs).toBe(jobs);
+    expect(restored.storedBytes).toBe(result.storedBytes);
+    expect(await countsOf(database)).toEqual(result.snapshotResult);
+  });
+
+  it('refuses to restore with a pg_restore older than the pg_dump that wrote the archive', async () => {
+    const failure = await restoreFromStore({
+      store,
+      key: objectKey,
+      expectedSha256: result.storedSha256,
+      envelope,
+      encryptionContext: context,
+      pgRestorePath: pgRestore,
+      databaseUrl: cluster.url('postgres'),
+      archivePgDumpVersion: '99.1',
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(VersionMismatchError);
+  });
+
+  describe('with one byte of the stored object flipped', () => {
+    const tamperedKey = 'kc/2026/01/01/20260101T0000Z/tampered.pgdump.enc';
+
+    beforeAll(async () => {
+      const bytes = await readObject(objectKey);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
+      await store.putStream(tamperedKey, Readable.from([bytes]));
+    });
+
+    const read = () => ({
+      store,
+      key: tamperedKey,
+      expectedSha256: result.storedSha256,
+      envelope,
+      encryptionContext: context,
+    });
+
+    it('fails the archive listing with ChecksumMismatchError naming the key', async () => {
+      const failure = await readArchiveList({ ...read(), pgRestorePath: pgRestore }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(ChecksumMismatchError);
+      expect((failure as Error).message).toContain(tamperedKey);
+      expect((failure as Error).message).toContain(result.storedSha256);
+    });
+
+    it('fails the verification with ChecksumMismatchError', async () => {
+      await expect(verifyStoredObject(read())).rejects.toBeInstanceOf(ChecksumMismatchError);
+    });
+
+    it('fails the restore with ChecksumMismatchError', async () => {
+      await cluster.psql('postgres', 'create database restored_tampered');
+      const failure = await restoreFromStore({
+        ...read(),
+        pgRestorePath: pgRestore,
+        databaseUrl: cluster.url('restored_tampered'),
+      }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(ChecksumMismatchError);
+    });
+  });
+
+  it('fails with DecryptionFailedError under a different key', async () => {
+    const stranger = new EsdkEnvelope({ keyring: localKeyring(randomBytes(32)), keyIds: ['other'] });
+    const failure = await verifyStoredObject({
+      store,
+      key: objectKey,
+      expectedSha256: result.storedSha256,
+      envelope: stranger,
+      encryptionContext: context,
+    }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(DecryptionFailedError);
+  });
+});
+
+describe('failures while writing', () => {
+  const uploadsLeft = async () => {
+    const uploads = join(s3Dir, BUCKET, '._S3rver_uploads');
+    return existsSync(uploads) ? await readdir(uploads) : [];
+  };
+
+  it('refuses a database it cannot connect to with DatabaseUnavailableError and stores nothing', async () => {
+    const objectKey = 'kc/2026/01/01/nodb/dump.pgdump.enc';
+    const failure = await dump(objectKey, 'no_such_database').catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(DatabaseUnavailableError);
+    expect(await store.head(objectKey)).toBeUndefined();
+    expect(await uploadsLeft()).toEqual([]);
+  });
+
+  it('turns a failing pg_dump into DumpFailedError with its message and stores nothing', async () => {
+    // A role that may connect but not read Keycloak's tables: pg_dump itself fails on its locks.
+    await cluster.psql('postgres', 'create role dumper login');
+    const objectKey = 'kc/2026/01/01/denied/dump.pgdump.enc';
+    const failure = await dumpToStore({
+      databaseUrl: cluster.url('keycloak').replace('postgres@', 'dumper@'),
+      pgDumpPath: pgDump,
+      compression: 'gzip:6',
+      envelope,
+      store,
+      key: objectKey,
+      encryptionContext: context,
+      inSnapshot: async () => ({}),
+    }).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(DumpFailedError);
+    expect((failure as Error).message).toMatch(/permission denied/);
+    expect(await store.head(objectKey)).toBeUndefined();
+    expect(await uploadsLeft()).toEqual([]);
+  });
+
+  describe('with a pg_dump that writes 24 MB and then fails', () => {
+    let fakeDir: string;
+    const fakeDump = (stderr: string) =>
+      ['#!/bin/sh', 'printf PGDMP', 'head -c 24000000 /dev/zero', `echo "${stderr}" >&2`, 'exit 1'].join(
+        '\n',
+      );
+
+    beforeAll(async () => {
+      fakeDir = await mkdtemp(join(tmpdir(), 'kb-fake-pg-'));
+      await writeFile(join(fakeDir, 'pg_dump_fails'), fakeDump('pg_dump: error: the disk caught fire'), {
+        mode: 0o755,
+      });
+      await writeFile(
+        join(fakeDir, 'pg_dump_conflict'),
+        fakeDump('pg_dump: error: canceling statement due to conflict with recovery'),
+        { mode: 0o755 },
+      );
+    });
+    afterAll(async () => {
+      if (fakeDir) await rm(fakeDir, { recursive: true, force: true });
+    });
+
+    const fakeRun = (program: string, objectKey: string) =>
+      dumpToStore({
+        databaseUrl: cluster.url('keycloak'),
+        pgDumpPath: join(fakeDir, program),
+        pgDumpVersion: { major: 15, full: '15.18' },
+        compression: 'gzip:6',
+        envelope,
+        store,
+        key: objectKey,
+        encryptionContext: context,
+        inSnapshot: async () => ({}),
+      });
+
+    it('aborts the upload after parts were sent and reports DumpFailedError with the stderr tail', async () => {
+      const objectKey = 'kc/2026/01/01/late/dump.pgdump.enc';
+      sentCommands.length = 0;
+      const failure = await fakeRun('pg_dump_fails', objectKey).catch((e: unknown) => e);
+
+      expect(failure).toBeInstanceOf(DumpFailedError);
+      expect((failure as Error).message).toContain('the disk caught fire');
+      expect(sentCommands).toContain('UploadPartCommand');
+      expect(sentCommands).toContain('AbortMultipartUploadCommand');
+      expect(sentCommands).not.toContain('CompleteMultipartUploadCommand');
+      expect(await store.head(objectKey)).toBeUndefined();
+    });
+
+    it('reports a recovery conflict as TransientError', async () => {
+      const failure = await fakeRun('pg_dump_conflict', 'kc/2026/01/01/conflict/dump.pgdump.enc').catch(
+        (e: unknown) => e,
+      );
+      expect(failure).toBeInstanceOf(TransientError);
+      expect((failure as Error).message).toMatch(/conflict with recovery/);
+    });
+  });
+
+  it('aborts the multipart upload when the stream fails after parts were sent', async () => {
+    const objectKey = 'kc/2026/01/01/broken/dump.pgdump.enc';
+    const broken = new Error('producer died');
+    const part = randomBytes(1024 * 1024);
+    let sent = 0;
+    const body = new Readable({
+      read() {
+        if (sent < 40) {
+          sent += 1;
+          this.push(part);
+        } else this.destroy(broken);
+      },
+    });
+    sentCommands.length = 0;
+
+    const failure = await store.putStream(objectKey, body).catch((e: unknown) => e);
+
+    expect(failure).toBe(broken);
+    expect(sentCommands).toContain('UploadPartCommand');
+    expect(sentCommands).toContain('AbortMultipartUploadCommand');
+    expect(sentCommands).not.toContain('CompleteMultipartUploadCommand');
+    expect(await store.head(objectKey)).toBeUndefined();
+  });
+});
