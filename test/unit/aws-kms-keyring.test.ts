@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { pipeline } from 'node:stream/promises';
+import {
+  DecryptCommand,
+  DescribeKeyCommand,
+  EncryptCommand,
+  GenerateDataKeyCommand,
+  KMS,
+} from '@aws-sdk/client-kms';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { KmsKeys, regionOfKeyArn } from '../../functions/adapters/aws/kms-keyring.js';
+import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
+import { ConfigurationError, KeyUnavailableError, TransientError } from '../../functions/core/errors.js';
+import { sdkError, serverError, throttled } from './aws-sdk-errors.js';
+
+const PRIMARY_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1111aaaa-1111-aaaa-1111-aaaa1111aaaa';
+const DR_KEY = 'arn:aws:kms:eu-central-1:111122223333:key/2222bbbb-2222-bbbb-2222-bbbb2222bbbb';
+
+/** A stand-in KMS key: "wraps" by prefixing a marker, so each region unwraps only what it wrapped. */
+function fakeKms(client: KMS, keyArn: string) {
+  const mock = mockClient(client);
+  const marker = Buffer.from(keyArn);
+  mock.on(GenerateDataKeyCommand).callsFake((input: { NumberOfBytes?: number }) => {
+    const plaintext = randomBytes(input.NumberOfBytes ?? 32);
+    return { KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: Buffer.concat([marker, plaintext]) };
+  });
+  mock.on(EncryptCommand).callsFake((input: { Plaintext: Uint8Array }) => ({
+    KeyId: keyArn,
+    CiphertextBlob: Buffer.concat([marker, Buffer.from(input.Plaintext)]),
+  }));
+  mock.on(DecryptCommand).callsFake((input: { CiphertextBlob: Uint8Array }) => ({
+    KeyId: keyArn,
+    Plaintext: Buffer.from(input.CiphertextBlob).subarray(marker.length),
+  }));
+  return mock;
+}
+
+const enabled = (arn: string) => ({
+  KeyMetadata: { KeyId: arn, Arn: arn, Enabled: true, KeyState: 'Enabled' as const },
+});
+
+describe('KmsKeys keyring', () => {
+  let primary: KMS;
+  let dr: KMS;
+
+  beforeEach(() => {
+    // Prepare: one client per key region
+    primary = new KMS({ region: 'eu-west-1' });
+    dr = new KMS({ region: 'eu-central-1' });
+  });
+
+  it('wraps each data key under the primary key (GenerateDataKey) and the DR key (Encrypt)', async () => {
+    const primaryMock = fakeKms(primary, PRIMARY_KEY);
+    const drMock = fakeKms(dr, DR_KEY);
+    const keys = new KmsKeys({
+      primaryKeyArn: PRIMARY_KEY,
+      drKeyArn: DR_KEY,
+      primaryClient: primary,
+      drClient: dr,
+    });
+    const envelope = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+
+    // Act
+    const encrypted = await buffer(
+      Readable.from([Buffer.from('keycloak dump')]).pipe(envelope.encryptStream({ backupId: 'b1' })),
+    );
+
+    // Assess
+    const generate = primaryMock.commandCalls(GenerateDataKeyCommand);
+    expect(generate).toHaveLength(1);
+    expect(generate[0]!.args[0].input).toMatchObject({
+      KeyId: PRIMARY_KEY,
+      EncryptionContext: { backupId: 'b1' },
+    });
+    const wrap = drMock.commandCalls(EncryptCommand);
+    expect(wrap).toHaveLength(1);
+    expect(wrap[0]!.args[0].input).toMatchObject({ KeyId: DR_KEY, EncryptionContext: { backupId: 'b1' } });
+    expect(drMock.commandCalls(GenerateDataKeyCommand)).toHaveLength(0);
+    expect(keys.keyIds).toEqual([PRIMARY_KEY, DR_KEY]);
+    expect(encrypted.length).toBeGreaterThan(13);
+  });
+
+  it('decrypts with the DR region alone when the primary region fails', async () => {
+    // Prepare: encrypt with both regions up
+    fakeKms(primary, PRIMARY_KEY);
+    const drMock = fakeKms(dr, DR_KEY);
+    const keys = new KmsKeys({
+      primaryKeyArn: PRIMARY_KEY,
+      drKeyArn: DR_KEY,
+      primaryClient: primary,
+      drClient: dr,
+    });
+    const envelope = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+    const encrypted = await buffer(
+      Readable.from([Buffer.from('keycloak dump')]).pipe(envelope.encryptStream({ backupId: 'b1' })),
+    );
+    // the primary region goes down
+    mockClient(primary).onAnyCommand().rejects(serverError());
+
+    // Act
+    const chunks: Buffer[] = [];
+    await pipeline(Readable.from([encrypted]), envelope.decryptStream({ backupId: 'b1' }), async (source) => {
+      for await (const chunk of source) chunks.push(chunk as Buffer);
+    });
+
+    // Assess
+    expect(Buffer.concat(chunks).toString()).toBe('keycloak dump');
+    expect(drMock.commandCalls(DecryptCommand)[0]!.args[0].input).toMatchObject({ KeyId: DR_KEY });
+  });
+
+  it('refuses aliases and keys in the same region', () => {
+    expect(() => regionOfKeyArn('alias/keycloak-backup')).toThrow(ConfigurationError);
+    expect(
+      () =>
+        new KmsKeys({
+          primaryKeyArn: PRIMARY_KEY,
+          drKeyArn: PRIMARY_KEY.replace('1111aaaa-', '3333cccc-'),
+          primaryClient: primary,
+          drClient: dr,
+        }),
+    ).toThrow(/two different regions/);
+  });
+});
+
+describe('KmsKeys.checkKeysEnabled', () => {
+  const build = () => {
+    const primary = new KMS({ region: 'eu-west-1' });
+    const dr = new KMS({ region: 'eu-central-1' });
+    return {
+      primary: mockClient(primary),
+      dr: mockClient(dr),
+      keys: new KmsKeys({
+        primaryKeyArn: PRIMARY_KEY,
+        drKeyArn: DR_KEY,
+        primaryClient: primary,
+        drClient: dr,
+      }),
+    };
+  };
+
+  it('describes both keys in their own regions and passes when both are enabled', async () => {
+    const { primary, dr, keys } = build();
+    primary.on(DescribeKeyCommand).resolves(enabled(PRIMARY_KEY));
+    dr.on(DescribeKeyCommand).resolves(enabled(DR_KEY));
+
+    await keys.checkKeysEnabled();
+
+    expect(primary.commandCalls(DescribeKeyCommand)[0]!.args[0].input).toEqual({ KeyId: PRIMARY_KEY });
+    expect(dr.commandCalls(DescribeKeyCommand)[0]!.args[0].input).toEqual({ KeyId: DR_KEY });
+  });
+
+  it('names the DR key when it is pending deletion', async () => {
+    const { primary, dr, keys } = build();
+    primary.on(DescribeKeyCommand).resolves(enabled(PRIMARY_KEY));
+    dr.on(DescribeKeyCommand).resolves({
+      KeyMetadata: { KeyId: DR_KEY, Enabled: false, KeyState: 'PendingDeletion' },
+    });
+
+    const error = await keys.checkKeysEnabled().catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(KeyUnavailableError);
+    expect((error as Error).message).toContain(DR_KEY);
+    expect((error as KeyUnavailableError).hint).toMatch(/cancel the deletion/);
+  });
+
+  it('turns a missing key (NotFoundException) into KeyUnavailableError naming it', async () => {
+    const { primary, keys } = build();
+    primary.on(DescribeKeyCommand).rejects(sdkError('NotFoundException', 400));
+
+    await expect(keys.checkKeysEnabled()).rejects.toThrow(
+      expect.objectContaining({ name: 'KeyUnavailableError', message: expect.stringContaining(PRIMARY_KEY) }),
+    );
+  });
+
+  it('turns throttling after the SDK retries into TransientError', async () => {
+    const { primary, keys } = build();
+    primary.on(DescribeKeyCommand).rejects(throttled());
+
+    await expect(keys.checkKeysEnabled()).rejects.toBeInstanceOf(TransientError);
+  });
+});
