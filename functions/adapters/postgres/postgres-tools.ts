@@ -1,5 +1,6 @@
 // DatabaseTools over the machine's (or the layer's) pg_dump and pg_restore, and the Keycloak probe.
 
+import { mkdir } from 'node:fs/promises';
 import { ConfigurationError } from '../../core/errors.js';
 import type {
   DatabaseLocator,
@@ -69,6 +70,7 @@ export class PostgresTools implements DatabaseTools {
 
   async restore(dump: StoredDump, databaseUrl: string, jobs: number) {
     const binaries = await this.options.binaries();
+    if (this.options.tempDir) await mkdir(this.options.tempDir, { recursive: true, mode: 0o700 });
     const result = await restoreFromStore({
       ...this.readOptions(dump),
       pgRestorePath: binaries.path('pg_restore'),

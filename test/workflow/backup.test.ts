@@ -1,0 +1,181 @@
+// Executes statemachines/backup.asl.json on a real local stack (PostgreSQL primary + replica, s3rver, AES keyring).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
+import { runWorkflow } from '../../cli/local-workflow.js';
+import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
+import { readCatalog, readManifest } from '../../functions/core/catalog.js';
+import { TransientError } from '../../functions/core/errors.js';
+import { dumpKey } from '../../functions/core/layout.js';
+import { backupIdFor } from '../../functions/core/schedule.js';
+import type { LambdaEntry } from '../../functions/handlers/index.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+let stateDir: string;
+let stack: LocalStack;
+let services: Services;
+
+/** A past time on this hour grid: `hoursAgo` whole hours before the current hour. */
+function hourAgo(hoursAgo: number): Date {
+  const now = new Date();
+  now.setUTCMinutes(0, 0, 0);
+  return new Date(now.getTime() - hoursAgo * 3_600_000);
+}
+
+/** The latest past daily run (00:00 UTC). */
+function lastMidnight(daysAgo = 0): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - daysAgo));
+}
+
+async function bytesOf(key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await services.primaryStore.getStream(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-workflow-'));
+  stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
+  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('backup workflow', () => {
+  it('dumps, fully verifies, copies to DR and snapshots the daily run', async () => {
+    const time = lastMidnight(1);
+    const backupId = backupIdFor(time);
+
+    const result = await runWorkflow({
+      machine: 'backup',
+      input: { time: time.toISOString() },
+      services,
+      waitMs: 10,
+    });
+
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
+    expect(manifest.tiers).toContain('daily');
+    expect(manifest.source.endpointRole).toBe('replica');
+    expect(manifest.source.keycloakVersion).toBe('26.0.8');
+    expect(manifest.contents.tableCounts.user_entity).toBe(5);
+    expect(manifest.verification.at(-1)).toMatchObject({ level: 'full', passed: true });
+    expect(manifest.verification.at(-1)?.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['signing-keys', 'source-counts-exact']),
+    );
+    expect(manifest.copies.map((c) => c.region)).toEqual([services.drStore.region]);
+    const drManifest = await readManifest(services.drStore, 'keycloak', backupId);
+    expect(drManifest.dump.storedSha256).toBe(manifest.dump.storedSha256);
+
+    const stored = await bytesOf(dumpKey('keycloak', backupId));
+    expect(stored.length).toBe(manifest.dump.storedBytes);
+    expect(stored.subarray(0, 5).toString('latin1')).not.toBe('PGDMP');
+    expect(stored.includes(Buffer.from('CREATE TABLE'))).toBe(false);
+
+    const snapshots = await services.snapshots.list('keycloak', 'dr');
+    expect(snapshots.map((s) => s.backupId)).toContain(backupId);
+  });
+
+  it('retries a transient dump failure and then succeeds', async () => {
+    const time = hourAgo(3);
+    let calls = 0;
+    const flaky =
+      (real: LambdaEntry): LambdaEntry =>
+      async (event, context) => {
+        calls++;
+        if (calls === 1) throw new TransientError('replica connection reset');
+        return real(event, context);
+      };
+
+    const result = await runWorkflow({
+      machine: 'backup',
+      input: { time: time.toISOString() },
+      services,
+      retryIntervalMs: 10,
+      wrap: { dumpDatabase: flaky },
+    });
+
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    expect(calls).toBe(2);
+    expect(result.events.some((e) => e.type === 'StateRetried' && e.state === 'DumpDatabase')).toBe(true);
+    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    expect(manifest.tiers).toEqual(['hourly']);
+    expect(manifest.verification.at(-1)).toMatchObject({ level: 'archive', passed: true });
+  });
+
+  it('alerts on a fatal failure, naming target, step, error and execution, and fails the execution', async () => {
+    const time = hourAgo(2);
+    const broken = (): LambdaEntry => async () => {
+      const error = new Error('the DR bucket refused the copy');
+      error.name = 'ConfigurationError';
+      throw error;
+    };
+
+    const result = await runWorkflow({
+      machine: 'backup',
+      input: { time: time.toISOString() },
+      services,
+      wrap: { copyBackupToDr: broken },
+    });
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('BackupFailed');
+    const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
+    expect(alert).toMatchObject({
+      target: 'keycloak',
+      step: 'copy',
+      error: 'ConfigurationError',
+      execution: result.executionId,
+    });
+    expect(alert?.cause).toContain('the DR bucket refused the copy');
+  });
+
+  it('records and alerts a verification failure when the stored dump is corrupted, and pauses retention', async () => {
+    const time = hourAgo(1);
+    const backupId = backupIdFor(time);
+    const corruptFirst =
+      (real: LambdaEntry): LambdaEntry =>
+      async (event, context) => {
+        const key = dumpKey('keycloak', backupId);
+        const bytes = await bytesOf(key);
+        bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+        const { Readable } = await import('node:stream');
+        await services.primaryStore.putStream(key, Readable.from([bytes]));
+        return real(event, context);
+      };
+
+    const result = await runWorkflow({
+      machine: 'backup',
+      input: { time: time.toISOString() },
+      services,
+      wrap: { verifyBackup: corruptFirst },
+    });
+
+    expect(result.status).toBe('FAILED');
+    const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
+    expect(alert).toMatchObject({ step: 'verify', error: 'VerificationFailedError' });
+    expect(alert?.cause).toMatch(/checksum/);
+    const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
+    expect(manifest.verification.at(-1)).toMatchObject({ passed: false });
+    const retention = result.events.find((e) => e.type === 'StateExited' && e.state === 'ApplyRetention');
+    expect(retention).toBeDefined();
+    // The newest backup failed: nothing of the target may be expired, so every earlier backup is still there.
+    const ids = (await readCatalog(services.primaryStore, 'keycloak')).map((b) => b.backupId);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        backupIdFor(lastMidnight(1)),
+        backupIdFor(hourAgo(3)),
+        backupIdFor(hourAgo(2)),
+      ]),
+    );
+  });
+});
