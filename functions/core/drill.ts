@@ -1,7 +1,10 @@
 // Restore drills as pure rules: drill ids, request and window checks, the nearest manifest, recovery times, reports.
 import { z } from 'zod';
-import { InvalidInputError, RestoreWindowError } from './errors.js';
-import type { DrillInstance, RestorableWindow } from './ports.js';
+import { readManifest } from './catalog.js';
+import { InvalidInputError, isKeycloakBackupError, RestoreWindowError } from './errors.js';
+import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
+import type { Manifest } from './manifest.js';
+import type { DrillInstance, ObjectStore, RestorableWindow } from './ports.js';
 import { parseScheduledTime, timeOfBackupId } from './schedule.js';
 
 export const DRILL_REPORT_VERSION = 1;
@@ -64,6 +67,15 @@ export function parseDrillRequest(input: unknown, rules: DrillRequestRules): Dri
     );
   }
   return { target, time, keepMinutes };
+}
+
+/** A restore time as states carry it: "latest" or an ISO 8601 time. */
+export function parseRestoreTime(text: string): RestoreTime {
+  return text === 'latest' ? 'latest' : parseScheduledTime(text);
+}
+
+export function formatRestoreTime(time: RestoreTime): string {
+  return time === 'latest' ? 'latest' : time.toISOString();
 }
 
 /** `drill-<target>-<yyyymmdd>t<hhmmss>`: lower case because RDS stores instance identifiers in lower case. */
@@ -140,6 +152,33 @@ export function nearestManifest<M extends { backupId: string; startedAt: string 
   return best;
 }
 
+/**
+ * Reads the nearest manifest from a store: lists the target's manifests, then reads them newest first until one
+ * started no later than the restore time. An unreadable manifest is skipped (that backup never counts).
+ */
+export async function findNearestManifest(
+  store: ObjectStore,
+  target: string,
+  restoreTime: Date,
+): Promise<Manifest | undefined> {
+  const ids: string[] = [];
+  for await (const object of store.list(targetPrefix(target))) {
+    const parsed = parseBackupKey(object.key);
+    if (parsed?.target === target && parsed.file === MANIFEST_FILE) ids.push(parsed.backupId);
+  }
+  for (const backupId of candidateBackupIds(ids, restoreTime)) {
+    let manifest: Manifest;
+    try {
+      manifest = await readManifest(store, target, backupId);
+    } catch (error) {
+      if (isKeycloakBackupError(error)) continue;
+      throw error;
+    }
+    if (nearestManifest([manifest], restoreTime)) return manifest;
+  }
+  return undefined;
+}
+
 /** The moment a restore is compared against: the asked time, or the request time for "latest". */
 export function effectiveRestoreTime(time: RestoreTime, requestedAt: Date): Date {
   return time === 'latest' ? requestedAt : time;
@@ -200,7 +239,8 @@ export const drillCheckSchema = z.object({
   name: z.string(),
   status: z.enum(['pass', 'warn', 'fail']),
   detail: z.string(),
-  class: z.enum(['exact', 'near', 'churn', 'ignore']).optional(),
+  /** exact, near, churn or ignore (KEYCLOAK.md), on comparison checks. */
+  class: z.string().optional(),
 });
 export type DrillCheck = z.infer<typeof drillCheckSchema>;
 

@@ -39,4 +39,4 @@ export function makeHandler(services: Services) {
   );
 }
 
-export const handler = deferred(() => makeHandler(servicesFromEnv()));
+export const handler = deferred(async () => makeHandler(await servicesFromEnv()));

@@ -1,0 +1,592 @@
+// Local PointInTimeEngine: newest base backup before the target, replay of the primary's WAL archive, promote, free port.
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import {
+  access,
+  appendFile,
+  chmod,
+  chown,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { assertRestorable, type RestoreTime } from '../../core/drill.js';
+import {
+  ConfigurationError,
+  InvalidInputError,
+  isKeycloakBackupError,
+  RestoreFailedError,
+  RestoreWindowError,
+  TransientError,
+} from '../../core/errors.js';
+import {
+  type Clock,
+  type DatabaseLocator,
+  type DrillInstance,
+  type PointInTimeEngine,
+  type RestorableWindow,
+  systemClock,
+} from '../../core/ports.js';
+import type { PgBinaries } from '../postgres/binaries.js';
+import { withClient } from '../postgres/connect.js';
+import { lastLines, spawnTool } from '../postgres/pg-process.js';
+import type { LocalSnapshotEngine, SnapshotMetadata } from './local-snapshots.js';
+
+const execFileAsync = promisify(execFile);
+
+export const DRILLS_DIR = 'drills';
+const RECORD_FILE = 'instance.json';
+const DATA_DIR = 'data';
+const LOG_FILE = 'postgres.log';
+const INSTANCE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+const recordSchema = z.object({
+  recordVersion: z.literal(1),
+  instanceId: z.string(),
+  target: z.string(),
+  status: z.enum(['creating', 'available']),
+  createdAt: z.string(),
+  availableAt: z.string().nullable(),
+  time: z.string(),
+  snapshotId: z.string(),
+  port: z.number().int().nullable(),
+  pid: z.number().int().nullable(),
+});
+type InstanceRecord = z.infer<typeof recordSchema>;
+
+export interface LocalPointInTimeEngineOptions {
+  /** The local state folder; drills live in `<stateDir>/drills/<instanceId>/`. */
+  stateDir: string;
+  /** Where the local primary's archive_command copies its WAL segments. */
+  walArchiveDir: string;
+  snapshots: LocalSnapshotEngine;
+  /** The primary of each target: sealing the archive, and the credentials of the restored copy. */
+  databases: DatabaseLocator;
+  binaries: () => Promise<PgBinaries>;
+  clock?: Clock;
+  /** How long WAL replay up to promotion may take. Default 10 minutes. */
+  recoveryTimeoutMs?: number;
+  /** How long the archiver may take to archive the switched segment. Default 60 seconds. */
+  archiveTimeoutMs?: number;
+}
+
+export class LocalPointInTimeEngine implements PointInTimeEngine {
+  private readonly clock: Clock;
+  private readonly drillsDir: string;
+
+  constructor(private readonly options: LocalPointInTimeEngineOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.drillsDir = path.join(options.stateDir, DRILLS_DIR);
+  }
+
+  /**
+   * From the oldest stored base backup's consistent point to now: the archive is sealed first (a commit, a WAL
+   * switch, the segment archived), so every moment up to `latest` has a later commit to stop at.
+   */
+  async restorableWindow(target: string): Promise<RestorableWindow> {
+    const snapshots = await this.options.snapshots.listMetadata(target, 'primary');
+    const oldest = snapshots[0];
+    if (!oldest) {
+      throw new RestoreWindowError(`no base backup of ${target} to restore from, so nothing is restorable`, {
+        hint: 'run a backup on a snapshot tier (daily and up by default) first',
+      });
+    }
+    const latest = await this.sealArchive(target);
+    return { earliest: new Date(oldest.createdAt), latest };
+  }
+
+  /**
+   * Restores into a new instance and returns once it is promoted and answering (status available).
+   * Refuses a time outside the window before it creates anything; removes everything it made if it fails.
+   */
+  async restore(request: { target: string; instanceId: string; time: RestoreTime }): Promise<DrillInstance> {
+    const { target, instanceId, time } = request;
+    checkInstanceId(instanceId);
+    const existing = await this.readRecord(instanceId);
+    if (existing) {
+      const current = await this.describe(instanceId);
+      // A repeated start (a retried step) finds the restore done; anything else left under this name goes first.
+      if (current.status === 'available' && existing.target === target) return current;
+      await this.teardown(instanceId);
+    }
+
+    const window = await this.restorableWindow(target);
+    assertRestorable(time, window, this.clock.now());
+    const snapshot = this.pickSnapshot(await this.options.snapshots.listMetadata(target, 'primary'), time);
+
+    const owner = await postgresOwner();
+    await this.prepareDrillsDir(owner);
+    const dir = this.dir(instanceId);
+    const dataDir = path.join(dir, DATA_DIR);
+    await mkdir(dir, { mode: 0o700 });
+    const record: InstanceRecord = {
+      recordVersion: 1,
+      instanceId,
+      target,
+      status: 'creating',
+      createdAt: this.clock.now().toISOString(),
+      availableAt: null,
+      time: time === 'latest' ? 'latest' : time.toISOString(),
+      snapshotId: snapshot.snapshotId,
+      port: null,
+      pid: null,
+    };
+    try {
+      await this.writeRecord(record);
+      await mkdir(dataDir, { mode: 0o700 });
+      if (owner) {
+        await chown(dir, owner.uid, owner.gid);
+        await chown(dataDir, owner.uid, owner.gid);
+      }
+      const binaries = await this.options.binaries();
+      await this.unpack(snapshot, dataDir, owner);
+      const port = await freePort();
+      await this.writeRecoverySettings(dataDir, port, time, owner);
+      record.port = port;
+      await this.writeRecord(record);
+
+      await this.startServer(binaries, dataDir, path.join(dir, LOG_FILE), owner);
+      record.pid = await readPostmasterPid(dataDir);
+      await this.writeRecord(record);
+
+      const url = await this.drillUrl(target, port);
+      await this.waitUntilPromoted(url, record.pid, path.join(dir, LOG_FILE));
+      record.status = 'available';
+      record.availableAt = this.clock.now().toISOString();
+      await this.writeRecord(record);
+      return {
+        instanceId,
+        target,
+        status: 'available',
+        createdAt: new Date(record.createdAt),
+        databaseUrl: url,
+      };
+    } catch (error) {
+      await this.teardown(instanceId).catch(() => undefined);
+      if (isKeycloakBackupError(error)) throw error;
+      throw new RestoreFailedError(
+        `point-in-time restore of ${target} into ${instanceId} failed: ${messageOf(error)}`,
+        {
+          cause: error,
+          hint: 'nothing was left behind; see the error, fix it and start the drill again',
+        },
+      );
+    }
+  }
+
+  async describe(instanceId: string): Promise<DrillInstance> {
+    checkInstanceId(instanceId);
+    const record = await this.readRecord(instanceId);
+    if (!record) {
+      const info = await stat(this.dir(instanceId)).catch(() => undefined);
+      // A folder without its record is a restore that died before writing it: failed, and swept like one.
+      return info
+        ? { instanceId, target: '', status: 'failed', createdAt: info.mtime }
+        : { instanceId, target: '', status: 'gone', createdAt: this.clock.now() };
+    }
+    const base = { instanceId, target: record.target, createdAt: new Date(record.createdAt) };
+    if (record.status === 'creating') return { ...base, status: 'creating' };
+    if (record.pid === null || record.port === null || !isAlive(record.pid))
+      return { ...base, status: 'failed' };
+    return { ...base, status: 'available', databaseUrl: await this.drillUrl(record.target, record.port) };
+  }
+
+  /** Stops the instance by its own pid (immediate: nothing in it is worth a checkpoint) and removes its folder. */
+  async teardown(instanceId: string): Promise<void> {
+    checkInstanceId(instanceId);
+    const dir = this.dir(instanceId);
+    if (!(await exists(dir))) return;
+    const dataDir = path.join(dir, DATA_DIR);
+    const record = await this.readRecord(instanceId).catch(() => undefined);
+    const pid = (await readPostmasterPid(dataDir).catch(() => null)) ?? record?.pid ?? null;
+    if (pid !== null && isAlive(pid) && (await isPostmasterOf(pid, dataDir))) {
+      const binaries = await this.options.binaries();
+      await runAsPostgres(
+        binaries.path('pg_ctl'),
+        ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '60'],
+        {
+          owner: await postgresOwner(),
+        },
+      ).catch(() => undefined);
+      if (isAlive(pid)) process.kill(pid, 'SIGQUIT');
+      if (!(await waitForExit(pid, 10_000))) {
+        process.kill(pid, 'SIGKILL');
+        await waitForExit(pid, 5_000);
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async listDrills(): Promise<DrillInstance[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.drillsDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const drills = await Promise.all(
+      names.filter((name) => INSTANCE_ID.test(name)).map((name) => this.describe(name)),
+    );
+    return drills.filter((drill) => drill.status !== 'gone');
+  }
+
+  /** The newest base backup consistent at or before the time (any for latest). */
+  private pickSnapshot(snapshots: SnapshotMetadata[], time: RestoreTime): SnapshotMetadata {
+    const usable =
+      time === 'latest' ? snapshots : snapshots.filter((s) => Date.parse(s.createdAt) <= time.getTime());
+    const chosen = usable.at(-1);
+    if (!chosen) {
+      throw new RestoreWindowError(
+        `no base backup was complete at ${time === 'latest' ? 'any time' : time.toISOString()}`,
+        {
+          hint: 'choose a later time',
+        },
+      );
+    }
+    return chosen;
+  }
+
+  /** Commits, switches WAL and waits for the archiver: returns a moment before that commit. */
+  private async sealArchive(target: string): Promise<Date> {
+    const before = this.clock.now();
+    const url = await this.options.databases.connectionUrl(target, 'primary');
+    const { segment, segmentBytes } = await withClient(url, async (client) => {
+      try {
+        // A transaction with an xid writes a commit record stamped with its time: recovery_target_time stops at it.
+        await client.query('BEGIN');
+        await client.query('SELECT pg_current_xact_id()');
+        await client.query('COMMIT');
+        const { rows } = await client.query<{ segment: string; bytes: string }>(
+          "SELECT pg_walfile_name(pg_switch_wal()) AS segment, pg_size_bytes(current_setting('wal_segment_size')) AS bytes",
+        );
+        return { segment: rows[0]!.segment, segmentBytes: Number(rows[0]!.bytes) };
+      } catch (error) {
+        throw new ConfigurationError(`cannot switch WAL on the primary of ${target}: ${messageOf(error)}`, {
+          cause: error,
+          hint: 'the local primary role must be allowed to run pg_switch_wal()',
+        });
+      }
+    });
+    await this.waitForArchived(segment, segmentBytes);
+    return before;
+  }
+
+  private async waitForArchived(segment: string, segmentBytes: number): Promise<void> {
+    const file = path.join(this.options.walArchiveDir, segment);
+    const deadline = Date.now() + (this.options.archiveTimeoutMs ?? 60_000);
+    while (Date.now() < deadline) {
+      const info = await stat(file).catch(() => undefined);
+      if (info && info.size >= segmentBytes) return;
+      await sleep(100);
+    }
+    throw new TransientError(
+      `WAL segment ${segment} was not archived into ${this.options.walArchiveDir} in time`,
+      {
+        hint: 'check the primary archive_command and pg_stat_archiver.failed_count',
+      },
+    );
+  }
+
+  /** Decrypts the stored base backup straight into tar running as the data directory's owner. */
+  private async unpack(snapshot: SnapshotMetadata, dataDir: string, owner: Owner | undefined): Promise<void> {
+    const stages = await this.options.snapshots.archiveStages(snapshot);
+    const [command, args] = asPostgres('tar', ['-x', '-f', '-', '-C', dataDir], owner);
+    const tar = spawnTool(command, args, { env: process.env, stdin: 'pipe', stdout: 'ignore' });
+    try {
+      const stdin = tar.child.stdin;
+      if (!stdin) throw new Error('tar has no stdin');
+      await pipeline(...stages, stdin);
+    } catch (error) {
+      tar.stop();
+      await tar.exit.catch(() => undefined);
+      throw error;
+    }
+    const exit = await tar.exit;
+    if (exit.code !== 0) {
+      throw new RestoreFailedError(
+        `unpacking base backup ${snapshot.snapshotId} failed: ${lastLines(tar.stderrTail())}`,
+        {
+          hint: 'check free disk space in the state folder',
+        },
+      );
+    }
+    await chmod(dataDir, 0o700);
+  }
+
+  /**
+   * Appended to postgresql.auto.conf, read last, so these win over the primary's own settings: its own port,
+   * loopback only, no archiving (a drill must never write into the primary's archive), no synchronous standbys.
+   */
+  private async writeRecoverySettings(
+    dataDir: string,
+    port: number,
+    time: RestoreTime,
+    owner: Owner | undefined,
+  ): Promise<void> {
+    const archive = this.options.walArchiveDir;
+    const settings: Record<string, string> = {
+      port: String(port),
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: '',
+      archive_mode: 'off',
+      restore_command: `cp "${archive}/%f" "%p"`,
+      recovery_target_timeline: 'latest',
+      recovery_target_action: 'promote',
+      hot_standby: 'on',
+      primary_conninfo: '',
+      primary_slot_name: '',
+      synchronous_standby_names: '',
+      logging_collector: 'off',
+      // Before replaying, PostgreSQL syncs the whole copied directory; one syncfs() per filesystem is far quicker.
+      recovery_init_sync_method: 'syncfs',
+    };
+    if (time !== 'latest') {
+      settings.recovery_target_time = `${time.toISOString().replace('T', ' ').replace('Z', '')}+00`;
+      settings.recovery_target_inclusive = 'true';
+    }
+    const lines = Object.entries(settings).map(
+      ([name, value]) => `${name} = '${value.replaceAll("'", "''")}'`,
+    );
+    for (const file of ['postgresql.conf', 'postgresql.auto.conf']) {
+      // A primary configured only on its command line has no config file in its data directory.
+      if (!(await exists(path.join(dataDir, file)))) await writeOwned(path.join(dataDir, file), '', owner);
+    }
+    if (!(await exists(path.join(dataDir, 'pg_hba.conf')))) {
+      await writeOwned(path.join(dataDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\n', owner);
+    }
+    await appendFile(
+      path.join(dataDir, 'postgresql.auto.conf'),
+      `\n# keycloak-backup restore drill: these settings win over the primary's above\n${lines.join('\n')}\n`,
+    );
+    await rm(path.join(dataDir, 'standby.signal'), { force: true });
+    await writeOwned(path.join(dataDir, 'recovery.signal'), '', owner);
+  }
+
+  private async startServer(
+    binaries: PgBinaries,
+    dataDir: string,
+    logFile: string,
+    owner: Owner | undefined,
+  ): Promise<void> {
+    await writeOwned(logFile, '', owner);
+    try {
+      // -w returns once the server accepts connections (consistent, still replaying); promotion is awaited after.
+      await runAsPostgres(
+        binaries.path('pg_ctl'),
+        ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '300', '-s'],
+        {
+          owner,
+        },
+      );
+    } catch (error) {
+      throw new RestoreFailedError(`the restored copy did not start: ${await logTail(logFile)}`, {
+        cause: error,
+        hint: 'a recovery target before the base backup completed, or WAL missing from the archive, stops recovery',
+      });
+    }
+  }
+
+  private async waitUntilPromoted(url: string, pid: number | null, logFile: string): Promise<void> {
+    const deadline = Date.now() + (this.options.recoveryTimeoutMs ?? 600_000);
+    for (;;) {
+      if (pid !== null && !isAlive(pid)) {
+        throw new RestoreFailedError(`recovery stopped before promotion: ${await logTail(logFile)}`, {
+          hint: 'WAL between the base backup and the target time must be in the archive',
+        });
+      }
+      const inRecovery = await withClient(url, async (client) => {
+        const { rows } = await client.query<{ recovering: boolean }>(
+          'SELECT pg_is_in_recovery() AS recovering',
+        );
+        return rows[0]!.recovering;
+      }).catch(() => true);
+      if (!inRecovery) return;
+      if (Date.now() > deadline) {
+        throw new RestoreFailedError('the restored copy was not promoted in time', {
+          hint: 'replaying a long stretch of WAL takes time: raise recoveryTimeoutMs, or take base backups more often',
+        });
+      }
+      await sleep(200);
+    }
+  }
+
+  /** The primary's URL (its roles and passwords are in the restored copy) pointed at the drill's port. */
+  private async drillUrl(target: string, port: number): Promise<string> {
+    const url = new URL(await this.options.databases.connectionUrl(target, 'primary'));
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+    return url.toString();
+  }
+
+  private async prepareDrillsDir(owner: Owner | undefined): Promise<void> {
+    await mkdir(this.drillsDir, { recursive: true, mode: 0o755 });
+    if (owner) await assertReachable(this.drillsDir, owner);
+  }
+
+  private dir(instanceId: string): string {
+    return path.join(this.drillsDir, instanceId);
+  }
+
+  private async readRecord(instanceId: string): Promise<InstanceRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(path.join(this.dir(instanceId), RECORD_FILE), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const parsed = recordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** Written whole and renamed, so another process never reads half a record. */
+  private async writeRecord(record: InstanceRecord): Promise<void> {
+    const file = path.join(this.dir(record.instanceId), RECORD_FILE);
+    await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+}
+
+function checkInstanceId(instanceId: string): void {
+  if (!INSTANCE_ID.test(instanceId)) {
+    throw new InvalidInputError(`drill instance id "${instanceId}" is not a lower-case name`, {
+      hint: 'instance ids are lower-case letters, digits and dashes, at most 63 characters',
+    });
+  }
+}
+
+interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** The postgres user when we run as root (PostgreSQL refuses root); undefined when we are some other user. */
+async function postgresOwner(): Promise<Owner | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
+  const [, , uid, gid] = line?.split(':') ?? [];
+  if (uid === undefined || gid === undefined) {
+    throw new ConfigurationError('running as root, but there is no postgres user to run PostgreSQL as', {
+      hint: 'install PostgreSQL from the distribution (it creates the postgres user), or run as a normal user',
+    });
+  }
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function asPostgres(command: string, args: string[], owner: Owner | undefined): [string, string[]] {
+  return owner ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+}
+
+async function runAsPostgres(command: string, args: string[], options: { owner: Owner | undefined }) {
+  const [file, argv] = asPostgres(command, args, options.owner);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PG')));
+  return execFileAsync(file, argv, { env, timeout: 600_000 });
+}
+
+async function writeOwned(file: string, text: string, owner: Owner | undefined): Promise<void> {
+  await writeFile(file, text, { mode: 0o600 });
+  if (owner) await chown(file, owner.uid, owner.gid);
+}
+
+/** PostgreSQL (running as postgres) must be able to walk down to its data directory. */
+async function assertReachable(dir: string, owner: Owner): Promise<void> {
+  let current = path.resolve(dir);
+  for (;;) {
+    const info = await stat(current);
+    const reachable =
+      (info.mode & 0o001) !== 0 ||
+      (info.uid === owner.uid && (info.mode & 0o100) !== 0) ||
+      (info.gid === owner.gid && (info.mode & 0o010) !== 0);
+    if (!reachable) {
+      throw new ConfigurationError(
+        `the postgres user cannot reach ${dir}: ${current} is not searchable for it`,
+        {
+          hint: `make ${current} searchable (chmod o+x) or set KB_LOCAL_STATE_DIR to a folder the postgres user can reach`,
+        },
+      );
+    }
+    const parent = path.dirname(current);
+    if (parent === current) return;
+    current = parent;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function readPostmasterPid(dataDir: string): Promise<number | null> {
+  try {
+    const first = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '';
+    const pid = Number.parseInt(first, 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A recorded pid may have been reused by now: only a postmaster started on this data directory is stopped. */
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  try {
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return cmdline.some((arg) => path.resolve(arg) === path.resolve(dataDir));
+  } catch {
+    return false;
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function logTail(logFile: string): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  return lastLines(text, 8) || '(no server log)';
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,110 @@
+// Lambda: writes the drill report beside the backups and emits the drill metrics (EMF) the alarm watches.
+import { appendFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { causeMessage } from '../core/alerts.js';
+import { buildDrillReport, drillCheckSchema, drillMetricsEmf, parseRestoreTime } from '../core/drill.js';
+import { drillReportKey } from '../core/layout.js';
+import { lambdaHandler } from '../platform/handler.js';
+import { deferred, type Services } from '../platform/services.js';
+import { servicesFromEnv } from '../platform/wiring.js';
+
+const isoTime = z.string().datetime({ offset: true });
+
+const input = z.object({
+  drill: z.object({
+    drillId: z.string(),
+    instanceId: z.string(),
+    target: z.string(),
+    time: z.string(),
+    keepMinutes: z.number().int().min(0),
+    requestedAt: isoTime,
+  }),
+  instance: z.object({ status: z.string(), observedAt: isoTime }).nullish(),
+  verification: z
+    .object({
+      passed: z.boolean(),
+      failedChecks: z.array(z.string()),
+      checks: z.array(drillCheckSchema),
+      keycloakVersion: z.string().nullable(),
+      manifestBackupId: z.string().nullable(),
+      verifiedAt: isoTime,
+    })
+    .nullish(),
+  teardown: z.object({ tornDownAt: isoTime }).nullish(),
+  failure: z
+    .object({ step: z.string(), error: z.object({ Error: z.string().optional(), Cause: z.unknown() }) })
+    .nullish(),
+  execution: z.string().nullish(),
+});
+
+/** Where the EMF line goes: stdout on Lambda (CloudWatch Logs extracts it); a JSON-lines file locally. */
+export type MetricsSink = (emf: Record<string, unknown>) => Promise<void>;
+
+export function defaultMetricsSink(services: Services): MetricsSink {
+  const stateDir = services.config.KB_LOCAL_STATE_DIR;
+  if (services.config.KB_RUNTIME === 'aws' || !stateDir) {
+    return async (emf) => {
+      process.stdout.write(`${JSON.stringify(emf)}\n`);
+    };
+  }
+  const file = path.join(stateDir, 'metrics', 'emf.jsonl');
+  return async (emf) => {
+    await mkdir(path.dirname(file), { recursive: true });
+    await appendFile(file, `${JSON.stringify(emf)}\n`);
+  };
+}
+
+export function makeHandler(services: Services, deps: { metrics?: MetricsSink } = {}) {
+  const metrics = deps.metrics ?? defaultMetricsSink(services);
+  return lambdaHandler('drill-record', input, services.logger, async (state, { logger }) => {
+    const { drill, instance, verification, teardown, failure } = state;
+    const recordedAt = services.clock.now();
+    const report = buildDrillReport({
+      drillId: drill.drillId,
+      target: drill.target,
+      instanceId: drill.instanceId,
+      execution: state.execution ?? null,
+      time: parseRestoreTime(drill.time),
+      keepMinutes: drill.keepMinutes,
+      requestedAt: new Date(drill.requestedAt),
+      availableAt: instance?.status === 'available' ? new Date(instance.observedAt) : undefined,
+      verifiedAt: verification ? new Date(verification.verifiedAt) : undefined,
+      recordedAt,
+      verification: verification
+        ? {
+            passed: verification.passed,
+            keycloakVersion: verification.keycloakVersion,
+            manifestBackupId: verification.manifestBackupId,
+            checks: verification.checks,
+            failedChecks: verification.failedChecks,
+          }
+        : undefined,
+      failure: failure
+        ? {
+            step: failure.step,
+            error: failure.error.Error ?? 'UnknownError',
+            cause: causeMessage(failure.error.Cause),
+          }
+        : undefined,
+      tornDown: Boolean(teardown),
+    });
+    const reportKey = drillReportKey(drill.target, drill.drillId);
+    await services.primaryStore.putJson(reportKey, report);
+    await metrics(drillMetricsEmf(report, recordedAt));
+    logger.info('drill recorded', {
+      drillId: report.drillId,
+      outcome: report.outcome,
+      recoverySeconds: report.recovery.recoverySeconds,
+      totalSeconds: report.recovery.totalSeconds,
+    });
+    return {
+      reportKey,
+      outcome: report.outcome,
+      recoverySeconds: report.recovery.recoverySeconds,
+      totalSeconds: report.recovery.totalSeconds,
+    };
+  });
+}
+
+export const handler = deferred(async () => makeHandler(await servicesFromEnv()));

@@ -1,0 +1,82 @@
+// Lambda: runs the Keycloak checks on the restored copy and compares it with the nearest manifest; never throws on a
+// failed check (the drill must still tear down), only when it cannot verify at all.
+import { z } from 'zod';
+import {
+  type DrillCheck,
+  effectiveRestoreTime,
+  failedCheckNames,
+  findNearestManifest,
+  parseRestoreTime,
+} from '../core/drill.js';
+import { DatabaseUnavailableError } from '../core/errors.js';
+import { lambdaHandler } from '../platform/handler.js';
+import { deferred, type Services } from '../platform/services.js';
+import { servicesFromEnv } from '../platform/wiring.js';
+
+const input = z.object({
+  target: z.string(),
+  drillId: z.string(),
+  instanceId: z.string(),
+  time: z.string(),
+  requestedAt: z.string().datetime({ offset: true }),
+  execution: z.string().nullish(),
+});
+
+export function makeHandler(services: Services) {
+  return lambdaHandler('drill-verify', input, services.logger, async (request, { logger }) => {
+    const { config, clock } = services;
+    const instance = await services.pitr.describe(request.instanceId);
+    if (instance.status !== 'available' || !instance.databaseUrl) {
+      throw new DatabaseUnavailableError(
+        `drill instance ${request.instanceId} is ${instance.status}, not available`,
+        {
+          hint: 'it was deleted or failed after the restore: start the drill again',
+        },
+      );
+    }
+    const restoreTime = effectiveRestoreTime(parseRestoreTime(request.time), new Date(request.requestedAt));
+    const manifest = await findNearestManifest(services.primaryStore, request.target, restoreTime);
+    const report = await services.tools.verifyKeycloak(instance.databaseUrl, {
+      source: manifest
+        ? { ...manifest.contents, keycloakVersion: manifest.source.keycloakVersion }
+        : undefined,
+      mode: 'pitr',
+      tolerancePercent: config.KB_DRILL_NEAR_TOLERANCE_PERCENT,
+    });
+    const checks: DrillCheck[] = report.checks.map((c) => ({
+      name: c.name,
+      status: c.status,
+      detail: c.detail,
+      ...(c.class ? { class: c.class } : {}),
+    }));
+    if (!manifest) {
+      checks.push({
+        name: 'nearest-manifest',
+        status: 'warn',
+        detail: `no backup manifest taken before ${restoreTime.toISOString()}: only the standalone checks ran`,
+      });
+    }
+    const failedChecks = failedCheckNames(checks);
+    const passed = failedChecks.length === 0;
+    const summary = passed
+      ? `all ${checks.length} checks passed`
+      : `${failedChecks.length} of ${checks.length} checks failed: ${failedChecks.join(', ')}`;
+    logger.info('drill verified', {
+      drillId: request.drillId,
+      passed,
+      failedChecks,
+      manifestBackupId: manifest?.backupId ?? null,
+    });
+    return {
+      passed,
+      failedChecks,
+      summary,
+      checks,
+      keycloakVersion: report.keycloakVersion,
+      manifestBackupId: manifest?.backupId ?? null,
+      verifiedAt: clock.now().toISOString(),
+    };
+  });
+}
+
+export const handler = deferred(async () => makeHandler(await servicesFromEnv()));
