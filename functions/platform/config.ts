@@ -119,6 +119,8 @@ export const configSchema = z
       ),
     /** Instance class of restore drill instances (AWS); the source's class when unset. */
     KB_DRILL_INSTANCE_CLASS: z.string().optional(),
+    /** S3 Object Lock mode the buckets were created with (AWS): objects are written with their retain-until under it. */
+    KB_OBJECT_LOCK_MODE: z.enum(['NONE', 'GOVERNANCE', 'COMPLIANCE']).default('NONE'),
   })
   .superRefine((c, ctx) => {
     const need = (key: keyof typeof c, why: string) => {

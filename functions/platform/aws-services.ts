@@ -1,0 +1,136 @@
+// Wires the ports to AWS: S3 buckets under SSE-KMS, the two-region KMS keyring, RDS, SNS and Secrets Manager.
+
+import { KmsKeys } from '../adapters/aws/kms-keyring.js';
+import { RdsPointInTimeEngine } from '../adapters/aws/rds-pitr.js';
+import { RdsSnapshotEngine } from '../adapters/aws/rds-snapshots.js';
+import { SecretsDatabaseLocator } from '../adapters/aws/secrets-locator.js';
+import { SnsNotifier } from '../adapters/aws/sns-notifier.js';
+import { copyObjectVerified } from '../adapters/copy-object.js';
+import { EsdkEnvelope } from '../adapters/crypto/envelope.js';
+import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
+import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
+import { S3ObjectStore } from '../adapters/s3-object-store.js';
+import { ConfigurationError } from '../core/errors.js';
+import { type Envelope, systemClock } from '../core/ports.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Services } from './services.js';
+
+/** Where the pg_dump layer puts the PostgreSQL client programs (layers are mounted under /opt). */
+export const LAYER_BIN_DIR = '/opt/bin';
+/** Lambda's only writable directory. */
+const LAMBDA_TMP = '/tmp/keycloak-backup';
+
+/**
+ * Every AWS client is created here once per cold start, in the region of the resource it talks to. Nothing is called
+ * at build time: the first call happens in the handler, where its errors become named pipeline errors.
+ */
+export async function awsServices(config: Config, logger: Logger): Promise<Services> {
+  const primaryKeyArn = required(config.KB_KMS_KEY_ID, 'KB_KMS_KEY_ID');
+  const drKeyArn = required(config.KB_DR_KMS_KEY_ID, 'KB_DR_KMS_KEY_ID');
+  const objectLock = config.KB_OBJECT_LOCK_MODE === 'NONE' ? undefined : config.KB_OBJECT_LOCK_MODE;
+
+  const primaryStore = new S3ObjectStore({
+    bucket: config.KB_PRIMARY_BUCKET,
+    region: config.KB_PRIMARY_REGION,
+    sse: { kmsKeyId: primaryKeyArn },
+    objectLock: objectLock !== undefined,
+    objectLockMode: objectLock,
+  });
+  const drStore = new S3ObjectStore({
+    bucket: config.KB_DR_BUCKET,
+    region: config.KB_DR_REGION,
+    sse: { kmsKeyId: drKeyArn },
+    objectLock: objectLock !== undefined,
+    objectLockMode: objectLock,
+  });
+
+  const keys = new KmsKeys({ primaryKeyArn, drKeyArn });
+  const esdk = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+  // The preflight also says which key is disabled or pending deletion, before the data-key round trip fails.
+  const envelope: Envelope = {
+    encryptStream: (context) => esdk.encryptStream(context),
+    decryptStream: (context) => esdk.decryptStream(context),
+    describe: () => esdk.describe(),
+    checkUsable: async () => {
+      await keys.checkKeysEnabled();
+      await esdk.checkUsable();
+    },
+  };
+
+  const databases = new SecretsDatabaseLocator({
+    targets: config.KB_TARGETS,
+    sslRootCert: config.KB_PG_SSL_ROOT_CERT,
+    region: config.KB_PRIMARY_REGION,
+  });
+  const binaries = memoize((): Promise<PgBinaries> => findPgBinaries(config.KB_PG_BIN_DIR ?? LAYER_BIN_DIR));
+
+  logger.debug('aws services wired', {
+    primaryBucket: config.KB_PRIMARY_BUCKET,
+    drBucket: config.KB_DR_BUCKET,
+    objectLock: config.KB_OBJECT_LOCK_MODE,
+  });
+
+  return {
+    config,
+    logger,
+    clock: systemClock,
+    primaryStore,
+    drStore,
+    envelope,
+    snapshots: new RdsSnapshotEngine({
+      targets: config.KB_TARGETS,
+      pipeline: config.KB_PIPELINE_NAME,
+      primaryRegion: config.KB_PRIMARY_REGION,
+      drRegion: config.KB_DR_REGION,
+      drKmsKeyArn: drKeyArn,
+    }),
+    pitr: new RdsPointInTimeEngine({
+      targets: config.KB_TARGETS,
+      pipeline: config.KB_PIPELINE_NAME,
+      subnetGroup: config.KB_DRILL_SUBNET_GROUP,
+      securityGroupIds: config.KB_DRILL_SECURITY_GROUP_IDS,
+      instanceClass: config.KB_DRILL_INSTANCE_CLASS,
+      maxMinutes: config.KB_DRILL_MAX_MINUTES,
+      urls: databases,
+      region: config.KB_PRIMARY_REGION,
+    }),
+    notifier: new SnsNotifier({
+      topicArn: required(config.KB_ALERT_TOPIC_ARN, 'KB_ALERT_TOPIC_ARN'),
+      region: config.KB_PRIMARY_REGION,
+    }),
+    databases,
+    binaries,
+    tools: new PostgresTools({
+      binaries,
+      databases,
+      envelope,
+      compression: config.KB_DUMP_COMPRESSION,
+      schema: config.KB_KEYCLOAK_SCHEMA,
+      scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
+      tempDir: `${LAMBDA_TMP}/tmp`,
+    }),
+    copyObject: copyObjectVerified,
+  };
+}
+
+function required(value: string | undefined, name: string): string {
+  if (!value) {
+    throw new ConfigurationError(`${name} is not set`, {
+      hint: 'serverless.yml sets it from the stack; see docs/aws.md',
+    });
+  }
+  return value;
+}
+
+/** One result per cold start; a failure is not kept, so the next invocation tries again. */
+function memoize<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => {
+    value ??= make().catch((error: unknown) => {
+      value = undefined;
+      throw error;
+    });
+    return value;
+  };
+}
