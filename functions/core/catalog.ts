@@ -52,3 +52,13 @@ export async function readManifest(store: ObjectStore, target: string, backupId:
   const key = manifestKey(target, backupId);
   return parseManifest(await store.getJson(key), key);
 }
+
+/** Every target that has anything stored in `store`, from the keys themselves. */
+export async function listTargets(store: ObjectStore): Promise<string[]> {
+  const targets = new Set<string>();
+  for await (const object of store.list('')) {
+    const parsed = parseBackupKey(object.key);
+    if (parsed) targets.add(parsed.target);
+  }
+  return [...targets].sort();
+}

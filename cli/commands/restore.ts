@@ -1,0 +1,68 @@
+// `keycloak-backup restore <backupId> --to URL`: download, decrypt, pg_restore, then the Keycloak checks.
+
+import { clearSessions, prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
+import { restoreStep } from '../../functions/core/backup-steps.js';
+import { InvalidInputError } from '../../functions/core/errors.js';
+import { formatBytes, formatDuration, formatTable } from '../format.js';
+import { withSession } from '../session.js';
+import { resolveTarget } from './verify.js';
+
+export interface RestoreOptions {
+  stateDir?: string;
+  to: string;
+  jobs?: number;
+  target?: string;
+  fromDr?: boolean;
+  clearSessions?: boolean;
+}
+
+export async function restoreCommand(backupId: string, options: RestoreOptions): Promise<number> {
+  if (!/^postgres(ql)?:\/\//.test(options.to)) {
+    throw new InvalidInputError('--to must be a postgres:// URL', {
+      hint: 'e.g. --to postgres://postgres@127.0.0.1:5432/keycloak_restored',
+    });
+  }
+  return withSession({ stateDir: options.stateDir }, async ({ services, progress }) => {
+    const target = await resolveTarget(services, backupId, options.target);
+    const { created } = await prepareRestoreTarget(options.to);
+    console.error(`${created ? 'created' : 'using empty'} database for the restore`);
+    const started = Date.now();
+    const restored = await restoreStep(services, {
+      target,
+      backupId,
+      databaseUrl: options.to,
+      jobs: options.jobs ?? services.config.KB_RESTORE_JOBS,
+      fromDr: options.fromDr,
+      onProgress: (bytes) =>
+        progress.update(
+          `  restore ${target}: ${formatBytes(bytes)} read at ${formatBytes(bytes / Math.max((Date.now() - started) / 1000, 0.001))}/s`,
+        ),
+    });
+    progress.done();
+    console.log(
+      formatTable([
+        ['check', 'status', 'detail'],
+        ...restored.report.checks.map((c) => [c.name, c.status, c.detail]),
+      ]),
+    );
+    console.log(
+      `restored ${backupId} of ${target} (${formatBytes(restored.manifest.dump.plainBytes)}, Keycloak ${restored.report.keycloakVersion ?? 'unknown'}) in ${formatDuration(restored.durationMs)}`,
+    );
+    if (options.clearSessions) {
+      const cleared = await clearSessions(options.to, services.config.KB_KEYCLOAK_SCHEMA);
+      console.log(
+        `cleared ${cleared.userSessions} user sessions and ${cleared.clientSessions} client sessions revived by the restore`,
+      );
+    } else {
+      console.log(
+        'note: the restore revives the sessions stored in the backup; pass --clear-sessions to log everyone out',
+      );
+    }
+    if (!restored.report.passed) {
+      const failed = restored.report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
+      console.error(`the restored database failed checks: ${failed.join(', ')}`);
+      return 1;
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,110 @@
+// The keycloak-backup command line: local stack by default (see README for AWS).
+import '../functions/platform/polyfills.js';
+import { Command, InvalidArgumentError } from 'commander';
+import { isKeycloakBackupError } from '../functions/core/errors.js';
+import { backupCommand } from './commands/backup.js';
+import { demoCommand } from './commands/demo.js';
+import { drillCommand, pitrCommand } from './commands/drill.js';
+import { listCommand } from './commands/list.js';
+import { restoreCommand } from './commands/restore.js';
+import { verifyCommand } from './commands/verify.js';
+
+const positive = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return n;
+};
+
+const program = new Command('keycloak-backup')
+  .description('Encrypted, verified backups of the PostgreSQL database behind Keycloak, with restore drills')
+  .option('--state-dir <dir>', 'local stack state folder (default: .local in the project)')
+  .showHelpAfterError();
+
+const stateDir = () => program.opts<{ stateDir?: string }>().stateDir;
+let exitCode = 0;
+
+program
+  .command('demo')
+  .description('start the local stack, take a backup, run a restore drill, print a summary, stop (npm start)')
+  .action(async () => {
+    exitCode = await demoCommand({ stateDir: stateDir() });
+  });
+
+program
+  .command('backup')
+  .description('run the backup workflow (dump, verify, DR copy, snapshot on its tiers, retention)')
+  .option('--time <iso>', 'scheduled time (ISO 8601 with zone); decides backupId and tiers; default now')
+  .option('--database-url <url>', 'back up this PostgreSQL database instead of the seeded one')
+  .option('--replica-url <url>', 'dump from this read replica of --database-url')
+  .option('--target-name <name>', 'target name for --database-url', 'external')
+  .action(async (options) => {
+    exitCode = await backupCommand({ stateDir: stateDir(), ...options });
+  });
+
+program
+  .command('list')
+  .description('list backups: id, target, tiers, size, verified, regions, age')
+  .option('--json', 'machine-readable output')
+  .action(async (options) => {
+    exitCode = await listCommand({ stateDir: stateDir(), json: options.json });
+  });
+
+program
+  .command('verify <backupId>')
+  .description(
+    're-read, checksum, decrypt and list a backup; --full restores it and runs the Keycloak checks',
+  )
+  .option('--full', 'restore into a scratch database and run the Keycloak checks')
+  .option('--target <name>', 'the target, when several have this backup id')
+  .action(async (backupId: string, options) => {
+    exitCode = await verifyCommand(backupId, { stateDir: stateDir(), ...options });
+  });
+
+program
+  .command('restore <backupId>')
+  .description('restore a backup into a new database and run the Keycloak checks on it')
+  .requiredOption('--to <url>', 'postgres:// URL of the database to create and restore into')
+  .option('--jobs <n>', 'parallel pg_restore jobs', positive)
+  .option('--target <name>', 'the target, when several have this backup id')
+  .option('--from-dr', 'restore from the DR region bucket')
+  .option('--clear-sessions', 'delete the user and client sessions the restore revives (logs everyone out)')
+  .action(async (backupId: string, options) => {
+    exitCode = await restoreCommand(backupId, { stateDir: stateDir(), ...options });
+  });
+
+program
+  .command('drill')
+  .description('point-in-time restore drill: restore, verify, measure recovery time, tear down')
+  .option('--time <iso>', 'restore to this time (ISO 8601 with zone)')
+  .option('--latest', 'restore to the latest restorable time (default)')
+  .option('--keep-minutes <n>', 'keep the restored instance for inspection this long', positive, 0)
+  .action(async (options) => {
+    exitCode = await drillCommand({
+      stateDir: stateDir(),
+      time: options.time ?? 'latest',
+      keepMinutes: options.keepMinutes,
+    });
+  });
+
+program
+  .command('pitr')
+  .description('point-in-time recovery kept running under a name (or --drop it)')
+  .option('--time <iso>', 'recover to this time (ISO 8601 with zone), or "latest"')
+  .option('--name <name>', 'name of the recovered instance')
+  .option('--drop <name>', 'stop and delete a recovered instance')
+  .action(async (options) => {
+    exitCode = await pitrCommand({ stateDir: stateDir(), ...options });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (isKeycloakBackupError(error)) {
+    console.error(`error: ${error.describe()}`);
+    exitCode = error.name === 'InvalidInputError' || error.name === 'ConfigurationError' ? 2 : 1;
+  } else {
+    console.error(error instanceof Error ? `error: ${error.message}` : error);
+    exitCode = 1;
+  }
+}
+process.exitCode = exitCode;
