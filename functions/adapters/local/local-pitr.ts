@@ -86,7 +86,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
 
   constructor(private readonly options: LocalPointInTimeEngineOptions) {
     this.clock = options.clock ?? systemClock;
-    this.drillsDir = path.join(options.stateDir, DRILLS_DIR);
+    this.drillsDir = path.resolve(options.stateDir, DRILLS_DIR);
   }
 
   /**

@@ -1,0 +1,276 @@
+// Point-in-time restore on the real local stack: pg_basebackup snapshots, the primary's WAL archive, recovery, teardown.
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
+import { DRILLS_DIR, LocalPointInTimeEngine } from '../../functions/adapters/local/local-pitr.js';
+import {
+  LocalSnapshotEngine,
+  snapshotArchiveKey,
+  snapshotMetadataKey,
+} from '../../functions/adapters/local/local-snapshots.js';
+import { RestoreWindowError } from '../../functions/core/errors.js';
+import type { DrillInstance } from '../../functions/core/ports.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+const TARGET = 'keycloak';
+let stateDir: string;
+let stack: LocalStack;
+let services: Services;
+let snapshots: LocalSnapshotEngine;
+let snapshotTakenAt: Date;
+/** Committed before `betweenMarkers`, and B after it. */
+let betweenMarkers: Date;
+const started: string[] = [];
+
+async function query<T extends Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function markers(instance: DrillInstance): Promise<string[]> {
+  const rows = await query<{ name: string }>(
+    instance.databaseUrl!,
+    'select name from drill_marker order by name',
+  );
+  return rows.map((r) => r.name);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Pids of processes whose command line names something under `dir` (a postmaster started with -D <dir>/data). */
+async function processesUnder(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').some((arg) => arg.startsWith(dir))) found.push(Number(entry));
+  }
+  return found;
+}
+
+async function postmasterPid(instanceId: string): Promise<number> {
+  const file = path.join(stateDir, DRILLS_DIR, instanceId, 'instance.json');
+  const record = JSON.parse(await readFile(file, 'utf8')) as { pid: number };
+  return record.pid;
+}
+
+async function restore(instanceId: string, time: Date | 'latest'): Promise<DrillInstance> {
+  started.push(instanceId);
+  return services.pitr.restore({ target: TARGET, instanceId, time });
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-pitr-'));
+  stack = await startLocalStack({ stateDir, seed: false, durable: false, handleSignals: false });
+  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
+  snapshots = services.snapshots as LocalSnapshotEngine;
+  await query(stack.primaryUrl, 'create table drill_marker (name text primary key)');
+
+  await snapshots.create({
+    target: TARGET,
+    snapshotId: 'kb-keycloak-20261123t0000z',
+    backupId: '20261123T0000Z',
+    retainUntil: new Date(Date.now() + 86_400_000),
+  });
+  snapshotTakenAt = (await snapshots.describe(TARGET, 'kb-keycloak-20261123t0000z', 'primary')).createdAt;
+
+  // A, then a moment known to lie after A's commit and before B's.
+  await query(stack.primaryUrl, "insert into drill_marker values ('A')");
+  await sleep(700);
+  betweenMarkers = new Date();
+  await sleep(700);
+  await query(stack.primaryUrl, "insert into drill_marker values ('B')");
+});
+
+afterAll(async () => {
+  for (const instanceId of started) await services?.pitr.teardown(instanceId).catch(() => undefined);
+  await stack?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('local snapshots', () => {
+  it('stores an encrypted base backup with its metadata, and taking the same id again changes nothing', async () => {
+    const info = await snapshots.describe(TARGET, 'kb-keycloak-20261123t0000z', 'primary');
+    expect(info).toMatchObject({ status: 'available', backupId: '20261123T0000Z', region: 'eu-west-1' });
+    const metadata = await snapshots.metadata(TARGET, 'kb-keycloak-20261123t0000z', 'primary');
+    expect(metadata.startLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(metadata.timeline).toBe(1);
+    const stored = await services.primaryStore.head(snapshotArchiveKey(TARGET, 'kb-keycloak-20261123t0000z'));
+    expect(stored?.size).toBe(metadata.archive.storedBytes);
+    // Encrypted: the stored bytes are not the tar (which begins with the backup_label entry).
+    const head = (await (await services.primaryStore.getStream(metadata.archive.key)).toArray())[0] as Buffer;
+    expect(head.subarray(0, 12).toString('latin1')).not.toBe('backup_label');
+
+    const again = await snapshots.create({
+      target: TARGET,
+      snapshotId: 'kb-keycloak-20261123t0000z',
+      backupId: '20261123T0000Z',
+      retainUntil: new Date(),
+    });
+    expect(again.createdAt).toEqual(info.createdAt);
+  });
+
+  it('copies a snapshot into the DR store, checked, and deletes it there', async () => {
+    const copy = await snapshots.copyToDr(TARGET, 'kb-keycloak-20261123t0000z');
+    expect(copy).toMatchObject({ status: 'available', region: 'eu-central-1' });
+    expect((await snapshots.list(TARGET, 'dr')).map((s) => s.snapshotId)).toEqual([
+      'kb-keycloak-20261123t0000z',
+    ]);
+    await snapshots.delete(TARGET, 'kb-keycloak-20261123t0000z', 'dr');
+    expect(await snapshots.list(TARGET, 'dr')).toEqual([]);
+    expect(
+      await services.drStore.head(snapshotMetadataKey(TARGET, 'kb-keycloak-20261123t0000z')),
+    ).toBeUndefined();
+  });
+});
+
+describe('local point-in-time restore', () => {
+  it('reports a window from the snapshot to now', async () => {
+    const before = new Date();
+    const window = await services.pitr.restorableWindow(TARGET);
+    expect(window.earliest).toEqual(snapshotTakenAt);
+    expect(window.latest.getTime()).toBeGreaterThanOrEqual(before.getTime());
+  });
+
+  it('restores to a moment between two commits with exactly the rows committed before it', async () => {
+    const instance = await restore('drill-keycloak-20261123t000001', betweenMarkers);
+    expect(instance.status).toBe('available');
+    expect(await markers(instance)).toEqual(['A']);
+    const [{ recovering }] = (await query<{ recovering: boolean }>(
+      instance.databaseUrl!,
+      'select pg_is_in_recovery() as recovering',
+    )) as [{ recovering: boolean }];
+    expect(recovering).toBe(false);
+    expect(new URL(instance.databaseUrl!).hostname).toBe('127.0.0.1');
+    const dir = path.join(stateDir, DRILLS_DIR, 'drill-keycloak-20261123t000001');
+    expect(await processesUnder(dir)).toEqual([await postmasterPid('drill-keycloak-20261123t000001')]);
+  });
+
+  it('restores latest with every committed row, and answers describe and listDrills from any process', async () => {
+    const instance = await restore('drill-keycloak-20261123t000002', 'latest');
+    expect(await markers(instance)).toEqual(['A', 'B']);
+    const described = await services.pitr.describe('drill-keycloak-20261123t000002');
+    expect(described).toMatchObject({
+      status: 'available',
+      target: TARGET,
+      databaseUrl: instance.databaseUrl,
+    });
+    const listed = (await services.pitr.listDrills()).map((d) => d.instanceId);
+    expect(listed).toContain('drill-keycloak-20261123t000002');
+  });
+
+  it('tears down completely: no process with its pid, no folder, and a second teardown succeeds', async () => {
+    const instanceId = 'drill-keycloak-20261123t000002';
+    const pid = await postmasterPid(instanceId);
+    expect(isAlive(pid)).toBe(true);
+    await services.pitr.teardown(instanceId);
+    expect(isAlive(pid)).toBe(false);
+    expect(await exists(path.join(stateDir, DRILLS_DIR, instanceId))).toBe(false);
+    expect((await services.pitr.describe(instanceId)).status).toBe('gone');
+    await expect(services.pitr.teardown(instanceId)).resolves.toBeUndefined();
+  });
+
+  it('refuses a time before the earliest snapshot, naming it, and starts nothing', async () => {
+    const early = new Date(snapshotTakenAt.getTime() - 60_000);
+    const refusal = restore('drill-keycloak-20261123t000003', early);
+    await expect(refusal).rejects.toThrow(RestoreWindowError);
+    await expect(refusal).rejects.toThrow(
+      `is before the earliest restorable time ${snapshotTakenAt.toISOString()}`,
+    );
+    expect(await exists(path.join(stateDir, DRILLS_DIR, 'drill-keycloak-20261123t000003'))).toBe(false);
+  });
+
+  it('refuses a time in the future and starts nothing', async () => {
+    const refusal = restore('drill-keycloak-20261123t000004', new Date(Date.now() + 3_600_000));
+    await expect(refusal).rejects.toThrow(RestoreWindowError);
+    await expect(refusal).rejects.toThrow(/is in the future/);
+    const left = (await readdir(path.join(stateDir, DRILLS_DIR))).filter((d) => d.endsWith('000004'));
+    expect(left).toEqual([]);
+  });
+
+  it('leaves nothing behind when the restore fails midway', async () => {
+    // Another key cannot decrypt the stored base backup: the restore fails after it created its folder.
+    const broken = new LocalSnapshotEngine({
+      primaryStore: services.primaryStore,
+      drStore: services.drStore,
+      envelope: {
+        ...services.envelope,
+        decryptStream: () => {
+          throw new Error('simulated decryption failure');
+        },
+        encryptStream: services.envelope.encryptStream.bind(services.envelope),
+        describe: services.envelope.describe.bind(services.envelope),
+        checkUsable: services.envelope.checkUsable.bind(services.envelope),
+      },
+      databases: services.databases,
+      binaries: services.binaries,
+    });
+    const engine = new LocalPointInTimeEngine({
+      stateDir,
+      walArchiveDir: stack.walArchiveDir,
+      snapshots: broken,
+      databases: services.databases,
+      binaries: services.binaries,
+    });
+    await expect(
+      engine.restore({ target: TARGET, instanceId: 'drill-keycloak-20261123t000005', time: 'latest' }),
+    ).rejects.toThrow(/simulated decryption failure/);
+    expect(await exists(path.join(stateDir, DRILLS_DIR, 'drill-keycloak-20261123t000005'))).toBe(false);
+    expect((await engine.listDrills()).map((d) => d.instanceId)).not.toContain(
+      'drill-keycloak-20261123t000005',
+    );
+  });
+
+  it('stops the server it started and removes everything when recovery does not finish', async () => {
+    // The copy starts, but its readiness is never confirmed (the second URL names no database): the restore times
+    // out with the postmaster running, and must stop it.
+    let calls = 0;
+    const databases = {
+      connectionUrl: async (target: string, role: 'primary' | 'replica') => {
+        const url = new URL(await services.databases.connectionUrl(target, role));
+        if (++calls > 1) url.pathname = '/no_such_database';
+        return url.toString();
+      },
+    };
+    const engine = new LocalPointInTimeEngine({
+      stateDir,
+      walArchiveDir: stack.walArchiveDir,
+      snapshots,
+      databases,
+      binaries: services.binaries,
+      recoveryTimeoutMs: 1500,
+    });
+    const dir = path.join(stateDir, DRILLS_DIR, 'drill-keycloak-20261123t000006');
+    await expect(
+      engine.restore({ target: TARGET, instanceId: 'drill-keycloak-20261123t000006', time: 'latest' }),
+    ).rejects.toThrow(/not promoted in time/);
+    expect(await exists(dir)).toBe(false);
+    expect(await processesUnder(dir)).toEqual([]);
+  });
+});
