@@ -1,0 +1,202 @@
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { describe, expect, it } from 'vitest';
+import { S3ObjectStore, translateS3Error } from '../../functions/adapters/s3-object-store.js';
+import {
+  ConfigurationError,
+  KeyUnavailableError,
+  ObjectNotFoundError,
+  TransientError,
+} from '../../functions/core/errors.js';
+
+function serviceError(name: string, status: number): S3ServiceException {
+  return new S3ServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+  });
+}
+
+function setup(options: Partial<ConstructorParameters<typeof S3ObjectStore>[0]> = {}) {
+  const client = new S3Client({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+  });
+  const mock = mockClient(client);
+  const store = new S3ObjectStore({ client, bucket: 'backups', region: 'eu-west-1', ...options });
+  return { mock, store };
+}
+
+describe('S3ObjectStore writes', () => {
+  it('writes with SSE-KMS, a bucket key, Object Lock and a SHA-256 checksum on AWS', async () => {
+    const { mock, store } = setup({
+      sse: { kmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k' },
+      objectLock: true,
+      objectLockMode: 'COMPLIANCE',
+    });
+    mock.on(PutObjectCommand).resolves({});
+    const retainUntil = new Date('2026-02-01T00:00:00Z');
+
+    await store.putJson('kc/manifest.json', { a: 1 }, { retainUntil });
+
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      Bucket: 'backups',
+      Key: 'kc/manifest.json',
+      ContentType: 'application/json',
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: 'arn:aws:kms:eu-west-1:1:key/k',
+      BucketKeyEnabled: true,
+      ObjectLockMode: 'COMPLIANCE',
+      ObjectLockRetainUntilDate: retainUntil,
+      ChecksumAlgorithm: 'SHA256',
+    });
+    expect(JSON.parse(String(input.Body))).toEqual({ a: 1 });
+  });
+
+  it('sends no checksum algorithm and no Object Lock to a local endpoint without them', async () => {
+    const { mock, store } = setup({ endpoint: 'http://127.0.0.1:4568' });
+    mock.on(PutObjectCommand).resolves({});
+    await store.putJson('k', {}, { retainUntil: new Date() });
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.ChecksumAlgorithm).toBeUndefined();
+    expect(input.ObjectLockMode).toBeUndefined();
+    expect(input.ServerSideEncryption).toBeUndefined();
+  });
+
+  it('uploads a stream larger than a part as a multipart upload and completes it', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({});
+
+    await store.putStream(
+      'big',
+      Readable.from([Buffer.alloc(6 * 1024 * 1024), Buffer.alloc(6 * 1024 * 1024)]),
+    );
+
+    expect(mock.commandCalls(UploadPartCommand)).toHaveLength(3);
+    expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(1);
+    expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('aborts the multipart upload and rethrows the stream error when the body fails', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    const broken = new Error('pg_dump died');
+    let sent = 0;
+    const body = new Readable({
+      read() {
+        if (sent++ < 3) this.push(Buffer.alloc(4 * 1024 * 1024));
+        else this.destroy(broken);
+      },
+    });
+
+    await expect(store.putStream('big', body)).rejects.toBe(broken);
+
+    expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+    expect(mock.commandCalls(AbortMultipartUploadCommand)[0]!.args[0].input.UploadId).toBe('u1');
+    expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('fails the body stream when the upload fails, so the producer does not wait forever', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).rejects(serviceError('SlowDown', 503));
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    const body = new Readable({
+      read() {
+        this.push(Buffer.alloc(1024 * 1024));
+      },
+    });
+
+    const failure = await store.putStream('big', body).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(TransientError);
+    expect(body.destroyed).toBe(true);
+  });
+});
+
+describe('S3ObjectStore reads', () => {
+  it('throws ObjectNotFoundError for a missing object and answers undefined to head', async () => {
+    const { mock, store } = setup();
+    mock.on(GetObjectCommand).rejects(serviceError('NoSuchKey', 404));
+    mock.on(HeadObjectCommand).rejects(serviceError('NotFound', 404));
+    await expect(store.getStream('nope')).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(store.head('nope')).resolves.toBeUndefined();
+  });
+
+  it('lists every page of a prefix', async () => {
+    const { mock, store } = setup();
+    const when = new Date('2026-01-01T00:00:00Z');
+    mock
+      .on(ListObjectsV2Command, { ContinuationToken: undefined })
+      .resolves({
+        Contents: [{ Key: 'a', Size: 1, LastModified: when }],
+        IsTruncated: true,
+        NextContinuationToken: 't',
+      })
+      .on(ListObjectsV2Command, { ContinuationToken: 't' })
+      .resolves({ Contents: [{ Key: 'b', Size: 2, LastModified: when }], IsTruncated: false });
+    const keys: string[] = [];
+    for await (const object of store.list('kc/')) keys.push(object.key);
+    expect(keys).toEqual(['a', 'b']);
+  });
+
+  it('deletes in batches of 1000 and fails on a refused key', async () => {
+    const { mock, store } = setup();
+    mock.on(DeleteObjectsCommand).resolves({});
+    await store.deleteObjects(Array.from({ length: 2500 }, (_, i) => `k${i}`));
+    expect(
+      mock.commandCalls(DeleteObjectsCommand).map((c) => c.args[0].input.Delete?.Objects?.length),
+    ).toEqual([1000, 1000, 500]);
+
+    mock
+      .on(DeleteObjectsCommand)
+      .resolves({ Errors: [{ Key: 'k1', Code: 'AccessDenied', Message: 'locked' }] });
+    await expect(store.deleteObjects(['k1'])).rejects.toBeInstanceOf(ConfigurationError);
+  });
+});
+
+describe('translateS3Error', () => {
+  it.each([
+    ['SlowDown', 503, TransientError],
+    ['InternalError', 500, TransientError],
+    ['ThrottlingException', 400, TransientError],
+    ['AccessDenied', 403, ConfigurationError],
+    ['NoSuchBucket', 404, ConfigurationError],
+    ['NoSuchKey', 404, ObjectNotFoundError],
+    ['KMS.DisabledException', 400, KeyUnavailableError],
+  ])('maps %s (HTTP %i) to %o', (name, status, kind) => {
+    const translated = translateS3Error(serviceError(name, status), 'read of k');
+    expect(translated).toBeInstanceOf(kind);
+    expect((translated as Error).message).toContain('read of k');
+  });
+
+  it('keeps the SDK error as the cause and adds a hint to fatal ones', () => {
+    const original = serviceError('AccessDenied', 403);
+    const translated = translateS3Error(original, 'upload') as ConfigurationError;
+    expect(translated.cause).toBe(original);
+    expect(translated.hint).toMatch(/permission/);
+  });
+
+  it('returns an unknown 4xx unchanged', () => {
+    const original = serviceError('InvalidArgument', 400);
+    expect(translateS3Error(original, 'x')).toBe(original);
+  });
+});
