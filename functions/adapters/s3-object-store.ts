@@ -1,6 +1,10 @@
 // ObjectStore over the S3 API: AWS S3 in production, s3rver locally (only the endpoint differs).
 import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -11,8 +15,8 @@ import {
   type PutObjectCommandInput,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import {
   ConfigurationError,
   isKeycloakBackupError,
@@ -24,7 +28,7 @@ import { awsErrorName, classifyAwsError, describeAwsError, httpStatusOf } from '
 
 /** 16 MiB parts: 10,000 parts cover 160 GB, and few requests per GB. */
 export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
-/** Parts in flight; memory held by an upload is about (queueSize + 2) × partSize. */
+/** Parts in flight; an upload holds at most (queueSize + 1) × partSize of part buffers. */
 export const DEFAULT_QUEUE_SIZE = 3;
 const DELETE_BATCH = 1000;
 
@@ -58,33 +62,116 @@ export class S3ObjectStore implements ObjectStore {
     this.client = options.client ?? new S3Client(clientConfig(options));
   }
 
+  /**
+   * Multipart upload with a fixed pool of part buffers: memory stays at (queueSize + 1) × partSize whatever
+   * the size of the object. (lib-storage's Upload concatenates a fresh part per part, and the churn of 16 MiB
+   * buffers kept the process about 100 MB above that.) A body shorter than one part is a single PutObject.
+   * On any failure the multipart upload is aborted, so no parts are left behind, and the body is destroyed,
+   * so its producer stops.
+   */
   async putStream(key: string, body: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
-    let bytes = 0;
-    let bodyError: unknown;
-    // Why the body failed matters more than how the upload then failed (s3rver, for one, cannot abort).
-    body.once('error', (error) => {
-      bodyError ??= error;
-    });
-    const upload = new Upload({
-      client: this.client,
-      params: { ...this.writeParams(key, options), Body: body },
-      partSize: this.options.partSize ?? DEFAULT_PART_SIZE,
-      queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
-      // lib-storage aborts the multipart upload on any failure, so no parts are left behind.
-      leavePartsOnError: false,
-    });
-    upload.on('httpUploadProgress', (progress) => {
-      if (progress.loaded !== undefined) bytes = progress.loaded;
-    });
+    const partSize = this.options.partSize ?? DEFAULT_PART_SIZE;
+    const queueSize = this.options.queueSize ?? DEFAULT_QUEUE_SIZE;
+    const params = this.writeParams(key, options);
+    const free: Buffer[] = [];
+    const take = () => free.pop() ?? Buffer.allocUnsafeSlow(partSize);
+    const inFlight = new Set<Promise<void>>();
+    const parts: CompletedPart[] = [];
+    let created: Promise<string> | undefined;
+    let uploadId: string | undefined;
+    let failure: { error: unknown } | undefined;
+    let total = 0;
+
+    const createUpload = () => {
+      created ??= this.client.send(new CreateMultipartUploadCommand({ ...params })).then((response) => {
+        if (!response.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+        uploadId = response.UploadId;
+        return uploadId;
+      });
+      return created;
+    };
+    const launch = (buffer: Buffer, length: number, partNumber: number) => {
+      const sent = (async () => {
+        const id = await createUpload();
+        const response = await this.client.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: id,
+            PartNumber: partNumber,
+            Body: buffer.subarray(0, length),
+            ContentLength: length,
+            ChecksumAlgorithm: params.ChecksumAlgorithm,
+          }),
+        );
+        parts.push({ PartNumber: partNumber, ETag: response.ETag, ChecksumSHA256: response.ChecksumSHA256 });
+        // The SDK is done with the bytes once send() settles (its retries happen inside it).
+        free.push(buffer);
+      })().catch((error: unknown) => {
+        failure ??= { error };
+      });
+      const tracked = sent.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    };
+
+    let current = take();
+    let filled = 0;
+    let partNumber = 0;
     try {
-      await upload.done();
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        let offset = 0;
+        while (offset < chunk.length) {
+          const copied = chunk.copy(current, filled, offset);
+          filled += copied;
+          offset += copied;
+          if (filled < partSize) continue;
+          while (inFlight.size >= queueSize) await Promise.race(inFlight);
+          if (failure) throw failure.error;
+          partNumber += 1;
+          launch(current, filled, partNumber);
+          current = take();
+          filled = 0;
+        }
+      }
+      if (partNumber === 0) {
+        await this.client.send(
+          new PutObjectCommand({ ...params, Body: current.subarray(0, filled), ContentLength: filled }),
+        );
+        return { bytes: total };
+      }
+      if (filled > 0) {
+        partNumber += 1;
+        launch(current, filled, partNumber);
+      }
+      await Promise.all(inFlight);
+      if (failure) throw failure.error;
+      parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+      return { bytes: total };
     } catch (error) {
-      // An upload that stopped reading would stall the producer forever: fail the body so the pipeline ends.
       if (!body.destroyed) body.destroy(error as Error);
-      if (bodyError !== undefined) throw bodyError;
+      await Promise.all(inFlight);
+      await created?.catch(() => undefined);
+      if (uploadId !== undefined) {
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
+          .catch((abortError: unknown) => {
+            // The upload's own failure stays in charge; S3's lifecycle rule for incomplete uploads is the backstop.
+            process.emitWarning(
+              `multipart upload ${uploadId} of ${key} was not aborted: ${describeAwsError(abortError)}`,
+            );
+          });
+      }
       throw translateS3Error(error, `upload of ${key} to ${this.bucket}`);
     }
-    return { bytes };
   }
 
   async putJson(key: string, value: unknown, options: PutOptions = {}): Promise<void> {

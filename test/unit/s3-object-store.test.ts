@@ -93,6 +93,42 @@ describe('S3ObjectStore writes', () => {
     expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
   });
 
+  it('stores a body shorter than one part with a single PutObject', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(PutObjectCommand).resolves({});
+
+    const result = await store.putStream('small', Readable.from([Buffer.from('abc'), Buffer.from('def')]));
+
+    expect(result.bytes).toBe(6);
+    expect(mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(Buffer.from(input.Body as Uint8Array).toString()).toBe('abcdef');
+  });
+
+  it('sends parts of exactly the part size, numbered in order, and lists them in order on completion', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024, queueSize: 2 });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).callsFake(async (input: { PartNumber: number }) => {
+      // later parts finish first: completion must still list them in order
+      await new Promise((resolve) => setTimeout(resolve, 30 - input.PartNumber * 5));
+      return { ETag: `"e${input.PartNumber}"` };
+    });
+    mock.on(CompleteMultipartUploadCommand).resolves({});
+    const data = Buffer.alloc(12 * 1024 * 1024 + 7, 1);
+
+    const result = await store.putStream(
+      'big',
+      Readable.from([data.subarray(0, 3_000_000), data.subarray(3_000_000)]),
+    );
+
+    expect(result.bytes).toBe(data.length);
+    const sizes = mock.commandCalls(UploadPartCommand).map((c) => c.args[0].input.ContentLength);
+    expect(sizes).toEqual([5 * 1024 * 1024, 5 * 1024 * 1024, 2 * 1024 * 1024 + 7]);
+    const completed = mock.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input;
+    expect(completed.MultipartUpload?.Parts?.map((p) => p.ETag)).toEqual(['"e1"', '"e2"', '"e3"']);
+    expect(completed.UploadId).toBe('u1');
+  });
+
   it('aborts the multipart upload and rethrows the stream error when the body fails', async () => {
     const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
