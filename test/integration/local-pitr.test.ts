@@ -47,13 +47,10 @@ async function markers(instance: DrillInstance): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Running, not merely a zombie waiting for init to reap it. */
+async function isAlive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat !== undefined && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -188,9 +185,9 @@ describe('local point-in-time restore', () => {
   it('tears down completely: no process with its pid, no folder, and a second teardown succeeds', async () => {
     const instanceId = 'drill-keycloak-20261123t000002';
     const pid = await postmasterPid(instanceId);
-    expect(isAlive(pid)).toBe(true);
+    expect(await isAlive(pid)).toBe(true);
     await services.pitr.teardown(instanceId);
-    expect(isAlive(pid)).toBe(false);
+    expect(await isAlive(pid)).toBe(false);
     expect(await exists(path.join(stateDir, DRILLS_DIR, instanceId))).toBe(false);
     expect((await services.pitr.describe(instanceId)).status).toBe('gone');
     await expect(services.pitr.teardown(instanceId)).resolves.toBeUndefined();

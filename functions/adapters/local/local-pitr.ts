@@ -1,6 +1,6 @@
 // Local PointInTimeEngine: newest base backup before the target, replay of the primary's WAL archive, promote, free port.
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import {
   access,
   appendFile,
@@ -545,12 +545,22 @@ async function readPostmasterPid(dataDir: string): Promise<number | null> {
   }
 }
 
+/**
+ * Whether the process still runs. A postmaster that pg_ctl started is not our child: once it exits it stays a
+ * zombie until init reaps it, which can take seconds; a zombie has stopped, so it counts as gone.
+ */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the parenthesised command name (which may itself contain spaces or parentheses).
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

@@ -1,0 +1,256 @@
+// Executes statemachines/restore-drill.asl.json on a real local stack: restore, verify, record, and teardown on every path.
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
+import { runWorkflow, type WorkflowResult } from '../../cli/local-workflow.js';
+import { DRILLS_DIR } from '../../functions/adapters/local/local-pitr.js';
+import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
+import { readManifest } from '../../functions/core/catalog.js';
+import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
+import { DatabaseUnavailableError } from '../../functions/core/errors.js';
+import { DRILL_REPORT_FILE, manifestKey } from '../../functions/core/layout.js';
+import { backupIdFor } from '../../functions/core/schedule.js';
+import { makeHandler as makeSweepHandler } from '../../functions/handlers/sweep-drills.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+const TARGET = 'keycloak';
+let stateDir: string;
+let stack: LocalStack;
+let services: Services;
+let dailyBackupId: string;
+
+function lastMidnight(): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+}
+
+async function drill(
+  input: unknown,
+  wrap?: Parameters<typeof runWorkflow>[0]['wrap'],
+): Promise<WorkflowResult> {
+  return runWorkflow({ machine: 'restore-drill', input, services, waitMs: 10, ...(wrap ? { wrap } : {}) });
+}
+
+/** The stored report of one execution. */
+async function reportOf(result: WorkflowResult): Promise<DrillReport | undefined> {
+  for await (const object of services.primaryStore.list(`${TARGET}/drills/`)) {
+    if (!object.key.endsWith(`/${DRILL_REPORT_FILE}`)) continue;
+    const report = drillReportSchema.parse(await services.primaryStore.getJson(object.key));
+    if (report.execution === result.executionId) return report;
+  }
+  return undefined;
+}
+
+async function drillDirs(): Promise<string[]> {
+  return readdir(path.join(stateDir, DRILLS_DIR)).catch(() => []);
+}
+
+/** Pids of processes started on a drill's data directory. */
+async function drillProcesses(): Promise<number[]> {
+  const found: number[] = [];
+  const drills = path.join(stateDir, DRILLS_DIR);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').some((arg) => arg.startsWith(drills))) found.push(Number(entry));
+  }
+  return found;
+}
+
+async function alertsOf(result: WorkflowResult) {
+  return (await readOutbox(services.config.KB_OUTBOX_FILE!)).filter(
+    (a) => a.execution === result.executionId,
+  );
+}
+
+async function expectNothingLeft(): Promise<void> {
+  expect(await services.pitr.listDrills()).toEqual([]);
+  expect(await drillDirs()).toEqual([]);
+  expect(await drillProcesses()).toEqual([]);
+}
+
+function entered(result: WorkflowResult): string[] {
+  return result.events.filter((e) => e.type === 'StateEntered').map((e) => e.state ?? '');
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-drill-'));
+  stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
+  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
+  // The daily run takes the base backup the drills restore from, and the manifest they compare with.
+  const time = lastMidnight();
+  dailyBackupId = backupIdFor(time);
+  const backup = await runWorkflow({
+    machine: 'backup',
+    input: { time: time.toISOString() },
+    services,
+    waitMs: 10,
+  });
+  expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
+});
+
+afterAll(async () => {
+  for (const drill of (await services?.pitr.listDrills().catch(() => [])) ?? []) {
+    await services.pitr.teardown(drill.instanceId).catch(() => undefined);
+  }
+  await stack?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('restore drill workflow', () => {
+  it('restores latest, passes every check against the backup, records the measured recovery time and tears down', async () => {
+    const result = await drill({ time: 'latest' });
+
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    const output = result.output as {
+      verification: { passed: boolean; manifestBackupId: string; checks: { name: string; status: string }[] };
+      report: { outcome: string; reportKey: string };
+    };
+    expect(output.verification.passed).toBe(true);
+    expect(output.verification.manifestBackupId).toBe(dailyBackupId);
+    expect(output.verification.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['not-in-recovery', 'signing-keys', 'source-realm-names', 'source-counts-near']),
+    );
+    const report = await reportOf(result);
+    expect(report?.outcome).toBe('passed');
+    expect(report?.tornDown).toBe(true);
+    // Measured from the clock, not constants: a restore takes time, the checks take time.
+    expect(report?.recovery.recoverySeconds).toBeGreaterThan(0);
+    expect(report?.recovery.totalSeconds).toBeGreaterThan(report?.recovery.recoverySeconds ?? 0);
+    expect(entered(result)).toEqual(
+      expect.arrayContaining([
+        'SweepDrills',
+        'ValidateDrill',
+        'StartDrillRestore',
+        'VerifyDrill',
+        'TeardownDrill',
+      ]),
+    );
+    const metrics = (await readFile(path.join(stateDir, 'metrics', 'emf.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(metrics.at(-1)).toMatchObject({ Target: TARGET, DrillsPassed: 1, drillId: report?.drillId });
+    expect(await alertsOf(result)).toEqual([]);
+    await expectNothingLeft();
+  });
+
+  it('restores to an ISO time inside the window', async () => {
+    const time = new Date(Date.now() - 1000).toISOString();
+    const result = await drill({ target: TARGET, time, keepMinutes: 0 });
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    expect((await reportOf(result))?.requested.time).toBe(time);
+    await expectNothingLeft();
+  });
+
+  it('refuses a time in the future with the reason, alerts, and starts nothing', async () => {
+    const time = new Date(Date.now() + 3_600_000).toISOString();
+    const result = await drill({ time });
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RestoreWindowError');
+    expect(result.cause).toContain(`restore time ${time} is in the future`);
+    expect(entered(result)).not.toContain('StartDrillRestore');
+    const alerts = await alertsOf(result);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ step: 'drill-validate', error: 'RestoreWindowError' });
+    expect(await reportOf(result)).toBeUndefined();
+    await expectNothingLeft();
+  });
+
+  it('refuses a time before the earliest base backup, naming the earliest', async () => {
+    const result = await drill({ time: '2020-01-01T00:00:00Z' });
+    expect(result.error).toBe('RestoreWindowError');
+    expect(result.cause).toMatch(/is before the earliest restorable time \d{4}-\d\d-\d\dT/);
+    await expectNothingLeft();
+  });
+
+  it('tears down before alerting when a step fails after the restore started', async () => {
+    const result = await drill(
+      { time: 'latest' },
+      {
+        verifyDrill: () => async () => {
+          throw new DatabaseUnavailableError('simulated: the restored copy stopped answering');
+        },
+      },
+    );
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('DatabaseUnavailableError');
+    const states = entered(result);
+    expect(states.indexOf('TeardownAfterFailure')).toBeGreaterThan(states.indexOf('VerifyDrill'));
+    expect(states.indexOf('NotifyDrillFailure')).toBeGreaterThan(states.indexOf('TeardownAfterFailure'));
+    expect((await alertsOf(result)).map((a) => a.step)).toEqual(['drill-verify']);
+    const report = await reportOf(result);
+    expect(report).toMatchObject({ outcome: 'failed', tornDown: true, failure: { step: 'drill-verify' } });
+    expect(report?.recovery.recoverySeconds).toBeGreaterThan(0);
+    await expectNothingLeft();
+  });
+
+  it('tears down and alerts with the failing checks when the restored copy disagrees with its manifest', async () => {
+    // A newer manifest that records a realm and users the database never had: the comparison must fail.
+    const real = await readManifest(services.primaryStore, TARGET, dailyBackupId);
+    const now = new Date();
+    const backupId = backupIdFor(new Date(now.getTime() - 60_000));
+    const key = manifestKey(TARGET, backupId);
+    await services.primaryStore.putJson(key, {
+      ...real,
+      backupId,
+      startedAt: new Date(now.getTime() - 1000).toISOString(),
+      contents: {
+        ...real.contents,
+        realms: [...real.contents.realms, 'ghost-realm'].sort(),
+        tableCounts: {
+          ...real.contents.tableCounts,
+          user_entity: (real.contents.tableCounts.user_entity ?? 0) + 500,
+        },
+      },
+    });
+    try {
+      const result = await drill({ time: 'latest' });
+
+      expect(result.status).toBe('FAILED');
+      expect(result.error).toBe('VerificationFailedError');
+      const states = entered(result);
+      expect(states.indexOf('NotifyVerificationFailed')).toBeGreaterThan(states.indexOf('TeardownDrill'));
+      const alerts = await alertsOf(result);
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]?.step).toBe('drill-verify');
+      expect(alerts[0]?.failedChecks).toEqual(
+        expect.arrayContaining(['source-realm-names', 'source-counts-near']),
+      );
+      const report = await reportOf(result);
+      expect(report).toMatchObject({ outcome: 'failed', tornDown: true });
+      expect(report?.verification?.manifestBackupId).toBe(backupId);
+      await expectNothingLeft();
+    } finally {
+      await services.primaryStore.deleteObjects([key]);
+    }
+  });
+
+  it('sweeps drill instances older than the limit, and alerts that one was left behind', async () => {
+    const instance = await services.pitr.restore({
+      target: TARGET,
+      instanceId: 'drill-keycloak-20200101t000000',
+      time: 'latest',
+    });
+    expect(instance.status).toBe('available');
+    const limit = services.config.KB_DRILL_MAX_MINUTES;
+    const later = { now: () => new Date(Date.now() + (limit + 1) * 60_000) };
+    const sweep = makeSweepHandler({ ...services, clock: later });
+    const result = (await sweep({ execution: 'sweep-test' }, {} as never)) as { swept: string[] };
+
+    expect(result.swept).toEqual(['drill-keycloak-20200101t000000']);
+    const alerts = (await readOutbox(services.config.KB_OUTBOX_FILE!)).filter(
+      (a) => a.execution === 'sweep-test',
+    );
+    expect(alerts[0]?.cause).toContain('drill-keycloak-20200101t000000');
+    await expectNothingLeft();
+    await expect(access(path.join(stateDir, DRILLS_DIR, 'drill-keycloak-20200101t000000'))).rejects.toThrow();
+  });
+});
