@@ -2,11 +2,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GENERATED_TABLE, type GrowResult, growKeycloakDatabase } from '../../bench/generate.js';
-import {
-  loadKeycloakFixture,
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from '../support/throwaway-cluster.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
 
 const TINY = { users: 200, sessions: 100, events: 300 } as const;
 const GROWN_TABLES = [
@@ -118,30 +114,29 @@ async function digestRows(url: string): Promise<Record<string, string>> {
 }
 
 describe('growKeycloakDatabase', () => {
-  let cluster: ThrowawayCluster;
+  let stack: TestStack;
   let url: string;
   let before: Record<string, number>;
   let first: GrowResult;
 
   beforeAll(async () => {
-    cluster = await startThrowawayCluster();
-    await loadKeycloakFixture(cluster);
-    url = cluster.url('keycloak');
+    stack = await startTestStack();
+    url = stack.primaryUrl;
     // The fixture has no groups; one lets the test see memberships generated where groups exist.
     await withClient(url, (client) =>
       client.query(
         "INSERT INTO keycloak_group (id, name, parent_group, realm_id, type) VALUES ('00000000-0000-4000-8000-00000000beef', 'staff', ' ', 'betterGR', 0)",
       ),
     );
-    await withClient(cluster.url('postgres'), (client) =>
-      client.query('CREATE DATABASE keycloak_twin TEMPLATE keycloak'),
+    await withClient(stack.primary.url('postgres'), (client) =>
+      client.query(`CREATE DATABASE keycloak_twin TEMPLATE ${pg.escapeIdentifier(stack.database)}`),
     );
     before = await countRows(url);
     first = await growKeycloakDatabase({ url, size: TINY, seed: 7 });
   });
 
   afterAll(async () => {
-    await cluster?.stop();
+    await stack?.remove();
   });
 
   it('grows each table by exactly the requested counts', async () => {
@@ -228,7 +223,7 @@ WHERE u.id NOT IN ('123456789', '987654321', 'admin-id-789', '25d09a58-ae64-4012
   });
 
   it('writes the same rows for the same seed in another database, whatever the batch size', async () => {
-    const twin = cluster.url('keycloak_twin');
+    const twin = stack.primary.url('keycloak_twin');
     await growKeycloakDatabase({ url: twin, size: TINY, seed: 7, batchSize: 64 });
     expect(await digestRows(twin)).toEqual(await digestRows(url));
   });
