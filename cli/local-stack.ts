@@ -1,0 +1,429 @@
+// The local stack: a PostgreSQL primary with a WAL archive, its streaming hot standby, s3rver and the key file.
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FIXTURE_OWNER, loadKeycloakFixture } from '../functions/adapters/local/fixture.js';
+import { ensureKeyFile } from '../functions/adapters/local/key-file.js';
+import {
+  allowServerTraversal,
+  isProcessRunning,
+  LocalPostgresCluster,
+  makeServerDir,
+  primarySettings,
+  replicaSettings,
+  reusablePort,
+} from '../functions/adapters/local/postgres-cluster.js';
+import {
+  LOCAL_S3_CREDENTIALS,
+  type LocalS3Server,
+  startS3Server,
+} from '../functions/adapters/local/s3-server.js';
+import {
+  type FindOptions,
+  findPgBinaries,
+  type PgBinaries,
+} from '../functions/adapters/postgres/binaries.js';
+import { ConfigurationError } from '../functions/core/errors.js';
+import type { PgVersion } from '../functions/core/versions.js';
+
+export const STACK_DATABASE = 'keycloak';
+export const STACK_TARGET = 'keycloak';
+export const PRIMARY_BUCKET = 'kb-primary';
+export const DR_BUCKET = 'kb-dr';
+export const PRIMARY_REGION = 'eu-west-1';
+export const DR_REGION = 'eu-central-1';
+/** The physical replication slot the replica streams through. */
+export const REPLICA_SLOT = 'kb_replica';
+
+const STATE_FILE = 'stack.json';
+const STATE_VERSION = 1;
+
+/** `<repo>/.local`, git-ignored. */
+export function defaultStateDir(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.local');
+}
+
+export interface LocalStackOptions {
+  stateDir: string;
+  /** Load the Keycloak fixture into the database when it has not been loaded yet. */
+  seed?: boolean;
+  /** false = fsync off: fast, and lost on a machine crash; for test stacks only. Default true. */
+  durable?: boolean;
+  /** Directory of the PostgreSQL programs (KB_PG_BIN_DIR); searched for when absent. */
+  pgBinDir?: string;
+  fixturePath?: string;
+  log?: (line: string) => void;
+  /** Stop the stack on SIGINT/SIGTERM and signal its servers at process exit. Default true. */
+  handleSignals?: boolean;
+}
+
+export interface LocalStack {
+  readonly primaryUrl: string;
+  readonly replicaUrl: string;
+  readonly database: string;
+  readonly s3Endpoint: string;
+  readonly primaryBucket: string;
+  readonly drBucket: string;
+  readonly keyFile: string;
+  readonly walArchiveDir: string;
+  readonly stateDir: string;
+  readonly binaries: PgBinaries;
+  readonly primary: LocalPostgresCluster;
+  readonly replica: LocalPostgresCluster;
+  /** The environment for functions/platform/config.ts parseConfig, plus s3rver's fixed (non-secret) credentials. */
+  env(): Record<string, string>;
+  /** Waits until the replica has replayed everything written on the primary so far. */
+  waitForReplay(timeoutMs?: number): Promise<void>;
+  /** Stops the replica, the primary and s3rver; idempotent. */
+  stop(): Promise<void>;
+}
+
+interface StackState {
+  version: number;
+  pgMajor: number;
+  primaryPort?: number;
+  replicaPort?: number;
+  s3Port?: number;
+  /** The first run finished: primary initialised, database created, replica made. */
+  ready: boolean;
+  seeded: boolean;
+}
+
+async function readState(stateDir: string): Promise<StackState | undefined> {
+  try {
+    const state = JSON.parse(await readFile(path.join(stateDir, STATE_FILE), 'utf8')) as StackState;
+    return state.version === STATE_VERSION ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeState(stateDir: string, state: StackState): Promise<void> {
+  const file = path.join(stateDir, STATE_FILE);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+}
+
+/**
+ * One process per state directory: a second one would adopt the first one's servers and stop them under it.
+ * The lock names its pid, so a lock left by a dead process is taken over.
+ */
+async function lockStateDir(stateDir: string): Promise<() => Promise<void>> {
+  const lock = path.join(stateDir, 'stack.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return async () => {
+        await rm(lock, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isProcessRunning(holder)) {
+        throw new ConfigurationError(`the local stack in ${stateDir} is in use by process ${holder}`, {
+          hint: `stop that process first, or use another state directory`,
+        });
+      }
+      await rm(lock, { force: true });
+    }
+  }
+  throw new ConfigurationError(`cannot lock the local stack in ${stateDir}`, { hint: 'try again' });
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cleanup when the process is interrupted or dies
+
+const liveStacks = new Set<{ stop(): Promise<void>; signalStopSync(): void }>();
+let handlersInstalled = false;
+
+function onExit(): void {
+  for (const stack of liveStacks) stack.signalStopSync();
+}
+
+async function onSignal(signal: NodeJS.Signals): Promise<void> {
+  const stacks = [...liveStacks];
+  await Promise.allSettled(stacks.map((stack) => stack.stop()));
+  uninstallHandlers();
+  // Die of the same signal, as if we had not caught it.
+  process.kill(process.pid, signal);
+}
+
+const onSigint = () => void onSignal('SIGINT');
+const onSigterm = () => void onSignal('SIGTERM');
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', onExit);
+  process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigterm);
+}
+
+function uninstallHandlers(): void {
+  if (!handlersInstalled) return;
+  handlersInstalled = false;
+  process.off('exit', onExit);
+  process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigterm);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Brings the local stack up. The first run creates everything in `stateDir` (and loads the fixture when `seed`);
+ * later runs start what is there. A first run that failed half-way is cleared and redone, keeping the key file and
+ * the buckets.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const durable = options.durable ?? true;
+  const stateDir = path.resolve(options.stateDir);
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  // The postgres user (when we are root) must pass through to its own folders inside.
+  await allowServerTraversal(stateDir);
+
+  const findOptions: FindOptions = { server: true };
+  const binaries = await findPgBinaries(options.pgBinDir, findOptions);
+  const serverVersion = await binaries.version('postgres');
+  log(`postgresql ${serverVersion.full} from ${binaries.dir}`);
+
+  const keyFile = path.join(stateDir, 'local.key');
+  await ensureKeyFile(keyFile);
+  const unlock = await lockStateDir(stateDir);
+  try {
+    return await startLocked(options, { stateDir, binaries, serverVersion, keyFile, durable, log, unlock });
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
+}
+
+interface StartContext {
+  stateDir: string;
+  binaries: PgBinaries;
+  serverVersion: PgVersion;
+  keyFile: string;
+  durable: boolean;
+  log: (line: string) => void;
+  unlock: () => Promise<void>;
+}
+
+async function startLocked(options: LocalStackOptions, context: StartContext): Promise<LocalStack> {
+  const { stateDir, binaries, serverVersion, keyFile, durable, log, unlock } = context;
+
+  const walArchiveDir = path.join(stateDir, 'wal-archive');
+  let state = await readState(stateDir);
+  const primary = new LocalPostgresCluster({
+    name: 'primary',
+    baseDir: path.join(stateDir, 'primary'),
+    binaries,
+    port: 0,
+    // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
+    portFlexible: true,
+    log,
+  });
+  const replica = new LocalPostgresCluster({
+    name: 'replica',
+    baseDir: path.join(stateDir, 'replica'),
+    binaries,
+    port: 0,
+    // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
+    portFlexible: true,
+    log,
+  });
+
+  if (state?.ready && (await primary.isInitialized())) {
+    const dataMajor = await primary.dataMajor();
+    if (dataMajor !== serverVersion.major) {
+      throw new ConfigurationError(
+        `the local stack in ${stateDir} was created with PostgreSQL ${dataMajor}, but the binaries found are ${serverVersion.full}`,
+        {
+          hint: `set KB_PG_BIN_DIR to the PostgreSQL ${dataMajor} bin directory, or delete ${stateDir} to start afresh`,
+        },
+      );
+    }
+  } else if (state || (await exists(primary.baseDir)) || (await exists(replica.baseDir))) {
+    log('a previous first run did not finish: clearing its clusters and WAL archive');
+    await Promise.allSettled([replica.stop(), primary.stop()]);
+    await Promise.all(
+      [primary.baseDir, replica.baseDir, walArchiveDir].map((dir) =>
+        rm(dir, { recursive: true, force: true }),
+      ),
+    );
+    state = undefined;
+  }
+
+  // s3rver starts while the clusters do: it is independent of them and takes a moment to load.
+  const s3Starting = startS3Server({
+    directory: path.join(stateDir, 's3'),
+    buckets: [PRIMARY_BUCKET, DR_BUCKET],
+    ...(state?.s3Port ? { preferredPort: state.s3Port } : {}),
+  });
+  // Handled here for now; awaited (and so reported) once the clusters are up.
+  s3Starting.catch(() => {});
+  const stopS3 = async () => (await s3Starting.catch(() => undefined))?.stop();
+  const stopAll = async () => {
+    await Promise.allSettled([replica.stop()]);
+    const results = await Promise.allSettled([primary.stop(), stopS3()]);
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+
+  const liveEntry = {
+    stop: stopAll,
+    signalStopSync: () => {
+      replica.signalStopSync();
+      primary.signalStopSync();
+    },
+  };
+  if (options.handleSignals ?? true) {
+    liveStacks.add(liveEntry);
+    installHandlers();
+  }
+
+  let s3: LocalS3Server;
+  try {
+    primary.port = await reusablePort(state?.primaryPort);
+    replica.port = await reusablePort(state?.replicaPort);
+    // Ports must differ even when the OS hands back the same just-released one.
+    while (replica.port === primary.port) replica.port = await reusablePort(undefined);
+
+    if (!state) {
+      state = { version: STATE_VERSION, pgMajor: serverVersion.major, ready: false, seeded: false };
+      await writeState(stateDir, state);
+      await makeServerDir(walArchiveDir);
+      await primary.initdb({ durable });
+      await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
+      await primary.start();
+      await primary.query(`create role ${FIXTURE_OWNER} login`);
+      await primary.query(`create database ${STACK_DATABASE} owner ${FIXTURE_OWNER}`);
+      if (options.seed) {
+        log('loading the Keycloak fixture');
+        await loadKeycloakFixture({
+          binaries,
+          url: primary.url(STACK_DATABASE),
+          serverMajor: serverVersion.major,
+          ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
+        });
+        state.seeded = true;
+      }
+      await primary.ensureReplicationSlot(REPLICA_SLOT);
+      await replica.baseBackupFrom(primary, { slot: REPLICA_SLOT, durable });
+      await replica.writeSettings(
+        replicaSettings({ primaryPort: primary.port, slot: REPLICA_SLOT, durable }),
+      );
+      await replica.start();
+      await replica.waitForReplayOf(primary);
+      state.ready = true;
+    } else {
+      // Settings are rewritten at every start: the primary's port, and so the replica's connection, may change.
+      await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
+      await primary.start();
+      await replica.writeSettings(
+        replicaSettings({ primaryPort: primary.port, slot: REPLICA_SLOT, durable }),
+      );
+      await replica.start();
+      if (options.seed && !state.seeded) {
+        log('loading the Keycloak fixture');
+        await loadKeycloakFixture({
+          binaries,
+          url: primary.url(STACK_DATABASE),
+          serverMajor: serverVersion.major,
+          ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
+        });
+        state.seeded = true;
+      }
+      await replica.waitForReplayOf(primary);
+    }
+    s3 = await s3Starting;
+    log(`s3rver: ${s3.endpoint} (buckets ${PRIMARY_BUCKET}, ${DR_BUCKET})`);
+    state.primaryPort = primary.port;
+    state.replicaPort = replica.port;
+    state.s3Port = s3.port;
+    await writeState(stateDir, state);
+  } catch (error) {
+    await stopAll().catch(() => {});
+    liveStacks.delete(liveEntry);
+    if (liveStacks.size === 0) uninstallHandlers();
+    throw error;
+  }
+
+  const server = s3;
+  let stopping: Promise<void> | undefined;
+  return {
+    primaryUrl: primary.url(STACK_DATABASE),
+    replicaUrl: replica.url(STACK_DATABASE),
+    database: STACK_DATABASE,
+    s3Endpoint: server.endpoint,
+    primaryBucket: PRIMARY_BUCKET,
+    drBucket: DR_BUCKET,
+    keyFile,
+    walArchiveDir,
+    stateDir,
+    binaries,
+    primary,
+    replica,
+    env() {
+      return {
+        KB_RUNTIME: 'local',
+        KB_TARGETS: JSON.stringify([
+          {
+            name: STACK_TARGET,
+            database: STACK_DATABASE,
+            replica: replica.url(STACK_DATABASE),
+            primary: primary.url(STACK_DATABASE),
+          },
+        ]),
+        KB_S3_ENDPOINT: server.endpoint,
+        KB_PRIMARY_BUCKET: PRIMARY_BUCKET,
+        KB_DR_BUCKET: DR_BUCKET,
+        KB_PRIMARY_REGION: PRIMARY_REGION,
+        KB_DR_REGION: DR_REGION,
+        KB_LOCAL_KEY_FILE: keyFile,
+        KB_OUTBOX_FILE: path.join(stateDir, 'outbox.jsonl'),
+        KB_LOCAL_STATE_DIR: stateDir,
+        KB_PG_BIN_DIR: binaries.dir,
+        KB_SCRATCH_DATABASE_URL: primary.url('postgres'),
+        KB_LOCAL_WAL_ARCHIVE_DIR: walArchiveDir,
+        AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      };
+    },
+    waitForReplay: (timeoutMs?: number) => replica.waitForReplayOf(primary, timeoutMs),
+    stop() {
+      stopping ??= (async () => {
+        try {
+          await stopAll();
+          await unlock();
+          log('local stack stopped');
+        } finally {
+          liveStacks.delete(liveEntry);
+          if (liveStacks.size === 0) uninstallHandlers();
+        }
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Runs `fn` with a started stack and always stops the stack afterwards. */
+export async function withLocalStack<T>(
+  options: LocalStackOptions,
+  fn: (stack: LocalStack) => Promise<T>,
+): Promise<T> {
+  const stack = await startLocalStack(options);
+  try {
+    return await fn(stack);
+  } finally {
+    await stack.stop();
+  }
+}

@@ -1,0 +1,293 @@
+// The local stack for real: PostgreSQL primary + hot standby from the machine's binaries, WAL archive, s3rver, key file.
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalStack } from '../../cli/local-stack.js';
+import { SqlDumpFilter } from '../../functions/adapters/local/fixture.js';
+import { ensureKeyFile, readKeyFile } from '../../functions/adapters/local/key-file.js';
+import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
+import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
+import { findPgBinaries } from '../../functions/adapters/postgres/binaries.js';
+import { BinaryNotFoundError, ConfigurationError } from '../../functions/core/errors.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let stack: TestStack;
+let scratch: string;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), 'kb-stack-test-'));
+  stack = await startTestStack();
+  console.info(`local stack first start (initdb, fixture, replica): ${stack.startMs} ms`);
+});
+
+afterAll(async () => {
+  await stack?.remove();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const one = async <T extends Record<string, unknown>>(
+  cluster: TestStack['primary'],
+  sql: string,
+  params: unknown[] = [],
+): Promise<T> => {
+  const [row] = await cluster.query<T>(sql, params, stack.database);
+  if (!row) throw new Error(`no row from ${sql}`);
+  return row;
+};
+
+describe('the local stack', () => {
+  it('serves the seeded Keycloak database from the primary and from a hot standby in recovery', async () => {
+    expect(await one(stack.primary, 'select pg_is_in_recovery() as standby')).toEqual({ standby: false });
+    expect(await one(stack.replica, 'select pg_is_in_recovery() as standby')).toEqual({ standby: true });
+    expect(await one(stack.replica, 'select count(*)::int as users from user_entity')).toEqual({ users: 5 });
+    expect(
+      await one(stack.replica, 'select version from migration_model order by update_time desc limit 1'),
+    ).toEqual({ version: '26.0.8' });
+    expect(await one(stack.replica, "select current_setting('hot_standby_feedback') as feedback")).toEqual({
+      feedback: 'on',
+    });
+    expect(
+      await one(stack.primary, "select active from pg_replication_slots where slot_name = 'kb_replica'"),
+    ).toEqual({ active: true });
+  });
+
+  it('gives an environment the configuration schema accepts', () => {
+    const config = parseConfig(stack.env());
+    expect(config.KB_RUNTIME).toBe('local');
+    expect(config.KB_TARGETS).toEqual([
+      { name: 'keycloak', database: 'keycloak', replica: stack.replicaUrl, primary: stack.primaryUrl },
+    ]);
+    expect(config.KB_S3_ENDPOINT).toBe(stack.s3Endpoint);
+    expect(config.KB_PRIMARY_BUCKET).not.toBe(config.KB_DR_BUCKET);
+    expect(config.KB_LOCAL_KEY_FILE).toBe(stack.keyFile);
+    expect(config.KB_PG_BIN_DIR).toBe(stack.binaries.dir);
+  });
+
+  it('shows a write on the primary on the replica once replay caught up', async () => {
+    const marker = `marker-${Date.now()}`;
+    await stack.primary.query(
+      'create table if not exists stack_marker (name text primary key)',
+      [],
+      'keycloak',
+    );
+    await stack.primary.query('insert into stack_marker values ($1)', [marker], 'keycloak');
+    await stack.waitForReplay();
+    expect(
+      await one(stack.replica, 'select count(*)::int as n from stack_marker where name = $1', [marker]),
+    ).toEqual({ n: 1 });
+  });
+
+  it('archives WAL segments into the WAL archive when the primary switches segments', async () => {
+    const { segment } = await one<{ segment: string }>(
+      stack.primary,
+      'select pg_walfile_name(pg_current_wal_lsn()) as segment',
+    );
+    await stack.primary.query('insert into stack_marker values ($1)', [`switch-${Date.now()}`], 'keycloak');
+    await stack.primary.query('select pg_switch_wal()');
+    const archived = path.join(stack.walArchiveDir, segment);
+    const deadline = Date.now() + 30_000;
+    while (!(await stat(archived).catch(() => undefined)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect((await stat(archived)).size).toBe(16 * 1024 * 1024);
+    const names = await readdir(stack.walArchiveDir);
+    expect(names.some((name) => name.endsWith('.part'))).toBe(false);
+    const { failed } = await one<{ failed: string }>(
+      stack.primary,
+      'select failed_count::text as failed from pg_stat_archiver',
+    );
+    expect(failed).toBe('0');
+  });
+
+  it('creates the key file with mode 0600 and 32 bytes, and keeps it across calls', async () => {
+    const info = await stat(stack.keyFile);
+    expect(info.mode & 0o777).toBe(0o600);
+    const key = await readFile(stack.keyFile);
+    expect(key.length).toBe(32);
+    expect((await ensureKeyFile(stack.keyFile)).equals(key)).toBe(true);
+  });
+
+  it('round-trips a multipart upload through s3rver byte for byte, with nothing added to the stored object', async () => {
+    const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
+    const body = randomBytes(10 * 1024 * 1024 + 4321);
+    const key = 'keycloak/2026/11/22/20261122T2300Z/dump.pgdump.enc';
+    try {
+      const upload = new Upload({
+        client,
+        params: { Bucket: stack.primaryBucket, Key: key, Body: Readable.from([body]) },
+        partSize: 5 * 1024 * 1024,
+        queueSize: 2,
+      });
+      const parts: number[] = [];
+      upload.on('httpUploadProgress', (progress) => {
+        if (progress.part !== undefined) parts.push(progress.part);
+      });
+      await upload.done();
+      expect(new Set(parts).size).toBeGreaterThanOrEqual(3);
+
+      const got = await client.send(new GetObjectCommand({ Bucket: stack.primaryBucket, Key: key }));
+      const hash = createHash('sha256');
+      await pipeline(got.Body as Readable, hash);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
+
+      // What s3rver wrote to disk is the object itself, not the SDK's aws-chunked framing.
+      const stored = await readFile(
+        path.join(stack.stateDir, 's3', stack.primaryBucket, `${key}._S3rver_object`),
+      );
+      expect(stored.equals(body)).toBe(true);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe('restarting the local stack', () => {
+  it('stops every server it started, then comes back on the same ports with the same data', async () => {
+    const pids = [await stack.primary.pid(), await stack.replica.pid()];
+    const ports = [stack.primary.port, stack.replica.port];
+    expect(pids.every((pid) => pid !== undefined && isProcessRunning(pid))).toBe(true);
+
+    await stack.stop();
+    await stack.stop();
+    expect(pids.some((pid) => isProcessRunning(pid!))).toBe(false);
+    expect((await stack.primary.status()).state).toBe('stopped');
+    await expect(fetch(stack.s3Endpoint)).rejects.toThrow();
+
+    const started = Date.now();
+    const again = await startLocalStack({ stateDir: stack.stateDir, durable: false, seed: true });
+    try {
+      console.info(`local stack warm restart: ${Date.now() - started} ms`);
+      expect([again.primary.port, again.replica.port]).toEqual(ports);
+      const [row] = await again.replica.query<{ n: number }>(
+        'select count(*)::int as n from user_entity',
+        [],
+        'keycloak',
+      );
+      expect(row?.n).toBe(5);
+      const [marker] = await again.replica.query<{ n: number }>(
+        'select count(*)::int as n from stack_marker',
+        [],
+        'keycloak',
+      );
+      expect(marker?.n).toBeGreaterThanOrEqual(2);
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('starts again after a crash that left postmaster.pid behind', async () => {
+    const first = await startLocalStack({ stateDir: stack.stateDir, durable: false });
+    const crashed = [await first.primary.pid(), await first.replica.pid()];
+    for (const pid of crashed) process.kill(pid!, 'SIGKILL');
+    for (let i = 0; i < 100 && crashed.some((pid) => isProcessRunning(pid!)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const lockFile = path.join(first.primary.dataDir, 'postmaster.pid');
+    expect((await stat(lockFile)).isFile()).toBe(true);
+    await first.stop();
+
+    const second = await startLocalStack({ stateDir: stack.stateDir, durable: false });
+    try {
+      const [row] = await second.primary.query<{ n: number }>(
+        'select count(*)::int as n from user_entity',
+        [],
+        'keycloak',
+      );
+      expect(row?.n).toBe(5);
+      await second.waitForReplay();
+      expect(
+        (await second.replica.query<{ standby: boolean }>('select pg_is_in_recovery() as standby'))[0],
+      ).toEqual({
+        standby: true,
+      });
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('refuses to share a state directory with another running process', async () => {
+    await writeFile(path.join(stack.stateDir, 'stack.lock'), `${process.ppid}\n`);
+    try {
+      await expect(startLocalStack({ stateDir: stack.stateDir, durable: false })).rejects.toThrow(
+        /in use by process/,
+      );
+    } finally {
+      await rm(path.join(stack.stateDir, 'stack.lock'), { force: true });
+    }
+  });
+});
+
+describe('the key file', () => {
+  it('refuses a key file that group or others can read, saying how to fix it', async () => {
+    const file = path.join(scratch, 'open.key');
+    await ensureKeyFile(file);
+    await chmod(file, 0o644);
+    const error = await readKeyFile(file).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as ConfigurationError).hint).toContain(`chmod 600 ${file}`);
+    await expect(ensureKeyFile(file)).rejects.toThrow(ConfigurationError);
+  });
+
+  it('gives every concurrent first caller the same key', async () => {
+    const file = path.join(scratch, 'keys', 'race.key');
+    const keys = await Promise.all(Array.from({ length: 8 }, () => ensureKeyFile(file)));
+    expect(new Set(keys.map((key) => key.toString('hex'))).size).toBe(1);
+    expect((await readdir(path.dirname(file))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('finding the PostgreSQL programs', () => {
+  it('reads the versions of the programs it found', async () => {
+    const binaries = await findPgBinaries(undefined, { server: true });
+    const [pgDump, server] = await Promise.all([binaries.version('pg_dump'), binaries.version('postgres')]);
+    expect(pgDump.major).toBe(server.major);
+    expect(pgDump.full).toMatch(/^\d+\.\d+/);
+    expect(binaries.path('pg_restore')).toBe(path.join(binaries.dir, 'pg_restore'));
+  });
+
+  it('names the missing programs and the fix when KB_PG_BIN_DIR holds none', async () => {
+    const error = await findPgBinaries(scratch, { server: true }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BinaryNotFoundError);
+    expect((error as BinaryNotFoundError).message).toContain('initdb');
+    expect((error as BinaryNotFoundError).hint).toContain('KB_PG_BIN_DIR');
+  });
+});
+
+describe('preparing a plain-SQL dump for an older server', () => {
+  const filter = async (chunks: Buffer[], serverMajor: number) => {
+    const out: Buffer[] = [];
+    await pipeline(
+      Readable.from(chunks),
+      new SqlDumpFilter({ serverMajor }),
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          out.push(chunk);
+          callback();
+        },
+      }),
+    );
+    return Buffer.concat(out).toString('utf8');
+  };
+
+  it('drops the byte-order mark even when split across chunks, and SET transaction_timeout before 17', async () => {
+    const bytes = Buffer.from('\ufeffSET a = 0;\nSET transaction_timeout = 0;\nSET b = 1;\n');
+    const chunks = [bytes.subarray(0, 1), bytes.subarray(1, 20), bytes.subarray(20)];
+    expect(await filter(chunks, 15)).toBe('SET a = 0;\nSET b = 1;\n');
+    expect(await filter([bytes], 17)).toBe('SET a = 0;\nSET transaction_timeout = 0;\nSET b = 1;\n');
+  });
+
+  it('leaves COPY data untouched', async () => {
+    const sql =
+      'COPY public.t (a) FROM stdin;\nSET transaction_timeout = 0;\n\\.\nSET transaction_timeout = 0;\n';
+    expect(await filter([Buffer.from(sql)], 15)).toBe(
+      'COPY public.t (a) FROM stdin;\nSET transaction_timeout = 0;\n\\.\n',
+    );
+  });
+});
