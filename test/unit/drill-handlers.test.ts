@@ -1,0 +1,354 @@
+// The drill handlers over fake ports: no processes, no network.
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { drillReportSchema } from '../../functions/core/drill.js';
+import { InvalidInputError, ObjectNotFoundError, RestoreWindowError } from '../../functions/core/errors.js';
+import { drillReportKey, manifestKey } from '../../functions/core/layout.js';
+import type {
+  DrillInstance,
+  KeycloakVerification,
+  ObjectStore,
+  PointInTimeEngine,
+  StoredObject,
+} from '../../functions/core/ports.js';
+import { makeHandler as makeRecord } from '../../functions/handlers/record-drill.js';
+import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
+import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
+import { makeHandler as makeVerify } from '../../functions/handlers/verify-drill.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+const now = new Date('2026-11-23T12:00:00Z');
+const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
+
+class MemoryStore implements ObjectStore {
+  readonly bucket = 'kb-primary';
+  readonly region = 'eu-west-1';
+  readonly objects = new Map<string, Buffer>();
+  async putStream(key: string, body: Readable) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    this.objects.set(key, Buffer.concat(chunks));
+    return { bytes: this.objects.get(key)!.length };
+  }
+  async putJson(key: string, value: unknown) {
+    this.objects.set(key, Buffer.from(JSON.stringify(value)));
+  }
+  async getStream(key: string) {
+    return Readable.from([this.objects.get(key) ?? Buffer.alloc(0)]);
+  }
+  async getJson(key: string) {
+    const body = this.objects.get(key);
+    if (!body) throw new ObjectNotFoundError(key);
+    return JSON.parse(body.toString()) as unknown;
+  }
+  async head(key: string) {
+    const body = this.objects.get(key);
+    return body ? { key, size: body.length, lastModified: now } : undefined;
+  }
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    for (const [key, body] of this.objects) {
+      if (key.startsWith(prefix)) yield { key, size: body.length, lastModified: now };
+    }
+  }
+  async deleteObjects(keys: readonly string[]) {
+    for (const key of keys) this.objects.delete(key);
+  }
+}
+
+class FakePitr implements PointInTimeEngine {
+  restored: string[] = [];
+  tornDown: string[] = [];
+  window = { earliest: new Date('2026-11-20T00:00:00Z'), latest: new Date('2026-11-23T11:59:00Z') };
+  async restorableWindow() {
+    return this.window;
+  }
+  async restore(request: { instanceId: string }): Promise<DrillInstance> {
+    this.restored.push(request.instanceId);
+    return { instanceId: request.instanceId, target: 'keycloak', status: 'available', createdAt: now };
+  }
+  async describe(instanceId: string): Promise<DrillInstance> {
+    return {
+      instanceId,
+      target: 'keycloak',
+      status: 'available',
+      createdAt: now,
+      databaseUrl: 'postgres://postgres@127.0.0.1:1/keycloak',
+    };
+  }
+  async teardown(instanceId: string) {
+    this.tornDown.push(instanceId);
+  }
+  async listDrills() {
+    return [];
+  }
+}
+
+function fakeServices(
+  overrides: Partial<Services> = {},
+): Services & { store: MemoryStore; pitrFake: FakePitr } {
+  const config = parseConfig({
+    KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
+    KB_PRIMARY_BUCKET: 'kb-primary',
+    KB_DR_BUCKET: 'kb-dr',
+    KB_S3_ENDPOINT: 'http://127.0.0.1:9',
+    KB_LOCAL_KEY_FILE: '/nonexistent/key',
+    KB_OUTBOX_FILE: '/nonexistent/outbox',
+    KB_LOCAL_STATE_DIR: '/nonexistent/state',
+  });
+  const store = new MemoryStore();
+  const pitrFake = new FakePitr();
+  const services = {
+    config,
+    logger: createLogger({ silent: true }),
+    clock: { now: () => now },
+    primaryStore: store,
+    pitr: pitrFake,
+    ...overrides,
+  } as unknown as Services;
+  return Object.assign(services, { store, pitrFake });
+}
+
+describe('validateDrill', () => {
+  it('accepts latest with defaults and names the drill after the request time', async () => {
+    const services = fakeServices();
+    const result = await makeValidate(services)({ request: {}, execution: 'e' }, context);
+    expect(result).toMatchObject({
+      drillId: 'drill-keycloak-20261123t120000',
+      instanceId: 'drill-keycloak-20261123t120000',
+      target: 'keycloak',
+      time: 'latest',
+      keepSeconds: 0,
+      requestedAt: now.toISOString(),
+    });
+    expect(services.pitrFake.restored).toEqual([]);
+  });
+
+  it('refuses a time after the latest restorable time with RestoreWindowError', async () => {
+    const services = fakeServices();
+    const validate = makeValidate(services);
+    await expect(validate({ request: { time: '2026-11-23T11:59:30Z' } }, context)).rejects.toThrow(
+      RestoreWindowError,
+    );
+    await expect(validate({ request: { time: '2026-11-23T11:59:30Z' } }, context)).rejects.toThrow(
+      'is after the latest restorable time 2026-11-23T11:59:00.000Z',
+    );
+  });
+
+  it('turns keep-minutes into the seconds the Wait state reads', async () => {
+    const result = (await makeValidate(fakeServices())({ request: { keepMinutes: 15 } }, context)) as {
+      keepSeconds: number;
+    };
+    expect(result.keepSeconds).toBe(900);
+  });
+});
+
+describe('teardownDrill', () => {
+  it('refuses to tear down an instance not named as a drill', async () => {
+    const services = fakeServices();
+    await expect(makeTeardown(services)({ instanceId: 'keycloak-prod' }, context)).rejects.toThrow(
+      InvalidInputError,
+    );
+    expect(services.pitrFake.tornDown).toEqual([]);
+  });
+
+  it('tears a drill down and says when', async () => {
+    const services = fakeServices();
+    const result = await makeTeardown(services)({ instanceId: 'drill-keycloak-20261123t120000' }, context);
+    expect(result).toEqual({ instanceId: 'drill-keycloak-20261123t120000', tornDownAt: now.toISOString() });
+    expect(services.pitrFake.tornDown).toEqual(['drill-keycloak-20261123t120000']);
+  });
+});
+
+describe('verifyDrill', () => {
+  const failing: KeycloakVerification = {
+    keycloakVersion: '26.0.8',
+    passed: false,
+    checks: [
+      { name: 'signing-keys', status: 'pass', detail: 'ok' },
+      { name: 'source-realm-names', status: 'fail', detail: 'realm ghost missing', class: 'exact' },
+    ],
+  };
+
+  it('returns a failed verification with its failing checks instead of throwing, so teardown still runs', async () => {
+    let asked: unknown;
+    const tools = {
+      verifyKeycloak: async (_url: string, options: unknown) => {
+        asked = options;
+        return failing;
+      },
+    };
+    const services = fakeServices({ tools: tools as never });
+    const result = (await makeVerify(services)(
+      {
+        target: 'keycloak',
+        drillId: 'drill-keycloak-20261123t115900',
+        instanceId: 'drill-keycloak-20261123t115900',
+        time: 'latest',
+        requestedAt: '2026-11-23T11:59:00Z',
+      },
+      context,
+    )) as { passed: boolean; failedChecks: string[]; summary: string; manifestBackupId: string | null };
+    expect(result.passed).toBe(false);
+    expect(result.failedChecks).toEqual(['source-realm-names']);
+    expect(result.summary).toContain('source-realm-names');
+    // No manifest stored: compared with nothing, and said so.
+    expect(result.manifestBackupId).toBeNull();
+    expect(asked).toMatchObject({ source: undefined, mode: 'pitr', tolerancePercent: 5 });
+  });
+
+  it('compares with the newest manifest taken before the restore time', async () => {
+    const services = fakeServices();
+    const manifest = (backupId: string, startedAt: string) => ({
+      manifestVersion: 1,
+      backupId,
+      target: 'keycloak',
+      tiers: ['hourly'],
+      scheduledAt: startedAt,
+      startedAt,
+      finishedAt: startedAt,
+      retainUntil: '2026-12-01T00:00:00Z',
+      source: {
+        endpointRole: 'replica',
+        serverVersion: '15.18',
+        pgDumpVersion: '15.18',
+        keycloakVersion: '26.0.8',
+        replicaLagSeconds: 0,
+        database: 'keycloak',
+        schema: 'public',
+      },
+      dump: {
+        key: 'k',
+        format: 'custom',
+        compression: 'gzip:6',
+        plainBytes: 1,
+        plainSha256: 'a'.repeat(64),
+        storedBytes: 1,
+        storedSha256: 'b'.repeat(64),
+        durationMs: 1,
+      },
+      encryption: { suite: 's', frameLength: 1, keyIds: ['k'], context: {} },
+      contents: {
+        tableCounts: { realm: 2 },
+        schemaDigest: backupId,
+        realms: ['master'],
+        keyFingerprints: {},
+      },
+    });
+    await services.store.putJson(
+      manifestKey('keycloak', '20261123T1000Z'),
+      manifest('20261123T1000Z', '2026-11-23T10:00:05Z'),
+    );
+    await services.store.putJson(
+      manifestKey('keycloak', '20261123T1100Z'),
+      manifest('20261123T1100Z', '2026-11-23T11:00:05Z'),
+    );
+    let source: { schemaDigest?: string } | undefined;
+    const tools = {
+      verifyKeycloak: async (_url: string, options: { source?: { schemaDigest: string } }) => {
+        source = options.source;
+        return { keycloakVersion: '26.0.8', passed: true, checks: [] };
+      },
+    };
+    const result = (await makeVerify({ ...services, tools: tools as never })(
+      {
+        target: 'keycloak',
+        drillId: 'drill-keycloak-20261123t120000',
+        instanceId: 'drill-keycloak-20261123t120000',
+        time: '2026-11-23T10:30:00Z',
+        requestedAt: '2026-11-23T12:00:00Z',
+      },
+      context,
+    )) as { passed: boolean; manifestBackupId: string };
+    expect(result.manifestBackupId).toBe('20261123T1000Z');
+    expect(source?.schemaDigest).toBe('20261123T1000Z');
+    expect(result.passed).toBe(true);
+  });
+});
+
+describe('recordDrill', () => {
+  const drill = {
+    drillId: 'drill-keycloak-20261123t115800',
+    instanceId: 'drill-keycloak-20261123t115800',
+    target: 'keycloak',
+    time: 'latest',
+    keepMinutes: 0,
+    requestedAt: '2026-11-23T11:58:00Z',
+  };
+
+  it('stores the report beside the backups and emits DrillsPassed with the measured recovery time', async () => {
+    const services = fakeServices();
+    const emitted: Record<string, unknown>[] = [];
+    const result = await makeRecord(services, { metrics: async (emf) => void emitted.push(emf) })(
+      {
+        drill,
+        instance: { status: 'available', observedAt: '2026-11-23T11:58:40Z' },
+        verification: {
+          passed: true,
+          failedChecks: [],
+          checks: [{ name: 'signing-keys', status: 'pass', detail: 'ok' }],
+          keycloakVersion: '26.0.8',
+          manifestBackupId: '20261123T1100Z',
+          verifiedAt: '2026-11-23T11:58:45Z',
+        },
+        teardown: { tornDownAt: '2026-11-23T11:58:50Z' },
+        failure: null,
+        execution: 'exec-1',
+      },
+      context,
+    );
+    const key = drillReportKey('keycloak', drill.drillId);
+    expect(result).toMatchObject({
+      reportKey: key,
+      outcome: 'passed',
+      recoverySeconds: 40,
+      totalSeconds: 45,
+    });
+    const report = drillReportSchema.parse(await services.store.getJson(key));
+    expect(report.execution).toBe('exec-1');
+    expect(emitted).toHaveLength(1);
+    expect(emitted[0]).toMatchObject({
+      DrillsPassed: 1,
+      DrillsFailed: 0,
+      RecoveryTimeSeconds: 40,
+      Target: 'keycloak',
+    });
+  });
+
+  it('records a drill that failed before it was verified, with the step and the error message only', async () => {
+    const services = fakeServices();
+    const emitted: Record<string, unknown>[] = [];
+    await makeRecord(services, { metrics: async (emf) => void emitted.push(emf) })(
+      {
+        drill,
+        instance: null,
+        verification: null,
+        teardown: { tornDownAt: '2026-11-23T11:58:50Z' },
+        failure: {
+          step: 'drill-restore',
+          error: {
+            Error: 'RestoreFailedError',
+            Cause: JSON.stringify({
+              errorType: 'RestoreFailedError',
+              errorMessage: 'recovery stopped',
+              trace: ['x'],
+            }),
+          },
+        },
+      },
+      context,
+    );
+    const report = drillReportSchema.parse(
+      await services.store.getJson(drillReportKey('keycloak', drill.drillId)),
+    );
+    expect(report).toMatchObject({
+      outcome: 'failed',
+      tornDown: true,
+      failure: { step: 'drill-restore', error: 'RestoreFailedError', cause: 'recovery stopped' },
+    });
+    expect(report.recovery.recoverySeconds).toBeNull();
+    expect(emitted[0]).toMatchObject({ DrillsPassed: 0, DrillsFailed: 1 });
+    expect(emitted[0]).not.toHaveProperty('RecoveryTimeSeconds');
+  });
+});
