@@ -17,6 +17,16 @@ describe('AWS error classification', () => {
     expect(isTransientAwsError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toBe(true);
   });
 
+  it('names a network failure by its code', async () => {
+    const error = await callAws('kms:Decrypt', () =>
+      Promise.reject(
+        Object.assign(new Error('getaddrinfo ENOTFOUND kms.eu-west-1.amazonaws.com'), { code: 'ENOTFOUND' }),
+      ),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
+    expect((error as Error).message).toBe('kms:Decrypt failed: ENOTFOUND');
+  });
+
   it('does not treat a 4xx service error as transient', () => {
     expect(isTransientAwsError(sdkError('AccessDeniedException', 403))).toBe(false);
     expect(classifyAwsError(sdkError('NotFound', 404), 'x')).not.toBeInstanceOf(TransientError);

@@ -40,6 +40,8 @@ function shape(error: unknown): SdkErrorShape {
 /** The service's error code, as the SDK reports it (class name, or the wire code for unmodelled errors). */
 export function awsErrorName(error: unknown): string {
   const e = shape(error);
+  // A network failure is a plain Error whose code (ENOTFOUND, ECONNRESET...) says what happened.
+  if ((e.name === undefined || e.name === 'Error') && e.code) return e.code;
   return e.name ?? e.Code ?? e.code ?? '';
 }
 
