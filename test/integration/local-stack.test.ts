@@ -252,6 +252,20 @@ describe('finding the PostgreSQL programs', () => {
     expect(binaries.path('pg_restore')).toBe(path.join(binaries.dir, 'pg_restore'));
   });
 
+  it('says to install PostgreSQL when the machine has no server programs', async () => {
+    const error = await findPgBinaries(undefined, {
+      server: true,
+      usePgConfig: false,
+      packageRoot: scratch,
+      searchPath: [scratch],
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BinaryNotFoundError);
+    expect((error as BinaryNotFoundError).message).toMatch(
+      /postgres, initdb, pg_ctl, pg_basebackup, pg_dump/,
+    );
+    expect((error as BinaryNotFoundError).hint).toContain('apt-get install postgresql');
+  });
+
   it('names the missing programs and the fix when KB_PG_BIN_DIR holds none', async () => {
     const error = await findPgBinaries(scratch, { server: true }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(BinaryNotFoundError);

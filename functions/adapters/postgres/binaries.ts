@@ -48,6 +48,10 @@ export interface PgBinaries {
 export interface FindOptions {
   /** Also require the server programs (initdb, pg_ctl, postgres, pg_basebackup): the local stack needs them. */
   server?: boolean;
+  /** Where the machine's search looks (tests point these at empty folders). */
+  usePgConfig?: boolean;
+  packageRoot?: string;
+  searchPath?: readonly string[];
 }
 
 const INSTALL_HINT =
@@ -187,9 +191,9 @@ export async function findPgBinaries(preferredDir?: string, options: FindOptions
   }
 
   const candidates: string[] = [];
-  const fromPgConfig = await pgConfigBinDir();
+  const fromPgConfig = (options.usePgConfig ?? true) ? await pgConfigBinDir() : undefined;
   if (fromPgConfig) candidates.push(fromPgConfig);
-  candidates.push(...(await debianBinDirs()));
+  candidates.push(...(await debianBinDirs(options.packageRoot)));
   for (const dir of candidates) {
     const found = await programsIn(dir);
     if (satisfies(found, options)) return new FoundBinaries(dir, found);
@@ -198,7 +202,7 @@ export async function findPgBinaries(preferredDir?: string, options: FindOptions
   // Last resort: each program wherever PATH has it (e.g. Homebrew, or Debian's pg_wrapper links in /usr/bin).
   const elsewhere = new Map<PgProgram, string>();
   for (const name of ALL_PROGRAMS) {
-    for (const dir of pathDirs()) {
+    for (const dir of options.searchPath ?? pathDirs()) {
       const file = path.join(dir, name);
       if (await isExecutable(file)) {
         elsewhere.set(name, file);
