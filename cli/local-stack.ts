@@ -262,15 +262,19 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     state = undefined;
   }
 
-  // s3rver starts while the clusters do: it is independent of them and takes a moment to load.
-  const s3Starting = startS3Server({
-    directory: path.join(stateDir, 's3'),
-    buckets: [PRIMARY_BUCKET, DR_BUCKET],
-    ...(state?.s3Port ? { preferredPort: state.s3Port } : {}),
-  });
-  // Handled here for now; awaited (and so reported) once the clusters are up.
-  s3Starting.catch(() => {});
-  const stopS3 = async () => (await s3Starting.catch(() => undefined))?.stop();
+  // s3rver starts while the clusters do. Loading it blocks the event loop for a second (a large CommonJS tree), so
+  // it is started once PostgreSQL has work of its own to do.
+  let s3Starting: Promise<LocalS3Server> | undefined;
+  const startS3 = () => {
+    s3Starting = startS3Server({
+      directory: path.join(stateDir, 's3'),
+      buckets: [PRIMARY_BUCKET, DR_BUCKET],
+      ...(state?.s3Port ? { preferredPort: state.s3Port } : {}),
+    });
+    // Handled here for now; awaited (and so reported) once the clusters are up.
+    s3Starting.catch(() => {});
+  };
+  const stopS3 = async () => (await s3Starting?.catch(() => undefined))?.stop();
   const stopAll = async () => {
     await Promise.allSettled([replica.stop()]);
     const results = await Promise.allSettled([primary.stop(), stopS3()]);
@@ -302,6 +306,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       await writeState(stateDir, state);
       await makeServerDir(walArchiveDir);
       await primary.initdb({ durable });
+      startS3();
       await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
       await primary.start();
       await primary.query(`create role ${FIXTURE_OWNER} login`);
@@ -325,6 +330,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       await replica.waitForReplayOf(primary);
       state.ready = true;
     } else {
+      startS3();
       // Settings are rewritten at every start: the primary's port, and so the replica's connection, may change.
       await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
       await primary.start();
@@ -344,6 +350,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       }
       await replica.waitForReplayOf(primary);
     }
+    if (!s3Starting) throw new Error('s3rver was never started');
     s3 = await s3Starting;
     log(`s3rver: ${s3.endpoint} (buckets ${PRIMARY_BUCKET}, ${DR_BUCKET})`);
     state.primaryPort = primary.port;
