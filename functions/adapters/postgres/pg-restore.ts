@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumMismatchError, isKeycloakBackupError, RestoreFailedError } from '../../core/errors.js';
+import {
+  ChecksumMismatchError,
+  DecryptionFailedError,
+  isKeycloakBackupError,
+  RestoreFailedError,
+} from '../../core/errors.js';
 import type { Envelope, ObjectStore } from '../../core/ports.js';
 import { assertPgRestoreCanRead, type PgVersion, parsePgVersion } from '../../core/versions.js';
 import { FRAME_LENGTH } from '../crypto/envelope.js';
@@ -306,7 +311,7 @@ async function runRead(
     await consume(source);
   } catch (error) {
     if (error instanceof ChecksumMismatchError) throw error;
-    if (!read.stored.complete && !options.signal?.aborted) {
+    if (!read.stored.complete && !options.signal?.aborted && couldBeTampering(error)) {
       const actual = await hashObject(options.store, options.key).catch(() => undefined);
       if (actual !== undefined && actual !== options.expectedSha256.toLowerCase()) {
         const mismatch = checksumMismatch(options.key, options.expectedSha256, actual);
@@ -317,6 +322,12 @@ async function runRead(
   } finally {
     if (!source.destroyed) source.destroy();
   }
+}
+
+/** Failures that changed bytes can cause; a version, setting or availability problem is reported as it is. */
+function couldBeTampering(error: unknown): boolean {
+  if (error instanceof DecryptionFailedError || error instanceof RestoreFailedError) return true;
+  return !isKeycloakBackupError(error);
 }
 
 /** SHA-256 of a stored object, read whole. */
