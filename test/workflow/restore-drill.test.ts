@@ -9,7 +9,7 @@ import { DRILLS_DIR } from '../../functions/adapters/local/local-pitr.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { readManifest } from '../../functions/core/catalog.js';
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
-import { DatabaseUnavailableError } from '../../functions/core/errors.js';
+import { DatabaseUnavailableError, RestoreFailedError, TransientError } from '../../functions/core/errors.js';
 import { DRILL_REPORT_FILE, manifestKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { makeHandler as makeSweepHandler } from '../../functions/handlers/sweep-drills.js';
@@ -33,7 +33,14 @@ async function drill(
   input: unknown,
   wrap?: Parameters<typeof runWorkflow>[0]['wrap'],
 ): Promise<WorkflowResult> {
-  return runWorkflow({ machine: 'restore-drill', input, services, waitMs: 10, ...(wrap ? { wrap } : {}) });
+  return runWorkflow({
+    machine: 'restore-drill',
+    input,
+    services,
+    waitMs: 10,
+    retryIntervalMs: 10,
+    ...(wrap ? { wrap } : {}),
+  });
 }
 
 /** The stored report of one execution. */
@@ -189,6 +196,33 @@ describe('restore drill workflow', () => {
     const report = await reportOf(result);
     expect(report).toMatchObject({ outcome: 'failed', tornDown: true, failure: { step: 'drill-verify' } });
     expect(report?.recovery.recoverySeconds).toBeGreaterThan(0);
+    await expectNothingLeft();
+  });
+
+  it('alerts twice when the teardown after a failure fails too, and records that the instance may be left', async () => {
+    const result = await drill(
+      { time: 'latest' },
+      {
+        startDrillRestore: () => async () => {
+          throw new RestoreFailedError('simulated: the restore could not start');
+        },
+        teardownDrill: () => async () => {
+          throw new TransientError('simulated: the teardown call failed');
+        },
+      },
+    );
+
+    expect(result.status).toBe('FAILED');
+    expect(result.error).toBe('RestoreFailedError');
+    const states = entered(result);
+    expect(states).toEqual(
+      expect.arrayContaining(['TeardownAfterFailure', 'NotifyDrillFailure', 'NotifyTeardownAfterFailure']),
+    );
+    expect((await alertsOf(result)).map((a) => [a.step, a.error])).toEqual([
+      ['drill-restore', 'RestoreFailedError'],
+      ['drill-teardown', 'TransientError'],
+    ]);
+    expect(await reportOf(result)).toMatchObject({ outcome: 'failed', tornDown: false });
     await expectNothingLeft();
   });
 
