@@ -9,12 +9,12 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack } from '../../cli/local-stack.js';
-import { SqlDumpFilter } from '../../functions/adapters/local/fixture.js';
+import { loadKeycloakFixture, SqlDumpFilter } from '../../functions/adapters/local/fixture.js';
 import { ensureKeyFile, readKeyFile } from '../../functions/adapters/local/key-file.js';
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { findPgBinaries } from '../../functions/adapters/postgres/binaries.js';
-import { BinaryNotFoundError, ConfigurationError } from '../../functions/core/errors.js';
+import { BinaryNotFoundError, ConfigurationError, RestoreFailedError } from '../../functions/core/errors.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -104,6 +104,34 @@ describe('the local stack', () => {
       'select failed_count::text as failed from pg_stat_archiver',
     );
     expect(failed).toBe('0');
+  });
+
+  it('loads the fixture into a second database, and fails loudly without leaving half a load behind', async () => {
+    await stack.primary.query('create database fixture_again');
+    try {
+      const url = stack.primary.url('fixture_again');
+      await loadKeycloakFixture({ binaries: stack.binaries, url });
+      const [loaded] = await stack.primary.query<{ n: number }>(
+        'select count(*)::int as n from user_entity',
+        [],
+        'fixture_again',
+      );
+      expect(loaded?.n).toBe(5);
+
+      const error = await loadKeycloakFixture({ binaries: stack.binaries, url }).catch(
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(RestoreFailedError);
+      expect((error as RestoreFailedError).message).toMatch(/already exists/);
+      const [after] = await stack.primary.query<{ n: number }>(
+        'select count(*)::int as n from user_entity',
+        [],
+        'fixture_again',
+      );
+      expect(after?.n).toBe(5);
+    } finally {
+      await stack.primary.query('drop database fixture_again');
+    }
   });
 
   it('creates the key file with mode 0600 and 32 bytes, and keeps it across calls', async () => {

@@ -42,7 +42,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   }
   const startMs = Date.now() - started;
   let removing: Promise<void> | undefined;
-  return Object.assign(Object.create(stack) as LocalStack, stack, {
+  return {
+    ...stack,
     logLines,
     startMs,
     remove() {
@@ -55,7 +56,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       })();
       return removing;
     },
-  });
+  };
 }
 
 /**

@@ -1,15 +1,18 @@
 // Loads the Keycloak fixture (a plain-SQL pg_dump of a real Keycloak 26.0.8 database) into a local database.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ConfigurationError, RestoreFailedError } from '../../core/errors.js';
 import { parseServerVersionNum } from '../../core/versions.js';
 import type { PgBinaries } from '../postgres/binaries.js';
-import { cleanEnvironment, runPgProgram } from './postgres-cluster.js';
+import { cleanEnvironment } from './postgres-cluster.js';
+
+const execFileAsync = promisify(execFile);
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -94,6 +97,15 @@ export class SqlDumpFilter extends Transform {
   }
 }
 
+async function askServerMajor(binaries: PgBinaries, url: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const { stdout } = await execFileAsync(
+    binaries.path('psql'),
+    ['-X', '-A', '-t', '-d', url, '-c', 'show server_version_num'],
+    { env, timeout: 30_000 },
+  );
+  return parseServerVersionNum(stdout.trim()).major;
+}
+
 export interface LoadFixtureOptions {
   binaries: PgBinaries;
   /** The database to load into (postgres:// URL). It should be empty. */
@@ -103,17 +115,13 @@ export interface LoadFixtureOptions {
   serverMajor?: number;
 }
 
-async function askServerMajor(binaries: PgBinaries, url: string): Promise<number> {
-  const { stdout } = await runPgProgram(binaries, 'psql', [
-    '-X',
-    '-A',
-    '-t',
-    '-d',
-    url,
-    '-c',
-    'show server_version_num',
-  ]);
-  return parseServerVersionNum(stdout.trim()).major;
+/** The URL without its password (argv is visible to every process on the machine) and the password apart. */
+function splitPassword(databaseUrl: string): { url: string; password?: string } {
+  const url = new URL(databaseUrl);
+  if (!url.password) return { url: databaseUrl };
+  const password = decodeURIComponent(url.password);
+  url.password = '';
+  return { url: url.toString(), password };
 }
 
 /**
@@ -130,12 +138,14 @@ export async function loadKeycloakFixture(options: LoadFixtureOptions): Promise<
       hint: 'check out the shared fixtures next to the repository, or pass the fixture path explicitly',
     });
   }
-  const serverMajor = options.serverMajor ?? (await askServerMajor(options.binaries, options.url));
+  const { url, password } = splitPassword(options.url);
+  const env = cleanEnvironment(password === undefined ? {} : { PGPASSWORD: password });
+  const serverMajor = options.serverMajor ?? (await askServerMajor(options.binaries, url, env));
 
   const psql = spawn(
     options.binaries.path('psql'),
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', options.url, '-f', '-'],
-    { env: cleanEnvironment(), stdio: ['pipe', 'ignore', 'pipe'] },
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-d', url, '-f', '-'],
+    { env, stdio: ['pipe', 'ignore', 'pipe'] },
   );
   let stderr = '';
   psql.stderr.setEncoding('utf8').on('data', (text: string) => {
