@@ -11,6 +11,8 @@ export interface DigestStageOptions {
   expectSha256?: string;
   /** Names the object in a ChecksumMismatchError. */
   objectKey?: string;
+  /** false: count only (a stage whose digest nobody reads should not spend a SHA-256 pass). */
+  hash?: boolean;
   /** Called with the bytes seen so far, at most once per `progressIntervalMs`. */
   onProgress?: (bytes: number) => void;
   progressIntervalMs?: number;
@@ -22,29 +24,33 @@ export interface DigestStageOptions {
  */
 export class DigestStage extends Transform {
   bytes = 0;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | undefined;
   private digest: string | undefined;
+  private finished = false;
   private readonly options: DigestStageOptions;
   private nextProgressAt = 0;
 
   constructor(options: DigestStageOptions = {}) {
     super({ highWaterMark: STAGE_HIGH_WATER_MARK });
     this.options = options;
+    this.hash =
+      options.hash === false && options.expectSha256 === undefined ? undefined : createHash('sha256');
   }
 
-  /** True once every byte has been seen and hashed. */
+  /** True once every byte has been seen (and hashed). */
   get complete(): boolean {
-    return this.digest !== undefined;
+    return this.finished;
   }
 
   /** The SHA-256 of everything that went through; only valid after the stream finished. */
   digestHex(): string {
+    if (!this.hash) throw new Error('this stage only counts bytes');
     if (this.digest === undefined) throw new Error('digest read before the stream finished');
     return this.digest;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     const { onProgress } = this.options;
     if (onProgress) {
@@ -58,8 +64,13 @@ export class DigestStage extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.digest = this.hash.digest('hex');
+    this.finished = true;
     this.options.onProgress?.(this.bytes);
+    if (!this.hash) {
+      callback();
+      return;
+    }
+    this.digest = this.hash.digest('hex');
     const expected = this.options.expectSha256;
     if (expected !== undefined && expected.toLowerCase() !== this.digest) {
       callback(checksumMismatch(this.options.objectKey ?? '(stream)', expected, this.digest));

@@ -51,6 +51,14 @@ describe('DigestStage', () => {
     expect(digest.digestHex()).toBe(sha256(Buffer.alloc(0)));
   });
 
+  it('only counts when told not to hash, and says so when asked for a digest', async () => {
+    const digest = new DigestStage({ hash: false });
+    await pipeline(source([Buffer.alloc(10), Buffer.alloc(5)]), digest, discard());
+    expect(digest.bytes).toBe(15);
+    expect(digest.complete).toBe(true);
+    expect(() => digest.digestHex()).toThrow(/only counts/);
+  });
+
   it('refuses to give a digest before the stream has finished', () => {
     const digest = new DigestStage();
     expect(digest.complete).toBe(false);
