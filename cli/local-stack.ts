@@ -192,7 +192,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   await allowServerTraversal(stateDir);
 
   const findOptions: FindOptions = { server: true };
-  const binaries = await findPgBinaries(options.pgBinDir, findOptions);
+  const binaries = await findBinariesFor(stateDir, options.pgBinDir, findOptions);
   const serverVersion = await binaries.version('postgres');
   log(`postgresql ${serverVersion.full} from ${binaries.dir}`);
 
@@ -205,6 +205,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await unlock();
     throw error;
   }
+}
+
+/**
+ * The programs for this state directory: an existing cluster can only be run by its own major version, so when
+ * nothing is configured and the machine has several majors side by side, that one is preferred over the newest.
+ */
+async function findBinariesFor(stateDir: string, configured: string | undefined, options: FindOptions) {
+  if (configured) return findPgBinaries(configured, options);
+  const existingMajor = await readFile(path.join(stateDir, 'primary', 'data', 'PG_VERSION'), 'utf8').catch(
+    () => undefined,
+  );
+  if (existingMajor && /^\d+$/.test(existingMajor.trim())) {
+    try {
+      return await findPgBinaries(`/usr/lib/postgresql/${existingMajor.trim()}/bin`, options);
+    } catch {
+      // not installed there: the search below finds what there is, and the version check explains the mismatch
+    }
+  }
+  return findPgBinaries(undefined, options);
 }
 
 interface StartContext {
