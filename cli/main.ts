@@ -88,10 +88,13 @@ program
 
 program
   .command('pitr')
-  .description('point-in-time recovery kept running under a name (or --drop it)')
+  .description('point-in-time recovery kept running under a name; --list them, --drop one')
   .option('--time <iso>', 'recover to this time (ISO 8601 with zone), or "latest"')
   .option('--name <name>', 'name of the recovered instance')
   .option('--drop <name>', 'stop and delete a recovered instance')
+  .option('--list', 'list the recovered instances')
+  .option('--clear-sessions', 'delete the user and client sessions the recovery revives (logs everyone out)')
+  .option('--target <name>', 'the target to recover, when there are several')
   .action(async (options) => {
     exitCode = await pitrCommand({ stateDir: stateDir(), ...options });
   });
