@@ -18,13 +18,13 @@ export interface GrowthCounts {
 }
 
 /**
- * Row counts per preset, calibrated on PostgreSQL 15 (C.UTF-8, fsync off, 2 shared vCPUs) over the kc-26.0.8
- * fixture (11 MB). Measured `pg_database_size` and generation time from the bare fixture:
- *   small   218 MB (208 MiB),  12 s
- *   medium  1.03 GB (983 MiB), 73 s
- *   large   5.15 GB (4.8 GiB), 11 min (users 3.4, sessions 2.3, events 4.9 min: random-UUID indexes outgrow memory)
- * Per row including indexes: user with credential, 3 attributes, 1 role mapping about 2.3 KB; session (user
- * plus client session) 1.8 KB; event 0.65 KB; admin event 0.8 KB.
+ * Row counts per preset, calibrated on PostgreSQL 15 (C.UTF-8, fsync off, 2 vCPUs shared with other work) over
+ * the kc-26.0.8 fixture (11 MB). Measured `pg_database_size` (identical on every run) and generation time:
+ *   small   217.7 MB (208 MiB),  12-17 s
+ *   medium  1.03 GB (983 MiB),   73-128 s
+ *   large   5.15 GB (4.8 GiB),   11-15 min (most of it users: 12 random-key index entries per user)
+ * Per row with its indexes: user (credential, 3 attributes, role mapping) about 2.3 KB; session (user plus client
+ * session) 1.8 KB; event 0.65 KB; admin event 0.8 KB. The longer times were under a load average of 8-14.
  */
 export const SIZE_PRESETS: Readonly<Record<BenchSizeName, Required<GrowthCounts>>> = {
   small: { users: 30_000, sessions: 30_000, events: 120_000, adminEvents: 6_000 },
