@@ -1,5 +1,5 @@
-// The data path end to end: real PostgreSQL with the Keycloak fixture, real pg_dump/pg_restore, real s3rver,
-// real encryption.
+// The data path end to end: the local stack (PostgreSQL primary and hot standby with the Keycloak fixture,
+// s3rver), real pg_dump/pg_restore, real encryption. Dumps are taken from the standby, as in production.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -11,11 +11,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
-import {
-  type LocalS3Server,
-  localS3ClientConfig,
-  startS3Server,
-} from '../../functions/adapters/local/s3-server.js';
+import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
 import {
   hashObject,
@@ -32,26 +28,38 @@ import {
   TransientError,
   VersionMismatchError,
 } from '../../functions/core/errors.js';
-import {
-  findPgBinDir,
-  loadKeycloakFixture,
-  startThrowawayCluster,
-  type ThrowawayCluster,
-} from '../support/throwaway-cluster.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
 
-const BUCKET = 'kb-data-path';
 const context = { target: 'kc', backupId: '20260101T0000Z' };
 
-let cluster: ThrowawayCluster;
-let s3: LocalS3Server;
-let s3Dir: string;
+let stack: TestStack;
 let store: S3ObjectStore;
 let sentCommands: string[];
+let pgDump: string;
+let pgRestore: string;
 const key = randomBytes(32);
 const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: ['keycloak-backup/local-key'] });
-const bin = findPgBinDir();
-const pgDump = join(bin, 'pg_dump');
-const pgRestore = join(bin, 'pg_restore');
+
+/** The URL of another database (or role) on the same server as `url`. */
+function withDatabase(url: string, database: string, user?: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  if (user !== undefined) {
+    parsed.username = user;
+    parsed.password = '';
+  }
+  return parsed.toString();
+}
+
+async function onPrimary(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: withDatabase(stack.primaryUrl, 'postgres') });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
 
 /** Row counts of every base table in the public schema, read in one snapshot. */
 async function countTables(client: pg.Client): Promise<Record<string, number>> {
@@ -69,8 +77,8 @@ async function countTables(client: pg.Client): Promise<Record<string, number>> {
   return counts;
 }
 
-async function countsOf(database: string): Promise<Record<string, number>> {
-  const client = new pg.Client({ connectionString: cluster.url(database) });
+async function countsOf(url: string): Promise<Record<string, number>> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return await countTables(client);
@@ -85,9 +93,9 @@ async function readObject(objectKey: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function dump(objectKey: string, database = 'keycloak') {
+async function dump(objectKey: string, databaseUrl = stack.replicaUrl) {
   return dumpToStore({
-    databaseUrl: cluster.url(database),
+    databaseUrl,
     pgDumpPath: pgDump,
     compression: 'gzip:6',
     envelope,
@@ -99,11 +107,10 @@ async function dump(objectKey: string, database = 'keycloak') {
 }
 
 beforeAll(async () => {
-  cluster = await startThrowawayCluster();
-  await loadKeycloakFixture(cluster, 'keycloak');
-  s3Dir = await mkdtemp(join(tmpdir(), 'kb-s3-'));
-  s3 = await startS3Server({ directory: s3Dir, buckets: [BUCKET] });
-  const client = new S3Client(localS3ClientConfig(s3.endpoint, 'eu-west-1'));
+  stack = await startTestStack();
+  pgDump = stack.binaries.path('pg_dump');
+  pgRestore = stack.binaries.path('pg_restore');
+  const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
   sentCommands = [];
   client.middlewareStack.add(
     (next, middlewareContext) => async (args) => {
@@ -112,13 +119,16 @@ beforeAll(async () => {
     },
     { step: 'initialize', name: 'recordCommands' },
   );
-  store = new S3ObjectStore({ client, bucket: BUCKET, region: 'eu-west-1', endpoint: s3.endpoint });
+  store = new S3ObjectStore({
+    client,
+    bucket: stack.primaryBucket,
+    region: 'eu-west-1',
+    endpoint: stack.s3Endpoint,
+  });
 });
 
 afterAll(async () => {
-  await s3?.stop();
-  await cluster?.stop();
-  if (s3Dir) await rm(s3Dir, { recursive: true, force: true });
+  await stack?.remove();
 });
 
 describe('dump, store, verify and restore', () => {
@@ -137,8 +147,9 @@ describe('dump, store, verify and restore', () => {
     expect(result.plainSha256).not.toBe(result.storedSha256);
     expect(result.pgDumpVersion).toMatch(/^\d+\.\d+/);
     expect(result.compression).toBe('gzip:6');
-    expect(result.inRecovery).toBe(false);
-    expect(result.replicaLagSeconds).toBeNull();
+    // taken from the hot standby, which reports how far it is behind
+    expect(result.inRecovery).toBe(true);
+    expect(result.replicaLagSeconds === null || result.replicaLagSeconds >= 0).toBe(true);
   });
 
   it('stores nothing readable: no PGDMP header and no SQL text', async () => {
@@ -149,7 +160,7 @@ describe('dump, store, verify and restore', () => {
   });
 
   it('counts every table inside the dump snapshot', async () => {
-    const source = await countsOf('keycloak');
+    const source = await countsOf(stack.primaryUrl);
     expect(Object.keys(result.snapshotResult)).toHaveLength(87);
     expect(result.snapshotResult).toEqual(source);
   });
@@ -186,7 +197,7 @@ describe('dump, store, verify and restore', () => {
 
   it.each([1, 2])('restores into a new database with identical table counts (jobs=%i)', async (jobs) => {
     const database = `restored_${jobs}`;
-    await cluster.psql('postgres', `create database ${database}`);
+    await onPrimary(`create database ${database}`);
     const restored = await restoreFromStore({
       store,
       key: objectKey,
@@ -194,13 +205,13 @@ describe('dump, store, verify and restore', () => {
       envelope,
       encryptionContext: context,
       pgRestorePath: pgRestore,
-      databaseUrl: cluster.url(database),
+      databaseUrl: withDatabase(stack.primaryUrl, database),
       jobs,
       archivePgDumpVersion: result.pgDumpVersion,
     });
     expect(restored.jobs).toBe(jobs);
     expect(restored.storedBytes).toBe(result.storedBytes);
-    expect(await countsOf(database)).toEqual(result.snapshotResult);
+    expect(await countsOf(withDatabase(stack.primaryUrl, database))).toEqual(result.snapshotResult);
   });
 
   it('refuses to restore with a pg_restore older than the pg_dump that wrote the archive', async () => {
@@ -211,7 +222,7 @@ describe('dump, store, verify and restore', () => {
       envelope,
       encryptionContext: context,
       pgRestorePath: pgRestore,
-      databaseUrl: cluster.url('postgres'),
+      databaseUrl: withDatabase(stack.primaryUrl, 'postgres'),
       archivePgDumpVersion: '99.1',
     }).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(VersionMismatchError);
@@ -246,11 +257,11 @@ describe('dump, store, verify and restore', () => {
     });
 
     it('fails the restore with ChecksumMismatchError', async () => {
-      await cluster.psql('postgres', 'create database restored_tampered');
+      await onPrimary('create database restored_tampered');
       const failure = await restoreFromStore({
         ...read(),
         pgRestorePath: pgRestore,
-        databaseUrl: cluster.url('restored_tampered'),
+        databaseUrl: withDatabase(stack.primaryUrl, 'restored_tampered'),
       }).catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(ChecksumMismatchError);
     });
@@ -271,13 +282,15 @@ describe('dump, store, verify and restore', () => {
 
 describe('failures while writing', () => {
   const uploadsLeft = async () => {
-    const uploads = join(s3Dir, BUCKET, '._S3rver_uploads');
+    const uploads = join(stack.stateDir, 's3', stack.primaryBucket, '._S3rver_uploads');
     return existsSync(uploads) ? await readdir(uploads) : [];
   };
 
   it('refuses a database it cannot connect to with DatabaseUnavailableError and stores nothing', async () => {
     const objectKey = 'kc/2026/01/01/nodb/dump.pgdump.enc';
-    const failure = await dump(objectKey, 'no_such_database').catch((e: unknown) => e);
+    const failure = await dump(objectKey, withDatabase(stack.replicaUrl, 'no_such_database')).catch(
+      (e: unknown) => e,
+    );
 
     expect(failure).toBeInstanceOf(DatabaseUnavailableError);
     expect(await store.head(objectKey)).toBeUndefined();
@@ -286,10 +299,11 @@ describe('failures while writing', () => {
 
   it('turns a failing pg_dump into DumpFailedError with its message and stores nothing', async () => {
     // A role that may connect but not read Keycloak's tables: pg_dump itself fails on its locks.
-    await cluster.psql('postgres', 'create role dumper login');
+    await onPrimary('create role dumper login');
+    await stack.waitForReplay();
     const objectKey = 'kc/2026/01/01/denied/dump.pgdump.enc';
     const failure = await dumpToStore({
-      databaseUrl: cluster.url('keycloak').replace('postgres@', 'dumper@'),
+      databaseUrl: withDatabase(stack.replicaUrl, stack.database, 'dumper'),
       pgDumpPath: pgDump,
       compression: 'gzip:6',
       envelope,
@@ -329,7 +343,7 @@ describe('failures while writing', () => {
 
     const fakeRun = (program: string, objectKey: string) =>
       dumpToStore({
-        databaseUrl: cluster.url('keycloak'),
+        databaseUrl: stack.replicaUrl,
         pgDumpPath: join(fakeDir, program),
         pgDumpVersion: { major: 15, full: '15.18' },
         compression: 'gzip:6',
