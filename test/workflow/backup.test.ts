@@ -1,9 +1,6 @@
 // Executes statemachines/backup.asl.json on a real local stack (PostgreSQL primary + replica, s3rver, AES keyring).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
+import { Readable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runWorkflow } from '../../cli/local-workflow.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { readCatalog, readManifest } from '../../functions/core/catalog.js';
@@ -15,9 +12,9 @@ import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { useTestStack } from '../support/stack.js';
 
-let stateDir: string;
-let stack: LocalStack;
+const ctx = useTestStack();
 let services: Services;
 
 /** A past time on this hour grid: `hoursAgo` whole hours before the current hour. */
@@ -40,14 +37,7 @@ async function bytesOf(key: string): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-workflow-'));
-  stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
-  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
-});
-
-afterAll(async () => {
-  await stack?.stop();
-  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  services = await localServices(parseConfig(ctx.stack.env()), createLogger({ silent: true }));
 });
 
 describe('backup workflow', () => {
@@ -148,7 +138,6 @@ describe('backup workflow', () => {
         const key = dumpKey('keycloak', backupId);
         const bytes = await bytesOf(key);
         bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
-        const { Readable } = await import('node:stream');
         await services.primaryStore.putStream(key, Readable.from([bytes]));
         return real(event, context);
       };
