@@ -125,51 +125,63 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       ],
       { env, stdin: 'ignore', stdout: 'pipe' },
     );
-    const dumpSucceeded = async () => {
-      const exit = await dump.exit;
-      if (exit.code !== 0) throw dumpFailure(exit, dump.stderrTail());
-    };
-    const snapshotWork = options.inSnapshot(client);
-    snapshotWork.catch(() => undefined);
-
     const plain = new DigestStage({ onProgress: options.onProgress });
     const stored = new DigestStage();
-    const tail = new PassThrough({ highWaterMark: STAGE_HIGH_WATER_MARK });
-    const flow = pipeline(
-      [
-        dump.child.stdout!,
-        peekHeader(5, assertPgDumpHeader),
-        // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
-        holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
-        coalesce(FRAME_LENGTH),
-        plain,
-        options.envelope.encryptStream(options.encryptionContext),
-        stored,
-        tail,
-      ],
-      options.signal ? { signal: options.signal } : {},
-    );
-    const upload = options.store.putStream(options.key, tail, { retainUntil: options.retainUntil });
-    const stopDump = () => dump.stop();
-    flow.catch(stopDump);
-    upload.catch(stopDump);
-    snapshotWork.catch(stopDump);
+    let settled: PromiseSettledResult<T> | undefined;
+    try {
+      const dumpSucceeded = async () => {
+        const exit = await dump.exit;
+        if (exit.code !== 0) throw dumpFailure(exit, dump.stderrTail());
+      };
+      // Started through a promise so that a synchronous throw in the callback is a rejection like any other.
+      const snapshotWork = Promise.resolve().then(() => options.inSnapshot(client));
+      snapshotWork.catch(() => undefined);
 
-    const [flowResult, uploadResult, snapshotResult] = await Promise.allSettled([flow, upload, snapshotWork]);
-    const exit = await dump.exit.catch((error: unknown) => error);
-    const failure = firstFailure({
-      exit,
-      stderr: dump.stderrTail(),
-      signal: options.signal,
-      results: [snapshotResult, flowResult, uploadResult],
-    });
-    if (failure !== undefined) throw failure;
+      const tail = new PassThrough({ highWaterMark: STAGE_HIGH_WATER_MARK });
+      const flow = pipeline(
+        [
+          dump.child.stdout!,
+          peekHeader(5, assertPgDumpHeader),
+          // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
+          holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
+          coalesce(FRAME_LENGTH),
+          plain,
+          options.envelope.encryptStream(options.encryptionContext),
+          stored,
+          tail,
+        ],
+        options.signal ? { signal: options.signal } : {},
+      );
+      const upload = options.store.putStream(options.key, tail, { retainUntil: options.retainUntil });
+      const stopDump = () => dump.stop();
+      flow.catch(stopDump);
+      upload.catch(stopDump);
+      snapshotWork.catch(stopDump);
+
+      const [flowResult, uploadResult, snapshotResult] = await Promise.allSettled([
+        flow,
+        upload,
+        snapshotWork,
+      ]);
+      const exit = await dump.exit.catch((error: unknown) => error);
+      const failure = firstFailure({
+        exit,
+        stderr: dump.stderrTail(),
+        signal: options.signal,
+        results: [snapshotResult, flowResult, uploadResult],
+      });
+      if (failure !== undefined) throw failure;
+      settled = snapshotResult;
+    } finally {
+      // Whatever went wrong above, pg_dump does not outlive this call.
+      dump.stop();
+    }
 
     const head = await options.store.head(options.key);
     if (head === undefined || head.size !== stored.bytes) {
       throw new DumpFailedError(
         `stored object ${options.key} has ${head?.size ?? 'no'} bytes, ${stored.bytes} were written`,
-        { hint: 'the upload was cut short; the backup is retried' },
+        { hint: 'the stored object is not what was written: run the backup again and check the bucket' },
       );
     }
     await client.query('COMMIT');
@@ -185,7 +197,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       serverVersion: source.serverVersion,
       inRecovery: source.inRecovery,
       replicaLagSeconds: source.replicaLagSeconds,
-      snapshotResult: (snapshotResult as PromiseFulfilledResult<T>).value,
+      snapshotResult: (settled as PromiseFulfilledResult<T>).value,
     };
   } finally {
     if (inTransaction) await client.query('ROLLBACK').catch(() => undefined);
