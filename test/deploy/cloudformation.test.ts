@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition } from '../../cli/local-workflow.js';
+import { parseConfig } from '../../functions/platform/config.js';
 import { packagedTemplates, type Template } from './package-template.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: template fragments are free-form JSON
@@ -224,6 +225,27 @@ describe('Lambdas', () => {
       expect(primary.Resources[id].Properties.Layers).toHaveLength(1);
     }
     expect(primary.Resources.DumpDatabaseLambdaFunction.Properties.Timeout).toBe(900);
+  });
+
+  it('get an environment that is a valid AWS configuration once CloudFormation fills in its references', () => {
+    const env = primary.Resources.DumpDatabaseLambdaFunction.Properties.Environment.Variables;
+    const filled: Record<string, string> = {
+      KB_PRIMARY_BUCKET: 'keycloak-backup-dev-123456789012-eu-west-1',
+      KB_DR_BUCKET: 'keycloak-backup-dev-123456789012-eu-central-1',
+      KB_KMS_KEY_ID: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      KB_ALERT_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:keycloak-backup-dev-alerts',
+      KB_DRILL_SUBNET_GROUP: 'keycloak-backup-dev-drillsubnetgroup-abc',
+    };
+    for (const [name, value] of Object.entries(env)) {
+      if (typeof value !== 'string') expect(Object.keys(filled)).toContain(name);
+    }
+
+    const config = parseConfig({ ...env, ...filled });
+
+    expect(config.KB_RUNTIME).toBe('aws');
+    expect(config.KB_TARGETS[0]?.name).toBe('keycloak');
+    expect(config.KB_PG_BIN_DIR).toBe('/opt/bin');
+    expect(config.KB_OBJECT_LOCK_MODE).toBe('GOVERNANCE');
   });
 
   it('are configured for AWS with credentials from Secrets Manager, never a password in the environment', () => {
