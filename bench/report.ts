@@ -1,0 +1,221 @@
+// The benchmark's recorded result (the JSON file) and its markdown section in bench/RESULTS.md.
+import type { Summary, TargetResult } from './stats.js';
+
+export interface Sample {
+  pair: number;
+  /** 1 = ran first in its pair, 2 = second. */
+  position: 1 | 2;
+  side: 'raw' | 'pipeline';
+  /** The timed figure of the side (ms). */
+  ms: number;
+  /** One-minute load average just before the sample: other work on the machine disturbs timings. */
+  load1: number;
+  [extra: string]: unknown;
+}
+
+export interface CompressionRow {
+  setting: string;
+  args: string[];
+  ms: number;
+  bytes: number;
+  /** Archive bytes / database bytes. */
+  share: number;
+}
+
+export interface BenchResult {
+  size: string;
+  command: string;
+  date: string;
+  machine: {
+    cores: number;
+    cpuModel: string;
+    memoryMib: number;
+    kernel: string;
+    loadAverage: { start: number[]; end: number[] };
+  };
+  versions: { node: string; pgDump: string; pgRestore: string; postgres: string };
+  settings: {
+    pairs: number;
+    jobs: number;
+    compression: string;
+    durable: boolean;
+    seed: number;
+    restoreServer: string;
+  };
+  sizeBytes: number;
+  /** The headline figures (the issue's JSON fields). */
+  dumpRatio: number;
+  restoreRatio: number;
+  verifyMBps: number;
+  dumpPeakRssMb: number;
+  restorePeakRssMb: number;
+  dump: {
+    raw: Summary;
+    pipeline: Summary;
+    /** The dump's own figure from the manifest (pg_dump start to upload complete), without catalog and manifest. */
+    pipelineDataPath: Summary;
+    /** Whole worker process, module loading and service wiring included. */
+    pipelineProcess: Summary;
+    plainBytes: number;
+    storedBytes: number;
+    samples: Sample[];
+  };
+  restore: {
+    raw: Summary;
+    pipeline: Summary;
+    /** restoreStep as a whole: the data path plus the Keycloak checks against the manifest. */
+    pipelineStep: Summary;
+    samples: Sample[];
+  };
+  verify: {
+    MBps: Summary;
+    /** With pg_restore --list in the same pass, as the verify step runs it. */
+    listMBps: Summary;
+    storedBytes: number;
+    samples: Record<string, unknown>[];
+  };
+  memory: {
+    /** Peak RSS of a worker that only loaded the modules and built the services. */
+    baselineRssMb: number;
+    dumpRssMb: Summary;
+    restoreRssMb: Summary;
+    verifyRssMb: Summary;
+    /** Peaks of heap and Buffer memory inside the workers (sampled), MiB. */
+    dumpHeapMb: number;
+    dumpExternalMb: number;
+    restoreHeapMb: number;
+    restoreExternalMb: number;
+  };
+  compression: { rows: CompressionRow[]; note: string };
+  targets: TargetResult[];
+  passed: boolean;
+  notes: string[];
+  durationS: number;
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+function summaryCell(summary: Summary, format: (value: number) => string): string {
+  return `${format(summary.median)} (${summary.samples.map(format).join(', ')})`;
+}
+
+/** The markdown section of one size; the whole section is replaced when that size is run again. */
+export function renderSection(result: BenchResult): string {
+  const lines: string[] = [];
+  const target = (name: string) => result.targets.find((t) => t.name === name);
+  lines.push(`## ${result.size}: ${result.passed ? 'all targets PASS' : 'some targets FAIL'}`);
+  lines.push('');
+  lines.push(`Command: \`${result.command}\``);
+  lines.push('');
+  lines.push(
+    `Date ${result.date}; ${result.machine.cores} cores (${result.machine.cpuModel}), ${Math.round(result.machine.memoryMib / 1024)} GiB; ` +
+      `load average ${result.machine.loadAverage.start[0]?.toFixed(1)} at start, ${result.machine.loadAverage.end[0]?.toFixed(1)} at end; ` +
+      `node ${result.versions.node}, pg_dump ${result.versions.pgDump}, PostgreSQL ${result.versions.postgres}; ` +
+      `database ${mib(result.sizeBytes)} (pg_database_size); ${result.settings.pairs} pairs, pg_restore --jobs ${result.settings.jobs}, ` +
+      `compression ${result.settings.compression}, ${result.settings.durable ? 'durable (fsync on)' : 'fsync off'}; run took ${Math.round(result.durationS / 60)} min.`,
+  );
+  lines.push('');
+  lines.push('| target | measured | limit | verdict |');
+  lines.push('|---|---|---|---|');
+  for (const t of result.targets) {
+    const measured = t.measured === null ? '–' : `${t.measured} ${t.unit}`;
+    lines.push(
+      `| ${t.name}: ${t.description} | ${measured} | ${t.kind === 'max' ? '≤' : '≥'} ${t.limit} ${t.unit} | ${t.verdict} |`,
+    );
+  }
+  lines.push('');
+  lines.push('| measurement | median (samples) |');
+  lines.push('|---|---|');
+  lines.push(`| raw \`pg_dump -Fc\` to /dev/null | ${summaryCell(result.dump.raw, seconds)} |`);
+  lines.push(
+    `| pipeline dump step (dump, encrypt, upload, manifest) | ${summaryCell(result.dump.pipeline, seconds)} |`,
+  );
+  lines.push(
+    `| … of which pg_dump to upload complete | ${summaryCell(result.dump.pipelineDataPath, seconds)} |`,
+  );
+  lines.push(
+    `| … whole worker process (node start, modules) | ${summaryCell(result.dump.pipelineProcess, seconds)} |`,
+  );
+  lines.push(
+    `| archive: plain / stored | ${mib(result.dump.plainBytes)} / ${mib(result.dump.storedBytes)} |`,
+  );
+  lines.push(
+    `| raw \`pg_restore --jobs ${result.settings.jobs}\` from a local file | ${summaryCell(result.restore.raw, seconds)} |`,
+  );
+  lines.push(
+    `| pipeline restore (download, decrypt, pg_restore) | ${summaryCell(result.restore.pipeline, seconds)} |`,
+  );
+  lines.push(
+    `| … restore step with the Keycloak checks | ${summaryCell(result.restore.pipelineStep, seconds)} |`,
+  );
+  lines.push(
+    `| verification (re-read, SHA-256, decrypt) | ${summaryCell(result.verify.MBps, (v) => `${v} MiB/s`)} |`,
+  );
+  lines.push(
+    `| … with pg_restore --list (the verify step) | ${summaryCell(result.verify.listMBps, (v) => `${v} MiB/s`)} |`,
+  );
+  lines.push(`| peak RSS, dump worker | ${summaryCell(result.memory.dumpRssMb, (v) => `${v} MiB`)} |`);
+  lines.push(`| peak RSS, restore worker | ${summaryCell(result.memory.restoreRssMb, (v) => `${v} MiB`)} |`);
+  lines.push(`| peak RSS, verify worker | ${summaryCell(result.memory.verifyRssMb, (v) => `${v} MiB`)} |`);
+  lines.push(`| peak RSS, idle worker (modules and services only) | ${result.memory.baselineRssMb} MiB |`);
+  lines.push(
+    `| sampled peaks, dump: V8 heap / Buffers | ${result.memory.dumpHeapMb} / ${result.memory.dumpExternalMb} MiB |`,
+  );
+  lines.push(
+    `| sampled peaks, restore: V8 heap / Buffers | ${result.memory.restoreHeapMb} / ${result.memory.restoreExternalMb} MiB |`,
+  );
+  lines.push('');
+  if (result.compression.rows.length > 0) {
+    lines.push('| pg_dump compression | time | archive size | of database |');
+    lines.push('|---|---|---|---|');
+    for (const row of result.compression.rows) {
+      lines.push(
+        `| ${row.setting} (\`${row.args.join(' ')}\`) | ${seconds(row.ms)} | ${mib(row.bytes)} | ${(row.share * 100).toFixed(1)} % |`,
+      );
+    }
+    lines.push('');
+  }
+  lines.push(result.compression.note);
+  lines.push('');
+  const dump = target('dump time');
+  const restore = target('restore time');
+  if (dump?.verdict === 'FAIL' || restore?.verdict === 'FAIL') {
+    lines.push('Samples (ms, load average before each):');
+    lines.push('');
+    for (const s of [...result.dump.samples, ...result.restore.samples]) {
+      lines.push(
+        `- ${s.side} pair ${s.pair} (${s.position === 1 ? 'first' : 'second'}): ${s.ms} ms, load ${s.load1.toFixed(1)}`,
+      );
+    }
+    lines.push('');
+  }
+  for (const note of result.notes) lines.push(`- ${note}`);
+  if (result.notes.length > 0) lines.push('');
+  return lines.join('\n');
+}
+
+const HEADER = `# Benchmark results
+
+Produced by \`npm run bench -- --size small|medium|large\` (bench/run.ts); each section is rewritten when its size
+is run again, and the full figures and every sample are in \`bench/results/<size>.json\`. Method: see the comment at
+the top of bench/run.ts. Targets (issue 5): at medium, dump ≤ 1.10 × raw pg_dump, restore ≤ 1.15 × raw
+pg_restore, peak RSS ≤ 256 MiB for both and flat from medium to large, verification ≥ 150 MiB/s.
+`;
+
+/** Replaces (or appends) the section of `size` in the results file's text, keeping the other sizes. */
+export function updateResults(existing: string | undefined, size: string, section: string): string {
+  const begin = `<!-- bench:${size}:begin -->`;
+  const end = `<!-- bench:${size}:end -->`;
+  const block = `${begin}\n${section.trimEnd()}\n${end}`;
+  const text = existing && existing.trim() !== '' ? existing : HEADER;
+  const from = text.indexOf(begin);
+  const to = text.indexOf(end);
+  if (from >= 0 && to > from) return `${text.slice(0, from)}${block}${text.slice(to + end.length)}`;
+  // Sizes in their natural order: small, medium, large.
+  const order = ['small', 'medium', 'large'];
+  const later = order.slice(order.indexOf(size) + 1).map((s) => text.indexOf(`<!-- bench:${s}:begin -->`));
+  const insertAt = later.filter((i) => i >= 0).sort((a, b) => a - b)[0];
+  if (insertAt !== undefined) return `${text.slice(0, insertAt)}${block}\n\n${text.slice(insertAt)}`;
+  return `${text.trimEnd()}\n\n${block}\n`;
+}

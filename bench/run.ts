@@ -1,0 +1,661 @@
+// `npm run bench -- --size small|medium|large --json FILE`: the pipeline against raw pg_dump / pg_restore, side by side.
+//
+// Method
+// - Its own local stack (bench/out/stack-<size>, reused across runs), seeded with the Keycloak fixture and grown
+//   once with bench/generate.ts; durable (fsync on, the stack's default): the restores write to disk as a real
+//   server would, and a restore into a server that skips fsync would flatter neither side in particular but would
+//   not be a restore anyone runs. Dumps read the replica after it has replayed the growth.
+// - Restores go into a separate, standalone cluster (no WAL archive, no standby) in the same state dir, into a
+//   fresh database each time (dropped, re-created and checkpointed, untimed): restoring into the stack's primary
+//   would archive and stream every restored byte, which is work no real scratch server does.
+// - Each pair runs the raw tool and the pipeline back to back, in alternating order, ≥ 3 pairs; medians.
+//   Raw dump: `pg_dump -Fc` with the pipeline's compression arguments, stdout to /dev/null. Pipeline dump:
+//   dumpStep (what the dump Lambda runs: pg_dump in an exported snapshot on the replica, the table counts,
+//   encryption, multipart upload to s3rver, manifest) in a separate node process; the ratio uses the step's own
+//   wall time, with services already built (as in a warm Lambda); the whole process time is recorded too.
+//   Raw restore: `pg_restore --jobs N` with the pipeline's flags from the stored archive, decrypted once to disk.
+//   Pipeline restore: restoreStep in a separate process; the ratio uses its data path (download, decrypt, spool,
+//   pg_restore); the step with its Keycloak checks is recorded too.
+// - Verification: tools.verifyStored over the stored dump as the steps describe it (stored SHA-256, decryption,
+//   plain SHA-256 from the manifest), in MiB of stored bytes per second; also with pg_restore --list (verify step).
+// - Peak RSS: process.resourceUsage().maxRSS of each worker (pg_dump's and pg_restore's own memory is theirs, not
+//   the pipeline's). Flatness: compared with the recorded result of the next smaller size in bench/results/.
+// - Compression table: raw pg_dump at each setting, counted through a pipe, one run each.
+// - s3rver runs inside this process (the stack's), so its CPU competes with the pipeline on a small machine;
+//   on AWS that work is S3's.
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Command, InvalidArgumentError } from 'commander';
+import { STACK_TARGET, startLocalStack } from '../cli/local-stack.js';
+import {
+  freePort,
+  LocalPostgresCluster,
+  NON_DURABLE_SETTINGS,
+} from '../functions/adapters/local/postgres-cluster.js';
+import { compressionArguments } from '../functions/adapters/postgres/pg-dump.js';
+import { S3ObjectStore } from '../functions/adapters/s3-object-store.js';
+import { describeError } from '../functions/core/errors.js';
+import { backupPrefix, targetPrefix } from '../functions/core/layout.js';
+import { backupIdFor } from '../functions/core/schedule.js';
+import { type BenchSizeName, growKeycloakDatabase, SIZE_PRESETS } from './generate.js';
+import type { WorkerJob, WorkerReport } from './pipeline-worker.js';
+import {
+  type BenchResult,
+  type CompressionRow,
+  renderSection,
+  type Sample,
+  updateResults,
+} from './report.js';
+import {
+  evaluateTargets,
+  kibToMib,
+  median,
+  mibPerSecond,
+  type OtherRun,
+  pairOrder,
+  ratio,
+  round,
+  summarize,
+} from './stats.js';
+
+const execFileAsync = promisify(execFile);
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(BENCH_DIR, '..');
+const WORKER = path.join(BENCH_DIR, 'pipeline-worker.ts');
+const RESTORE_DATABASE = 'kb_bench_restore';
+const SIZES: readonly BenchSizeName[] = ['small', 'medium', 'large'];
+/** Backup ids of the bench's own dumps: fixed times, so a rerun replaces rather than accumulates. */
+const FIRST_BACKUP_TIME = Date.UTC(2025, 0, 1);
+
+interface Options {
+  size: BenchSizeName;
+  json?: string;
+  pairs: number;
+  jobs: number;
+  stateDir?: string;
+  compression: string;
+  seed: number;
+  table: boolean;
+  results: string;
+  profile: boolean;
+  clean: boolean;
+}
+
+const liveChildren = new Set<number>();
+const say = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+function positive(name: string, min = 1) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+async function main(): Promise<number> {
+  const program = new Command('bench')
+    .description('dump and restore speed and memory of the pipeline against raw pg_dump / pg_restore')
+    .option(
+      '--size <size>',
+      'small | medium | large',
+      (value: string) => {
+        if (!SIZES.includes(value as BenchSizeName)) throw new InvalidArgumentError('small, medium or large');
+        return value as BenchSizeName;
+      },
+      'small',
+    )
+    .option('--json <file>', 'where the result goes (default bench/results/<size>.json)')
+    .option(
+      '--pairs <n>',
+      'raw/pipeline pairs per measurement (the issue asks for at least 3)',
+      positive('--pairs'),
+      3,
+    )
+    .option('--jobs <n>', 'pg_restore --jobs on both sides', positive('--jobs'), 2)
+    .option('--state-dir <dir>', 'the bench stack (default bench/out/stack-<size>)')
+    .option('--compression <setting>', 'KB_DUMP_COMPRESSION for both dump sides', 'gzip:6')
+    .option('--seed <n>', 'generator seed', positive('--seed', 0), 1)
+    .option('--no-table', 'skip the compression table')
+    .option('--results <file>', 'markdown summary to update', path.join(BENCH_DIR, 'RESULTS.md'))
+    .option('--profile', 'write CPU profiles of the workers (--cpu-prof) into <state-dir>/bench-prof', false)
+    .option(
+      '--clean',
+      'stop and delete the bench stack at the end (default: keep it for the next run)',
+      false,
+    );
+  program.parse();
+  const options = program.opts<Options>();
+  const started = performance.now();
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+  const root = path.resolve(options.stateDir ?? path.join(BENCH_DIR, 'out', `stack-${options.size}`));
+  const jsonFile = path.resolve(options.json ?? path.join(BENCH_DIR, 'results', `${options.size}.json`));
+  const notes: string[] = [];
+  if (options.pairs < 3) notes.push(`only ${options.pairs} pair(s): the issue asks for at least 3`);
+
+  await mkdir(root, { recursive: true });
+  await checkDisk(root, options.size);
+  const loadStart = os.loadavg();
+  say(`bench ${options.size} in ${root} (load average ${loadStart.map((l) => l.toFixed(1)).join(' ')})`);
+
+  const durable = true;
+  const stack = await startLocalStack({
+    stateDir: root,
+    seed: true,
+    durable,
+    log: (line) => say(`stack: ${line}`),
+  });
+  const restoreCluster = new LocalPostgresCluster({
+    name: 'bench-restore',
+    baseDir: path.join(root, 'bench-restore'),
+    binaries: stack.binaries,
+    port: await freePort(),
+    portFlexible: true,
+    log: (line) => say(`stack: ${line}`),
+  });
+  const stopAtExit = () => {
+    restoreCluster.signalStopSync();
+    for (const pid of liveChildren) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+    }
+  };
+  process.on('exit', stopAtExit);
+  const work = path.join(root, 'bench-work');
+  const store = new S3ObjectStore({
+    bucket: stack.primaryBucket,
+    region: 'eu-west-1',
+    endpoint: stack.s3Endpoint,
+  });
+  try {
+    // -- database ---------------------------------------------------------------------------------------------
+    say(`growing the database to ${options.size} (seed ${options.seed}; only the missing rows)`);
+    const growth = await growKeycloakDatabase({
+      url: stack.primaryUrl,
+      size: options.size,
+      seed: options.seed,
+      log: {
+        info: (message, ...attributes) =>
+          say(`generate: ${message} ${JSON.stringify(Object.assign({}, ...attributes))}`),
+      },
+    });
+    say(
+      `database ${(growth.databaseBytes / 1048576).toFixed(0)} MiB, grown in ${(growth.durationMs / 1000).toFixed(0)} s; waiting for the replica`,
+    );
+    await stack.waitForReplay(30 * 60_000);
+    const [sizeRow] = await stack.replica.query<{ bytes: string; version: string; users: string }>(
+      `select pg_database_size(current_database())::text as bytes, current_setting('server_version') as version,
+              (select count(*) from public.user_entity)::text as users`,
+      [],
+      stack.database,
+    );
+    const sizeBytes = Number(sizeRow!.bytes);
+    const sourceUsers = Number(sizeRow!.users);
+
+    if (!(await restoreCluster.isInitialized())) await restoreCluster.initdb({ durable });
+    await restoreCluster.writeSettings(durable ? {} : NON_DURABLE_SETTINGS);
+    await restoreCluster.start();
+    await mkdir(work, { recursive: true });
+    await clearBucket(store);
+
+    const pgDump = stack.binaries.path('pg_dump');
+    const pgRestore = stack.binaries.path('pg_restore');
+    const pgDumpVersion = await stack.binaries.version('pg_dump');
+    const versions = {
+      node: process.version,
+      pgDump: pgDumpVersion.full,
+      pgRestore: (await stack.binaries.version('pg_restore')).full,
+      postgres: sizeRow!.version,
+    };
+    const dumpArgs = (setting: string) => [
+      '--format=custom',
+      '--no-password',
+      ...compressionArguments(setting, pgDumpVersion.major).args,
+      '--dbname',
+      stack.replicaUrl,
+    ];
+    const workerEnv = {
+      ...process.env,
+      ...stack.env(),
+      KB_DUMP_COMPRESSION: options.compression,
+      KB_RESTORE_JOBS: String(options.jobs),
+      KB_LOG_LEVEL: 'ERROR',
+    };
+    const profileDir = options.profile ? path.join(root, 'bench-prof') : undefined;
+    if (profileDir) await mkdir(profileDir, { recursive: true });
+    const worker = (job: WorkerJob) => runWorker(job, workerEnv, profileDir);
+
+    // Reads every page once on the replica (its cache, its hint bits) so the first timed dump is not the odd one.
+    say('warm-up: pg_dump -Z 0 to /dev/null');
+    await timeProcess(pgDump, dumpArgs('gzip:0'), 'null');
+
+    // -- dump -------------------------------------------------------------------------------------------------
+    const dumpSamples: Sample[] = [];
+    const dumpReports: WorkerReport[] = [];
+    let reference: string | undefined;
+    for (let pair = 0; pair < options.pairs; pair++) {
+      for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
+        const load1 = os.loadavg()[0]!;
+        const position = (index + 1) as 1 | 2;
+        if (side === 'raw') {
+          const raw = await timeProcess(pgDump, dumpArgs(options.compression), 'null');
+          dumpSamples.push({ pair, position, side, ms: raw.ms, load1 });
+          say(`dump pair ${pair + 1}: raw pg_dump ${(raw.ms / 1000).toFixed(2)} s`);
+        } else {
+          const backupId = backupIdFor(new Date(FIRST_BACKUP_TIME + pair * 60_000));
+          const report = await worker({ mode: 'dump', target: STACK_TARGET, backupId });
+          dumpReports.push(report);
+          dumpSamples.push({
+            pair,
+            position,
+            side,
+            ms: report.durationMs,
+            load1,
+            dataPathMs: report.details.dumpMs,
+            processMs: report.processMs,
+            maxRssMib: kibToMib(report.maxRssKib),
+            cpuS: round(report.cpu.userS + report.cpu.systemS, 2),
+          });
+          say(
+            `dump pair ${pair + 1}: pipeline ${(report.durationMs / 1000).toFixed(2)} s (data path ${(Number(report.details.dumpMs) / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
+          );
+          // Keep only the newest dump: it is the one the restores and verifications read.
+          if (reference) await deletePrefix(store, backupPrefix(STACK_TARGET, reference));
+          reference = backupId;
+        }
+      }
+    }
+    if (!reference) throw new Error('no pipeline dump was taken');
+    const lastDump = dumpReports.at(-1)!;
+
+    // -- restore ----------------------------------------------------------------------------------------------
+    const archive = path.join(work, 'archive.pgdump');
+    say('decrypting the stored archive once to disk for the raw pg_restore');
+    await worker({ mode: 'fetch', target: STACK_TARGET, backupId: reference, file: archive });
+    const restoreUrl = restoreCluster.url(RESTORE_DATABASE);
+    const freshDatabase = async () => {
+      await restoreCluster.query(`drop database if exists ${RESTORE_DATABASE} with (force)`);
+      await restoreCluster.query(`create database ${RESTORE_DATABASE}`);
+      await restoreCluster.query('checkpoint');
+    };
+    const restoredUsers = async () => {
+      const [row] = await restoreCluster.query<{ n: string }>(
+        'select count(*)::text as n from public.user_entity',
+        [],
+        RESTORE_DATABASE,
+      );
+      return Number(row?.n);
+    };
+    const restoreSamples: Sample[] = [];
+    const restoreReports: WorkerReport[] = [];
+    for (let pair = 0; pair < options.pairs; pair++) {
+      for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
+        await freshDatabase();
+        const load1 = os.loadavg()[0]!;
+        const position = (index + 1) as 1 | 2;
+        if (side === 'raw') {
+          const raw = await timeProcess(
+            pgRestore,
+            [
+              '--no-owner',
+              '--no-acl',
+              '--exit-on-error',
+              '--no-password',
+              `--jobs=${options.jobs}`,
+              '--dbname',
+              restoreUrl,
+              archive,
+            ],
+            'null',
+          );
+          restoreSamples.push({ pair, position, side, ms: raw.ms, load1 });
+          say(`restore pair ${pair + 1}: raw pg_restore ${(raw.ms / 1000).toFixed(2)} s`);
+        } else {
+          const report = await worker({
+            mode: 'restore',
+            target: STACK_TARGET,
+            backupId: reference,
+            databaseUrl: restoreUrl,
+            jobs: options.jobs,
+          });
+          if (!report.details.checksPassed) {
+            notes.push(
+              `pipeline restore ${pair + 1}: Keycloak checks failed: ${JSON.stringify(report.details.failedChecks)}`,
+            );
+          }
+          restoreReports.push(report);
+          restoreSamples.push({
+            pair,
+            position,
+            side,
+            ms: Number(report.details.restoreMs),
+            load1,
+            stepMs: report.durationMs,
+            processMs: report.processMs,
+            maxRssMib: kibToMib(report.maxRssKib),
+            cpuS: round(report.cpu.userS + report.cpu.systemS, 2),
+          });
+          say(
+            `restore pair ${pair + 1}: pipeline ${(Number(report.details.restoreMs) / 1000).toFixed(2)} s (step ${(report.durationMs / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
+          );
+        }
+        const users = await restoredUsers();
+        if (users !== sourceUsers)
+          throw new Error(`the ${side} restore holds ${users} users, the source ${sourceUsers}`);
+      }
+    }
+    await restoreCluster.query(`drop database if exists ${RESTORE_DATABASE} with (force)`);
+    await rm(archive, { force: true });
+
+    // -- verification and memory baseline ----------------------------------------------------------------------
+    const verifyReports: WorkerReport[] = [];
+    for (let run = 0; run < options.pairs; run++) {
+      const report = await worker({ mode: 'verify', target: STACK_TARGET, backupId: reference });
+      verifyReports.push(report);
+      say(
+        `verify ${run + 1}: ${mibPerSecond(Number(report.details.storedBytes), Number(report.details.verifyMs))} MiB/s, with --list ${mibPerSecond(Number(report.details.storedBytes), Number(report.details.listMs))} MiB/s`,
+      );
+    }
+    const baseline = await worker({ mode: 'baseline' });
+
+    // -- compression table ------------------------------------------------------------------------------------
+    const rows: CompressionRow[] = [];
+    const settings = ['gzip:0', 'gzip:1', 'gzip:6', 'gzip:9'];
+    const modern = pgDumpVersion.major >= 16;
+    if (modern) settings.push('lz4', 'zstd:3', 'zstd:9');
+    const compressionNote = modern
+      ? `pg_dump ${pgDumpVersion.full} supports lz4 and zstd; one run per setting, through a pipe.`
+      : `lz4 and zstd are not in the table: pg_dump ${pgDumpVersion.full} supports only gzip (lz4/zstd need pg_dump 16 or later). One run per setting, through a pipe.`;
+    if (options.table) {
+      for (const setting of settings) {
+        const args = dumpArgs(setting);
+        const measured = await timeProcess(pgDump, args, 'count');
+        rows.push({
+          setting,
+          args: compressionArguments(setting, pgDumpVersion.major).args,
+          ms: measured.ms,
+          bytes: measured.bytes,
+          share: round(measured.bytes / sizeBytes, 4),
+        });
+        say(
+          `compression ${setting}: ${(measured.ms / 1000).toFixed(2)} s, ${(measured.bytes / 1048576).toFixed(1)} MiB`,
+        );
+      }
+    }
+
+    // -- result -----------------------------------------------------------------------------------------------
+    const side = (samples: Sample[], which: 'raw' | 'pipeline') =>
+      samples.filter((s) => s.side === which).map((s) => s.ms);
+    const dumpRaw = summarize(side(dumpSamples, 'raw'));
+    const dumpPipeline = summarize(side(dumpSamples, 'pipeline'));
+    const restoreRaw = summarize(side(restoreSamples, 'raw'));
+    const restorePipeline = summarize(side(restoreSamples, 'pipeline'));
+    const verifyMBps = summarize(
+      verifyReports.map((r) => mibPerSecond(Number(r.details.storedBytes), Number(r.details.verifyMs))),
+    );
+    const listMBps = summarize(
+      verifyReports.map((r) => mibPerSecond(Number(r.details.storedBytes), Number(r.details.listMs))),
+    );
+    const rss = (reports: WorkerReport[]) => summarize(reports.map((r) => kibToMib(r.maxRssKib)));
+    const dumpRss = rss(dumpReports);
+    const restoreRss = rss(restoreReports);
+    const figures = {
+      dumpRatio: ratio(dumpPipeline.median, dumpRaw.median),
+      restoreRatio: ratio(restorePipeline.median, restoreRaw.median),
+      verifyMBps: verifyMBps.median,
+      // The peak over every run: memory is judged by its worst case.
+      dumpPeakRssMb: dumpRss.max,
+      restorePeakRssMb: restoreRss.max,
+    };
+    const smaller = await readSmallerRun(options.size, path.dirname(jsonFile));
+    const targets = evaluateTargets(figures, smaller);
+    if (options.size !== 'medium')
+      notes.push('the issue sets its targets at medium (memory flatness: medium to large)');
+    const loads = [...dumpSamples, ...restoreSamples].map((s) => s.load1);
+    if (Math.max(...loads) > os.cpus().length) {
+      notes.push(
+        `the machine was shared: one-minute load average up to ${Math.max(...loads).toFixed(1)} on ${os.cpus().length} cores during the samples (median ${median(loads).toFixed(1)}); sides alternate and medians are reported`,
+      );
+    }
+    const result: BenchResult = {
+      size: options.size,
+      command,
+      date: new Date().toISOString(),
+      machine: {
+        cores: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+        memoryMib: Math.round(os.totalmem() / 1048576),
+        kernel: os.release(),
+        loadAverage: { start: loadStart.map((l) => round(l, 2)), end: os.loadavg().map((l) => round(l, 2)) },
+      },
+      versions,
+      settings: {
+        pairs: options.pairs,
+        jobs: options.jobs,
+        compression: options.compression,
+        durable,
+        seed: options.seed,
+        restoreServer:
+          'a standalone local cluster of the same PostgreSQL (no WAL archive, no standby), fresh database per run',
+      },
+      sizeBytes,
+      ...figures,
+      dump: {
+        raw: dumpRaw,
+        pipeline: dumpPipeline,
+        pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
+        pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
+        plainBytes: Number(lastDump.details.plainBytes),
+        storedBytes: Number(lastDump.details.storedBytes),
+        samples: dumpSamples,
+      },
+      restore: {
+        raw: restoreRaw,
+        pipeline: restorePipeline,
+        pipelineStep: summarize(restoreReports.map((r) => r.durationMs)),
+        samples: restoreSamples,
+      },
+      verify: {
+        MBps: verifyMBps,
+        listMBps,
+        storedBytes: Number(verifyReports[0]?.details.storedBytes),
+        samples: verifyReports.map((r) => ({
+          ...r.details,
+          maxRssMib: kibToMib(r.maxRssKib),
+          cpuS: round(r.cpu.userS + r.cpu.systemS, 2),
+        })),
+      },
+      memory: {
+        baselineRssMb: kibToMib(baseline.maxRssKib),
+        dumpRssMb: dumpRss,
+        restoreRssMb: restoreRss,
+        verifyRssMb: rss(verifyReports),
+        dumpHeapMb: kibToMib(Math.max(...dumpReports.map((r) => r.sampled.heapUsedKib))),
+        dumpExternalMb: kibToMib(Math.max(...dumpReports.map((r) => r.sampled.externalKib))),
+        restoreHeapMb: kibToMib(Math.max(...restoreReports.map((r) => r.sampled.heapUsedKib))),
+        restoreExternalMb: kibToMib(Math.max(...restoreReports.map((r) => r.sampled.externalKib))),
+      },
+      compression: { rows, note: compressionNote },
+      targets,
+      passed: targets.every((t) => t.verdict !== 'FAIL'),
+      notes,
+      durationS: Math.round((performance.now() - started) / 1000),
+    };
+
+    await mkdir(path.dirname(jsonFile), { recursive: true });
+    await writeFile(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
+    const existing = await readFile(options.results, 'utf8').catch(() => undefined);
+    await writeFile(options.results, updateResults(existing, options.size, renderSection(result)));
+
+    process.stdout.write(`\nbench ${options.size}: database ${(sizeBytes / 1048576).toFixed(0)} MiB\n`);
+    for (const t of targets) {
+      const measured = t.measured === null ? '–' : `${t.measured} ${t.unit}`;
+      process.stdout.write(
+        `  ${t.verdict.padEnd(4)} ${t.name.padEnd(20)} ${measured.padStart(12)}  (${t.kind === 'max' ? '≤' : '≥'} ${t.limit} ${t.unit}) ${t.description}\n`,
+      );
+    }
+    process.stdout.write(
+      `results: ${path.relative(REPO, jsonFile)}, ${path.relative(REPO, options.results)}\n`,
+    );
+    return result.passed ? 0 : 1;
+  } finally {
+    await clearBucket(store).catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+    await restoreCluster
+      .stop()
+      .catch((error: unknown) => say(`bench-restore did not stop: ${describeError(error)}`));
+    await stack.stop();
+    process.off('exit', stopAtExit);
+    if (options.clean) {
+      say(`removing ${root}`);
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The recorded result of the next smaller size, if any, for the memory flatness verdict. */
+async function readSmallerRun(size: BenchSizeName, dir: string): Promise<OtherRun | undefined> {
+  const index = SIZES.indexOf(size);
+  for (let i = index - 1; i >= 0; i--) {
+    try {
+      const other = JSON.parse(await readFile(path.join(dir, `${SIZES[i]}.json`), 'utf8')) as BenchResult;
+      // Flatness is a statement about sizes from medium up; small's figures are still shown when that is all there is.
+      return {
+        size: other.size,
+        dumpPeakRssMb: other.dumpPeakRssMb,
+        restorePeakRssMb: other.restorePeakRssMb,
+      };
+    } catch {
+      // not recorded
+    }
+  }
+  return undefined;
+}
+
+/** Refuses to start a size the disk cannot hold: stack, replica, WAL archive, restore cluster and archives. */
+async function checkDisk(dir: string, size: BenchSizeName): Promise<void> {
+  const preset = SIZE_PRESETS[size];
+  const approxBytes = { small: 0.22e9, medium: 1.05e9, large: 5.2e9 }[size];
+  const needed = approxBytes * 6;
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  say(
+    `disk: ${(free / 1e9).toFixed(0)} GB free, about ${(needed / 1e9).toFixed(0)} GB needed for ${size} (${preset.users} users)`,
+  );
+  if (free < needed) {
+    throw new Error(
+      `not enough disk in ${dir}: ${(free / 1e9).toFixed(1)} GB free, about ${(needed / 1e9).toFixed(1)} GB needed`,
+    );
+  }
+}
+
+async function clearBucket(store: S3ObjectStore): Promise<void> {
+  await deletePrefix(store, targetPrefix(STACK_TARGET));
+}
+
+async function deletePrefix(store: S3ObjectStore, prefix: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const object of store.list(prefix)) keys.push(object.key);
+  if (keys.length > 0) await store.deleteObjects(keys);
+}
+
+/** Runs a program to completion: wall time, and the bytes of its stdout when counted. */
+async function timeProcess(
+  file: string,
+  args: string[],
+  stdout: 'null' | 'count',
+): Promise<{ ms: number; bytes: number }> {
+  const devNull = stdout === 'null' ? openSync('/dev/null', 'w') : undefined;
+  const started = performance.now();
+  const child = spawn(file, args, { stdio: ['ignore', devNull ?? 'pipe', 'pipe'], env: process.env });
+  if (child.pid) liveChildren.add(child.pid);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-8192);
+  });
+  let bytes = 0;
+  const counted =
+    stdout === 'count'
+      ? pipeline(
+          child.stdout!,
+          new Writable({
+            highWaterMark: 1 << 20,
+            write(chunk: Buffer, _encoding, callback) {
+              bytes += chunk.length;
+              callback();
+            },
+          }),
+        )
+      : Promise.resolve();
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  try {
+    const [{ code, signal }] = await Promise.all([exit, counted]);
+    const ms = Math.round(performance.now() - started);
+    if (code !== 0)
+      throw new Error(
+        `${path.basename(file)} ${code !== null ? `exited with ${code}` : `was killed by ${signal}`}: ${stderr.trim()}`,
+      );
+    return { ms, bytes };
+  } finally {
+    if (child.pid) liveChildren.delete(child.pid);
+    if (devNull !== undefined) closeSync(devNull);
+  }
+}
+
+/** Runs the pipeline worker in its own node process (tsx as a loader, so it is one process) and reads its report. */
+async function runWorker(
+  job: WorkerJob,
+  env: NodeJS.ProcessEnv,
+  profileDir: string | undefined,
+): Promise<WorkerReport> {
+  const nodeArgs = ['--import', 'tsx'];
+  if (profileDir)
+    nodeArgs.push(
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      profileDir,
+      '--cpu-prof-name',
+      `${job.mode}-${Date.now()}.cpuprofile`,
+    );
+  const child = execFileAsync(process.execPath, [...nodeArgs, WORKER, JSON.stringify(job)], {
+    cwd: REPO,
+    env,
+    maxBuffer: 1 << 20,
+  });
+  if (child.child.pid) liveChildren.add(child.child.pid);
+  try {
+    const { stdout } = await child;
+    const line = stdout.trim().split('\n').at(-1) ?? '';
+    return JSON.parse(line) as WorkerReport;
+  } catch (error) {
+    const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
+    throw new Error(`the ${job.mode} worker failed: ${stderr || (error as Error).message}`);
+  } finally {
+    if (child.child.pid) liveChildren.delete(child.child.pid);
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${describeError(error)}\n`);
+    process.exitCode = 2;
+  },
+);

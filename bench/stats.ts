@@ -1,0 +1,191 @@
+// Pure statistics of the benchmark: medians, ratios and the PASS/FAIL judgement against the issue's targets.
+
+/** The median of the samples (the mean of the middle two for an even count); throws on none. */
+export function median(samples: readonly number[]): number {
+  const finite = samples.filter((value) => Number.isFinite(value));
+  if (finite.length === 0) throw new RangeError('median of no samples');
+  const sorted = [...finite].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** `part / whole`, rounded to 3 decimals; NaN when the whole is not a positive number. */
+export function ratio(part: number, whole: number): number {
+  if (!(whole > 0) || !Number.isFinite(part)) return Number.NaN;
+  return round(part / whole, 3);
+}
+
+/** Rounds to `digits` decimals (for figures people read; medians are computed on the raw samples). */
+export function round(value: number, digits = 1): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  /** (max - min) / median: how much the samples disagree, for judging the noise of a shared machine. */
+  spread: number;
+  samples: number[];
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  const med = median(samples);
+  const min = Math.min(...samples);
+  const max = Math.max(...samples);
+  return { median: med, min, max, spread: med > 0 ? round((max - min) / med, 3) : 0, samples: [...samples] };
+}
+
+/** Bytes per second in MiB/s (2^20 bytes, as the pipeline's own verification figure counts them). */
+export function mibPerSecond(bytes: number, durationMs: number): number {
+  if (!(durationMs > 0)) return Number.NaN;
+  return round(bytes / 1048576 / (durationMs / 1000), 1);
+}
+
+export function kibToMib(kib: number): number {
+  return round(kib / 1024, 1);
+}
+
+export type Verdict = 'PASS' | 'FAIL' | 'N/A';
+
+export interface TargetResult {
+  name: string;
+  /** What is compared, in words, e.g. 'pipeline dump wall / raw pg_dump wall'. */
+  description: string;
+  measured: number | null;
+  /** The bound the measurement must not cross. */
+  limit: number;
+  /** 'max': measured must be ≤ limit; 'min': measured must be ≥ limit. */
+  kind: 'max' | 'min';
+  unit: string;
+  verdict: Verdict;
+  note?: string;
+}
+
+/** PASS when the measurement is within its bound, FAIL when not, N/A when there is no measurement. */
+export function judge(measured: number | null | undefined, limit: number, kind: 'max' | 'min'): Verdict {
+  if (measured === null || measured === undefined || !Number.isFinite(measured)) return 'N/A';
+  return (kind === 'max' ? measured <= limit : measured >= limit) ? 'PASS' : 'FAIL';
+}
+
+/** The issue's targets (issue 5, "Make it fast and lean"). */
+export const TARGETS = {
+  dumpRatio: 1.1,
+  restoreRatio: 1.15,
+  peakRssMb: 256,
+  verifyMBps: 150,
+  /** "Flat from medium to large": the larger database may cost at most this share more peak memory. */
+  rssGrowthAllowed: 0.1,
+} as const;
+
+/**
+ * Whether peak memory is flat across sizes: the larger run's peak RSS may exceed the smaller one's by at most
+ * `allowed` (a share) plus `slackMb` (allocator and GC noise that has nothing to do with the data size).
+ */
+export function isFlat(
+  smallerMb: number,
+  largerMb: number,
+  allowed: number = TARGETS.rssGrowthAllowed,
+  slackMb = 8,
+): boolean {
+  return largerMb <= smallerMb * (1 + allowed) + slackMb;
+}
+
+export interface Figures {
+  dumpRatio: number;
+  restoreRatio: number;
+  verifyMBps: number;
+  dumpPeakRssMb: number;
+  restorePeakRssMb: number;
+}
+
+/** Peak RSS of another size's recorded run, to judge flatness against. */
+export interface OtherRun {
+  size: string;
+  dumpPeakRssMb: number;
+  restorePeakRssMb: number;
+}
+
+/**
+ * Every target, judged. Flatness is judged only when `smaller` (a recorded run at a smaller size) is given;
+ * without it the verdict is N/A.
+ */
+export function evaluateTargets(figures: Figures, smaller?: OtherRun): TargetResult[] {
+  const results: TargetResult[] = [
+    {
+      name: 'dump time',
+      description: 'pipeline dump wall / raw pg_dump wall (medians)',
+      measured: figures.dumpRatio,
+      limit: TARGETS.dumpRatio,
+      kind: 'max',
+      unit: '×',
+      verdict: judge(figures.dumpRatio, TARGETS.dumpRatio, 'max'),
+    },
+    {
+      name: 'restore time',
+      description: 'pipeline restore wall / raw pg_restore wall (medians)',
+      measured: figures.restoreRatio,
+      limit: TARGETS.restoreRatio,
+      kind: 'max',
+      unit: '×',
+      verdict: judge(figures.restoreRatio, TARGETS.restoreRatio, 'max'),
+    },
+    {
+      name: 'dump memory',
+      description: 'peak RSS of the pipeline dump process',
+      measured: figures.dumpPeakRssMb,
+      limit: TARGETS.peakRssMb,
+      kind: 'max',
+      unit: 'MiB',
+      verdict: judge(figures.dumpPeakRssMb, TARGETS.peakRssMb, 'max'),
+    },
+    {
+      name: 'restore memory',
+      description: 'peak RSS of the pipeline restore process',
+      measured: figures.restorePeakRssMb,
+      limit: TARGETS.peakRssMb,
+      kind: 'max',
+      unit: 'MiB',
+      verdict: judge(figures.restorePeakRssMb, TARGETS.peakRssMb, 'max'),
+    },
+    {
+      name: 'verification',
+      description: 'verification pass (re-read, SHA-256, decrypt) over stored bytes',
+      measured: figures.verifyMBps,
+      limit: TARGETS.verifyMBps,
+      kind: 'min',
+      unit: 'MiB/s',
+      verdict: judge(figures.verifyMBps, TARGETS.verifyMBps, 'min'),
+    },
+  ];
+  for (const [name, mine, theirs] of [
+    ['dump memory flat', figures.dumpPeakRssMb, smaller?.dumpPeakRssMb],
+    ['restore memory flat', figures.restorePeakRssMb, smaller?.restorePeakRssMb],
+  ] as const) {
+    const growth = theirs === undefined ? null : round(mine / theirs, 3);
+    results.push({
+      name,
+      description: smaller
+        ? `peak RSS here / peak RSS at ${smaller.size} (${theirs} MiB)`
+        : 'peak RSS against a smaller recorded size (none recorded)',
+      measured: growth,
+      limit: round(1 + TARGETS.rssGrowthAllowed, 3),
+      kind: 'max',
+      unit: '×',
+      verdict: theirs === undefined ? 'N/A' : isFlat(theirs, mine) ? 'PASS' : 'FAIL',
+      note: 'allows +10 % and 8 MiB of allocator noise',
+    });
+  }
+  return results;
+}
+
+/** Whether every judged target passed (N/A ones do not count either way). */
+export function allPassed(results: readonly TargetResult[]): boolean {
+  return results.every((result) => result.verdict !== 'FAIL');
+}
+
+/** The order in which a pair's sides run: alternating, so neither side always runs on a warmer machine. */
+export function pairOrder<T>(pairIndex: number, first: T, second: T): [T, T] {
+  return pairIndex % 2 === 0 ? [first, second] : [second, first];
+}

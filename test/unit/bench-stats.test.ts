@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { updateResults } from '../../bench/report.js';
+import {
+  allPassed,
+  evaluateTargets,
+  isFlat,
+  judge,
+  median,
+  mibPerSecond,
+  pairOrder,
+  ratio,
+  summarize,
+} from '../../bench/stats.js';
+
+const passing = {
+  dumpRatio: 1.05,
+  restoreRatio: 1.1,
+  verifyMBps: 300,
+  dumpPeakRssMb: 150,
+  restorePeakRssMb: 140,
+};
+
+describe('median', () => {
+  it('takes the middle sample of an odd count, whatever the order', () => {
+    expect(median([9, 1, 5])).toBe(5);
+  });
+
+  it('averages the middle two of an even count', () => {
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  it('is not pulled by one outlier, as a mean would be', () => {
+    expect(median([10, 11, 500])).toBe(11);
+  });
+
+  it('refuses no samples rather than inventing a figure', () => {
+    expect(() => median([])).toThrow(RangeError);
+  });
+});
+
+describe('ratio', () => {
+  it('divides and rounds to three decimals', () => {
+    expect(ratio(1100, 1000)).toBe(1.1);
+    expect(ratio(2, 3)).toBe(0.667);
+  });
+
+  it('is NaN against a zero or missing baseline', () => {
+    expect(ratio(5, 0)).toBeNaN();
+    expect(ratio(5, Number.NaN)).toBeNaN();
+  });
+});
+
+describe('summarize and rates', () => {
+  it('reports median, extremes and spread of the samples', () => {
+    expect(summarize([100, 120, 110])).toEqual({
+      median: 110,
+      min: 100,
+      max: 120,
+      spread: 0.182,
+      samples: [100, 120, 110],
+    });
+  });
+
+  it('counts MiB per second of 2^20 bytes', () => {
+    expect(mibPerSecond(300 * 1048576, 2000)).toBe(150);
+    expect(mibPerSecond(1, 0)).toBeNaN();
+  });
+});
+
+describe('judge', () => {
+  it('passes an upper bound that is met exactly and fails one just over', () => {
+    expect(judge(1.1, 1.1, 'max')).toBe('PASS');
+    expect(judge(1.101, 1.1, 'max')).toBe('FAIL');
+  });
+
+  it('passes a lower bound that is met and fails one below', () => {
+    expect(judge(150, 150, 'min')).toBe('PASS');
+    expect(judge(149.9, 150, 'min')).toBe('FAIL');
+  });
+
+  it('gives no verdict without a measurement', () => {
+    expect(judge(null, 1, 'max')).toBe('N/A');
+    expect(judge(Number.NaN, 1, 'max')).toBe('N/A');
+  });
+});
+
+describe('isFlat', () => {
+  it('allows growth within the share plus the slack', () => {
+    expect(isFlat(200, 228, 0.1, 8)).toBe(true);
+  });
+
+  it('refuses memory that grows with the database', () => {
+    expect(isFlat(200, 260, 0.1, 8)).toBe(false);
+  });
+});
+
+describe('evaluateTargets', () => {
+  it('passes every target the figures meet, leaving flatness open without a smaller run', () => {
+    const results = evaluateTargets(passing);
+    expect(results.filter((r) => r.verdict === 'PASS').map((r) => r.name)).toEqual([
+      'dump time',
+      'restore time',
+      'dump memory',
+      'restore memory',
+      'verification',
+    ]);
+    expect(results.filter((r) => r.verdict === 'N/A')).toHaveLength(2);
+    expect(allPassed(results)).toBe(true);
+  });
+
+  it('fails the dump target at 1.2 × raw pg_dump and the verification below 150 MiB/s', () => {
+    const results = evaluateTargets({ ...passing, dumpRatio: 1.2, verifyMBps: 120 });
+    const failed = results.filter((r) => r.verdict === 'FAIL').map((r) => r.name);
+    expect(failed).toEqual(['dump time', 'verification']);
+    expect(allPassed(results)).toBe(false);
+  });
+
+  it('fails memory over 256 MiB', () => {
+    const results = evaluateTargets({ ...passing, restorePeakRssMb: 300 });
+    expect(results.find((r) => r.name === 'restore memory')?.verdict).toBe('FAIL');
+  });
+
+  it('judges flatness against the smaller recorded run', () => {
+    const results = evaluateTargets(
+      { ...passing, dumpPeakRssMb: 150, restorePeakRssMb: 200 },
+      { size: 'medium', dumpPeakRssMb: 148, restorePeakRssMb: 140 },
+    );
+    expect(results.find((r) => r.name === 'dump memory flat')?.verdict).toBe('PASS');
+    expect(results.find((r) => r.name === 'restore memory flat')).toMatchObject({
+      verdict: 'FAIL',
+      measured: 1.429,
+    });
+  });
+});
+
+describe('pairOrder', () => {
+  it('alternates which side runs first', () => {
+    expect(pairOrder(0, 'raw', 'pipeline')).toEqual(['raw', 'pipeline']);
+    expect(pairOrder(1, 'raw', 'pipeline')).toEqual(['pipeline', 'raw']);
+    expect(pairOrder(2, 'raw', 'pipeline')).toEqual(['raw', 'pipeline']);
+  });
+});
+
+describe('updateResults', () => {
+  it('replaces the section of the size run again and keeps the others in size order', () => {
+    let text = updateResults(undefined, 'medium', 'medium one');
+    text = updateResults(text, 'small', 'small one');
+    text = updateResults(text, 'medium', 'medium two');
+    expect(text).toContain('# Benchmark results');
+    expect(text).not.toContain('medium one');
+    expect(text.indexOf('small one')).toBeLessThan(text.indexOf('medium two'));
+  });
+});
