@@ -1,12 +1,14 @@
-// Opens what a CLI command works against: the local stack (started, and always stopped) and its Services.
+// Opens what a CLI command works against: the local stack (started, and always stopped) or the deployed
+// pipeline on AWS (KB_RUNTIME=aws with the deployed KB_* settings), and runs state machines on either.
 
 import { parseConfig } from '../functions/platform/config.js';
 import { localServices } from '../functions/platform/local-services.js';
 import { createLogger } from '../functions/platform/logger.js';
 import type { Services } from '../functions/platform/services.js';
+import { AwsExecutor } from './aws-executor.js';
 import { formatBytes, progressLine } from './format.js';
 import { defaultStateDir, type LocalStack, startLocalStack } from './local-stack.js';
-import type { WorkflowEvent } from './local-workflow.js';
+import { type MachineName, runWorkflow, type WorkflowEvent, type WorkflowResult } from './local-workflow.js';
 
 export interface SessionOptions {
   stateDir?: string;
@@ -18,11 +20,18 @@ export interface SessionOptions {
 }
 
 export interface Session {
-  stack: LocalStack;
+  /** The local stack; absent when the CLI drives the pipeline deployed on AWS. */
+  stack?: LocalStack;
   services: Services;
   progress: ReturnType<typeof progressLine>;
   /** Prints a workflow event as a line: state entered, retried, failed. */
   showEvent: (event: WorkflowEvent) => void;
+  /** Runs a state machine: in-process locally, as a followed Step Functions execution on AWS. */
+  runMachine: (
+    machine: MachineName,
+    input: unknown,
+    onEvent?: (event: WorkflowEvent) => void,
+  ) => Promise<WorkflowResult>;
 }
 
 export async function withSession<T>(
@@ -32,6 +41,29 @@ export async function withSession<T>(
   const say = (line: string) => {
     if (!options.quiet) process.stderr.write(`${line}\n`);
   };
+  const progress = progressLine();
+  const started = Date.now();
+  const showEvent = (event: WorkflowEvent) => {
+    if (options.quiet) return;
+    const at = `${((event.timestamp - started) / 1000).toFixed(1).padStart(6)} s`;
+    if (event.type === 'StateEntered' && event.state) progress.done(`${at}  ${event.state}`);
+    else if (event.type === 'StateRetried')
+      progress.done(`${at}  ${event.state} retried (${event.error ?? 'error'})`);
+    else if (event.type === 'StateFailed') progress.done(`${at}  ${event.state} failed: ${event.error}`);
+  };
+
+  if (process.env.KB_RUNTIME === 'aws') {
+    const { servicesFromEnv } = await import('../functions/platform/wiring.js');
+    const services = await servicesFromEnv();
+    const executor = new AwsExecutor({
+      region: services.config.KB_PRIMARY_REGION,
+      stage: services.config.KB_STAGE,
+    });
+    const runMachine = (machine: MachineName, input: unknown, onEvent = showEvent) =>
+      runOnAws(executor, machine, input, onEvent);
+    return use({ services, progress, showEvent, runMachine });
+  }
+
   const stack = await startLocalStack({
     stateDir: options.stateDir ?? defaultStateDir(),
     seed: true,
@@ -43,22 +75,52 @@ export async function withSession<T>(
       config,
       createLogger({ silent: !options.verbose, level: config.KB_LOG_LEVEL }),
     );
-    const progress = progressLine();
     services.progress = (event) => {
       const rate = `${formatBytes(event.bytesPerSecond)}/s`;
       progress.update(`  ${event.step} ${event.target}: ${formatBytes(event.bytes)} at ${rate}`);
     };
-    const started = Date.now();
-    const showEvent = (event: WorkflowEvent) => {
-      if (options.quiet) return;
-      const at = `${((event.timestamp - started) / 1000).toFixed(1).padStart(6)} s`;
-      if (event.type === 'StateEntered' && event.state) progress.done(`${at}  ${event.state}`);
-      else if (event.type === 'StateRetried')
-        progress.done(`${at}  ${event.state} retried (${event.error ?? 'error'})`);
-      else if (event.type === 'StateFailed') progress.done(`${at}  ${event.state} failed: ${event.error}`);
-    };
-    return await use({ stack, services, progress, showEvent });
+    const runMachine = (machine: MachineName, input: unknown, onEvent = showEvent) =>
+      runWorkflow({ machine, input, services, onEvent });
+    return await use({ stack, services, progress, showEvent, runMachine });
   } finally {
     await stack.stop();
   }
+}
+
+/** Starts the deployed machine and follows its history, in the shape the local runner reports. */
+async function runOnAws(
+  executor: AwsExecutor,
+  machine: MachineName,
+  input: unknown,
+  onEvent: (event: WorkflowEvent) => void,
+): Promise<WorkflowResult> {
+  const started = Date.now();
+  const events: WorkflowEvent[] = [];
+  const end = await executor.run(machine, input, {
+    onEvent: (event) => {
+      if (event.kind !== 'progress') return;
+      const type = event.type.endsWith('StateEntered')
+        ? 'StateEntered'
+        : event.type.endsWith('Failed')
+          ? 'StateFailed'
+          : event.type;
+      const mapped: WorkflowEvent = {
+        type,
+        state: event.state,
+        timestamp: started + event.elapsedMs,
+        error: event.error,
+      };
+      events.push(mapped);
+      onEvent(mapped);
+    },
+  });
+  return {
+    status: end.status === 'SUCCEEDED' ? 'SUCCEEDED' : 'FAILED',
+    executionId: end.executionArn,
+    output: end.output,
+    error: end.error ?? (end.status === 'SUCCEEDED' ? undefined : end.status),
+    cause: end.cause,
+    durationMs: end.durationMs,
+    events,
+  };
 }

@@ -4,7 +4,6 @@ import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { formatBytes, formatDuration } from '../format.js';
-import { runWorkflow } from '../local-workflow.js';
 import { withSession } from '../session.js';
 
 export interface BackupOptions {
@@ -48,14 +47,9 @@ export function externalTargetEnv(options: BackupOptions): Record<string, string
 
 export async function backupCommand(options: BackupOptions): Promise<number> {
   const env = externalTargetEnv(options);
-  return withSession({ stateDir: options.stateDir, env }, async ({ services, showEvent, progress }) => {
+  return withSession({ stateDir: options.stateDir, env }, async ({ services, runMachine, progress }) => {
     const alertsBefore = (await readOutbox(services.config.KB_OUTBOX_FILE!)).length;
-    const result = await runWorkflow({
-      machine: 'backup',
-      input: options.time ? { time: options.time } : {},
-      services,
-      onEvent: showEvent,
-    });
+    const result = await runMachine('backup', options.time ? { time: options.time } : {});
     progress.done();
     if (result.status === 'FAILED') {
       const alerts = (await readOutbox(services.config.KB_OUTBOX_FILE!)).slice(alertsBefore);

@@ -1,9 +1,9 @@
 // `npm start`: brings up the local stack, takes a daily backup, lists it, runs a restore drill, and stops.
 
 import { readManifest } from '../../functions/core/catalog.js';
+import { InvalidInputError } from '../../functions/core/errors.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { formatBytes, formatDuration } from '../format.js';
-import { runWorkflow } from '../local-workflow.js';
 import { withSession } from '../session.js';
 import { runDrillInSession } from './drill.js';
 import { formatBackupList, listBackups } from './list.js';
@@ -16,7 +16,12 @@ export function latestDailyRun(now: Date, dailyHourUtc: number): Date {
 
 export async function demoCommand(options: { stateDir?: string }): Promise<number> {
   return withSession({ stateDir: options.stateDir }, async (session) => {
-    const { stack, services, showEvent, progress } = session;
+    const { stack, services, progress } = session;
+    if (!stack) {
+      throw new InvalidInputError('demo runs on the local stack only', {
+        hint: 'unset KB_RUNTIME, or use backup and drill on AWS',
+      });
+    }
     console.log('local stack is up:');
     console.log(`  primary  ${redactUser(stack.primaryUrl)}`);
     console.log(`  replica  ${redactUser(stack.replicaUrl)} (hot standby)`);
@@ -28,12 +33,7 @@ export async function demoCommand(options: { stateDir?: string }): Promise<numbe
     const time = latestDailyRun(services.clock.now(), services.config.KB_DAILY_HOUR_UTC);
     const backupId = backupIdFor(time);
     console.log(`\nbackup ${backupId} (the daily run):`);
-    const backup = await runWorkflow({
-      machine: 'backup',
-      input: { time: time.toISOString() },
-      services,
-      onEvent: showEvent,
-    });
+    const backup = await session.runMachine('backup', { time: time.toISOString() });
     progress.done();
     if (backup.status === 'FAILED') {
       console.error(`backup failed: ${backup.error}: ${backup.cause}`);

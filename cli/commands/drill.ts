@@ -3,7 +3,7 @@
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
 import { DRILL_REPORT_FILE } from '../../functions/core/layout.js';
 import { formatDuration, formatTable } from '../format.js';
-import { runWorkflow, type WorkflowResult } from '../local-workflow.js';
+import type { WorkflowResult } from '../local-workflow.js';
 import { type Session, withSession } from '../session.js';
 
 export { pitrCommand } from './pitr.js';
@@ -54,17 +54,12 @@ export async function runDrillInSession(session: Session, options: DrillRequestO
   const ticker = setInterval(show, 250);
   let workflow: WorkflowResult;
   try {
-    workflow = await runWorkflow({
-      machine: 'restore-drill',
-      input,
-      services,
-      onEvent: (event) => {
-        session.showEvent(event);
-        if (event.type === 'StateEntered' && event.state) {
-          step = event.state;
-          stepStarted = event.timestamp;
-        }
-      },
+    workflow = await session.runMachine('restore-drill', input, (event) => {
+      session.showEvent(event);
+      if (event.type === 'StateEntered' && event.state) {
+        step = event.state;
+        stepStarted = event.timestamp;
+      }
     });
   } finally {
     clearInterval(ticker);

@@ -8,7 +8,12 @@ export interface RetentionPolicy {
   monthlyDays: number;
   /** How long a backup without a manifest may sit before it is treated as abandoned. */
   incompleteGraceHours: number;
+  /** Manual snapshots a region may hold (RDS: 100 per region and account); warned about from 90 %. */
+  snapshotQuota?: number;
 }
+
+/** Share of the snapshot quota from which the plan warns: the next runs would fail to snapshot. */
+export const SNAPSHOT_QUOTA_WARNING = 0.9;
 
 const HOUR = 3_600_000;
 
@@ -73,6 +78,7 @@ export interface RetentionPlan {
   /** Targets left untouched, with why. */
   paused: { target: string; reason: string }[];
   kept: number;
+  warnings: string[];
 }
 
 /**
@@ -81,7 +87,7 @@ export interface RetentionPlan {
  */
 export function planRetention(input: RetentionInput): RetentionPlan {
   const { policy, now } = input;
-  const plan: RetentionPlan = { deleteBackups: [], deleteSnapshots: [], paused: [], kept: 0 };
+  const plan: RetentionPlan = { deleteBackups: [], deleteSnapshots: [], paused: [], kept: 0, warnings: [] };
   const targets = new Set([...input.backups.map((b) => b.target), ...input.snapshots.map((s) => s.target)]);
 
   for (const target of [...targets].sort()) {
@@ -117,6 +123,14 @@ export function planRetention(input: RetentionInput): RetentionPlan {
         plan.kept++;
       }
     }
+  }
+
+  const quota = policy.snapshotQuota;
+  const remaining = input.snapshots.length - plan.deleteSnapshots.length;
+  if (quota !== undefined && remaining >= quota * SNAPSHOT_QUOTA_WARNING) {
+    plan.warnings.push(
+      `${remaining} manual snapshots remain of the region's quota of ${quota}: shorten the snapshot tiers' retention, remove KB_SNAPSHOT_TIERS entries, or raise the quota`,
+    );
   }
   return plan;
 }

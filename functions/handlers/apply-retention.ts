@@ -27,6 +27,7 @@ export function makeHandler(services: Services) {
       await expireRegion({ ...common, store: services.primaryStore, region: 'primary' }),
       await expireRegion({ ...common, store: services.drStore, region: 'dr' }),
     ];
+    for (const warning of new Set(plans.flatMap((p) => p.warnings))) logger.warn(warning);
     const paused = [...new Set(plans.flatMap((p) => p.paused.map((x) => `${x.target}: ${x.reason}`)))];
     const result = {
       deletedBackups: plans.reduce((n, p) => n + p.deleteBackups.length, 0),

@@ -93,6 +93,8 @@ export const configSchema = z
     /** Near-class tolerance for a point-in-time restore compared with the nearest manifest, in percent. */
     KB_DRILL_NEAR_TOLERANCE_PERCENT: z.coerce.number().min(0).max(100).default(5),
     KB_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+    /** The deployed stage the CLI drives on AWS (state machines are named keycloak-backup-<stage>-…). */
+    KB_STAGE: z.string().default('dev'),
     /** A server where the pipeline may create and drop scratch databases for full verification (URL of its
      * maintenance database, e.g. postgres://verifier@host/postgres); required when KB_FULL_VERIFY_TIERS is not empty. */
     KB_SCRATCH_DATABASE_URL: z.string().optional(),

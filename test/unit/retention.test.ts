@@ -128,4 +128,32 @@ describe('planRetention', () => {
     });
     expect(plan.deleteSnapshots.map((d) => d.id)).toEqual(['kc-20261001T0000Z']);
   });
+
+  it('warns when the snapshots kept approach the region quota', () => {
+    const snapshots = Array.from({ length: 95 }, (_, i) => ({
+      target: 'kc',
+      snapshotId: `kb-kc-${String(i).padStart(3, '0')}`,
+      retainUntil: hoursAgo(-100),
+      createdAt: hoursAgo(200 - i),
+      status: 'available',
+    }));
+    const plan = planRetention({
+      backups: [],
+      snapshots,
+      policy: { ...policy, snapshotQuota: 100 },
+      now,
+      failedTargets: [],
+    });
+    expect(plan.warnings).toEqual([
+      expect.stringContaining("95 manual snapshots remain of the region's quota of 100"),
+    ]);
+    const roomy = planRetention({
+      backups: [],
+      snapshots: snapshots.slice(0, 50),
+      policy: { ...policy, snapshotQuota: 100 },
+      now,
+      failedTargets: [],
+    });
+    expect(roomy.warnings).toEqual([]);
+  });
 });
