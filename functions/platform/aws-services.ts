@@ -7,11 +7,9 @@ import { SecretsDatabaseLocator } from '../adapters/aws/secrets-locator.js';
 import { SnsNotifier } from '../adapters/aws/sns-notifier.js';
 import { copyObjectVerified } from '../adapters/copy-object.js';
 import { EsdkEnvelope } from '../adapters/crypto/envelope.js';
-import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
-import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
 import { S3ObjectStore } from '../adapters/s3-object-store.js';
-import { ConfigurationError } from '../core/errors.js';
 import { type Envelope, systemClock } from '../core/ports.js';
+import { databaseTools, pgBinaries, requiredSetting } from './common-wiring.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Services } from './services.js';
@@ -63,7 +61,7 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
     sslRootCert: config.KB_PG_SSL_ROOT_CERT,
     region: config.KB_PRIMARY_REGION,
   });
-  const binaries = memoize((): Promise<PgBinaries> => findPgBinaries(config.KB_PG_BIN_DIR ?? LAYER_BIN_DIR));
+  const binaries = pgBinaries(config, LAYER_BIN_DIR);
 
   logger.debug('aws services wired', {
     primaryBucket: config.KB_PRIMARY_BUCKET,
@@ -101,36 +99,11 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
     }),
     databases,
     binaries,
-    tools: new PostgresTools({
-      binaries,
-      databases,
-      envelope,
-      compression: config.KB_DUMP_COMPRESSION,
-      schema: config.KB_KEYCLOAK_SCHEMA,
-      scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
-      tempDir: `${LAMBDA_TMP}/tmp`,
-    }),
+    tools: databaseTools(config, { binaries, databases, envelope, tempDir: `${LAMBDA_TMP}/tmp` }),
     copyObject: copyObjectVerified,
   };
 }
 
 function required(value: string | undefined, name: string): string {
-  if (!value) {
-    throw new ConfigurationError(`${name} is not set`, {
-      hint: 'serverless.yml sets it from the stack; see docs/aws.md',
-    });
-  }
-  return value;
-}
-
-/** One result per cold start; a failure is not kept, so the next invocation tries again. */
-function memoize<T>(make: () => Promise<T>): () => Promise<T> {
-  let value: Promise<T> | undefined;
-  return () => {
-    value ??= make().catch((error: unknown) => {
-      value = undefined;
-      throw error;
-    });
-    return value;
-  };
+  return requiredSetting(value, name, 'serverless.yml sets it from the stack; see docs/aws.md');
 }

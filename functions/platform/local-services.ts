@@ -7,12 +7,11 @@ import { LocalPointInTimeEngine } from '../adapters/local/local-pitr.js';
 import { LocalSnapshotEngine } from '../adapters/local/local-snapshots.js';
 import { OutboxNotifier } from '../adapters/local/outbox-notifier.js';
 import { LOCAL_KEY_ID, localKeyring } from '../adapters/local/raw-aes-keyring.js';
-import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
-import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
 import { S3ObjectStore } from '../adapters/s3-object-store.js';
 import { ConfigurationError } from '../core/errors.js';
 import type { DatabaseLocator, EndpointRole } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
+import { databaseTools, pgBinaries, requiredSetting } from './common-wiring.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { type Services, targetConfig } from './services.js';
@@ -42,7 +41,7 @@ export async function localServices(config: Config, logger: Logger): Promise<Ser
   const key = await readKeyFile(required(config.KB_LOCAL_KEY_FILE, 'KB_LOCAL_KEY_FILE'));
   const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: [LOCAL_KEY_ID] });
   const databases = new ConfiguredDatabaseLocator(config);
-  const binaries = memoize((): Promise<PgBinaries> => findPgBinaries(config.KB_PG_BIN_DIR));
+  const binaries = pgBinaries(config);
   const snapshots = new LocalSnapshotEngine({ primaryStore, drStore, envelope, databases, binaries });
   return {
     config,
@@ -62,32 +61,11 @@ export async function localServices(config: Config, logger: Logger): Promise<Ser
     notifier: new OutboxNotifier(required(config.KB_OUTBOX_FILE, 'KB_OUTBOX_FILE')),
     databases,
     binaries,
-    tools: new PostgresTools({
-      binaries,
-      databases,
-      envelope,
-      compression: config.KB_DUMP_COMPRESSION,
-      schema: config.KB_KEYCLOAK_SCHEMA,
-      scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
-      tempDir: path.join(stateDir, 'tmp'),
-    }),
+    tools: databaseTools(config, { binaries, databases, envelope, tempDir: path.join(stateDir, 'tmp') }),
     copyObject: copyObjectVerified,
   };
 }
 
 function required(value: string | undefined, name: string): string {
-  if (!value)
-    throw new ConfigurationError(`${name} is not set`, { hint: 'the local stack sets it; see README' });
-  return value;
-}
-
-export function memoize<T>(make: () => Promise<T>): () => Promise<T> {
-  let value: Promise<T> | undefined;
-  return () => {
-    value ??= make().catch((error: unknown) => {
-      value = undefined;
-      throw error;
-    });
-    return value;
-  };
+  return requiredSetting(value, name, 'the local stack sets it; see README');
 }

@@ -1,0 +1,45 @@
+// What the AWS and the local wiring build alike: the PostgreSQL tools, the binaries lookup, setting checks.
+import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
+import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
+import { ConfigurationError } from '../core/errors.js';
+import type { DatabaseLocator, Envelope } from '../core/ports.js';
+import type { Config } from './config.js';
+
+/** One result per process (per cold start on Lambda); a failure is not kept, so the next call tries again. */
+export function memoize<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => {
+    value ??= make().catch((error: unknown) => {
+      value = undefined;
+      throw error;
+    });
+    return value;
+  };
+}
+
+export function requiredSetting(value: string | undefined, name: string, hint: string): string {
+  if (!value) throw new ConfigurationError(`${name} is not set`, { hint });
+  return value;
+}
+
+/** The PostgreSQL programs: KB_PG_BIN_DIR, else `fallbackDir` (the Lambda layer), else found on the machine. */
+export function pgBinaries(config: Config, fallbackDir?: string): () => Promise<PgBinaries> {
+  return memoize(() => findPgBinaries(config.KB_PG_BIN_DIR ?? fallbackDir));
+}
+
+export function databaseTools(
+  config: Config,
+  ports: {
+    binaries: () => Promise<PgBinaries>;
+    databases: DatabaseLocator;
+    envelope: Envelope;
+    tempDir: string;
+  },
+): PostgresTools {
+  return new PostgresTools({
+    ...ports,
+    compression: config.KB_DUMP_COMPRESSION,
+    schema: config.KB_KEYCLOAK_SCHEMA,
+    scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
+  });
+}
