@@ -87,7 +87,10 @@ interface Options {
   results: string;
   profile: boolean;
   clean: boolean;
+  only: string;
 }
+
+const PHASES = ['dump', 'restore', 'verify', 'table'] as const;
 
 const liveChildren = new Set<number>();
 const say = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
@@ -125,6 +128,11 @@ async function main(): Promise<number> {
     .option('--compression <setting>', 'KB_DUMP_COMPRESSION for both dump sides', 'gzip:6')
     .option('--seed <n>', 'generator seed', positive('--seed', 0), 1)
     .option('--no-table', 'skip the compression table')
+    .option(
+      '--only <phases>',
+      `run only these phases (${PHASES.join(',')}) for diagnosis; nothing is recorded`,
+      PHASES.join(','),
+    )
     .option('--results <file>', 'markdown summary to update', path.join(BENCH_DIR, 'RESULTS.md'))
     .option('--profile', 'write CPU profiles of the workers (--cpu-prof) into <state-dir>/bench-prof', false)
     .option(
@@ -134,6 +142,10 @@ async function main(): Promise<number> {
     );
   program.parse();
   const options = program.opts<Options>();
+  const phases = new Set(options.only.split(',').map((p) => p.trim()));
+  const unknown = [...phases].filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new Error(`--only: unknown phase ${unknown.join(', ')}`);
+  const partial = PHASES.some((p) => !phases.has(p) && (p !== 'table' || options.table));
   const started = performance.now();
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
   const root = path.resolve(options.stateDir ?? path.join(BENCH_DIR, 'out', `stack-${options.size}`));
@@ -244,7 +256,7 @@ async function main(): Promise<number> {
     const dumpSamples: Sample[] = [];
     const dumpReports: WorkerReport[] = [];
     let reference: string | undefined;
-    for (let pair = 0; pair < options.pairs; pair++) {
+    for (let pair = 0; pair < (phases.has('dump') ? options.pairs : 0); pair++) {
       for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
         const load1 = os.loadavg()[0]!;
         const position = (index + 1) as 1 | 2;
@@ -276,13 +288,18 @@ async function main(): Promise<number> {
         }
       }
     }
-    if (!reference) throw new Error('no pipeline dump was taken');
-    const lastDump = dumpReports.at(-1)!;
+    if (!reference) {
+      reference = backupIdFor(new Date(FIRST_BACKUP_TIME));
+      say('one untimed pipeline dump for the restores and verifications');
+      await worker({ mode: 'dump', target: STACK_TARGET, backupId: reference });
+    }
 
     // -- restore ----------------------------------------------------------------------------------------------
     const archive = path.join(work, 'archive.pgdump');
-    say('decrypting the stored archive once to disk for the raw pg_restore');
-    await worker({ mode: 'fetch', target: STACK_TARGET, backupId: reference, file: archive });
+    if (phases.has('restore')) {
+      say('decrypting the stored archive once to disk for the raw pg_restore');
+      await worker({ mode: 'fetch', target: STACK_TARGET, backupId: reference, file: archive });
+    }
     const restoreUrl = restoreCluster.url(RESTORE_DATABASE);
     const freshDatabase = async () => {
       await restoreCluster.query(`drop database if exists ${RESTORE_DATABASE} with (force)`);
@@ -299,7 +316,7 @@ async function main(): Promise<number> {
     };
     const restoreSamples: Sample[] = [];
     const restoreReports: WorkerReport[] = [];
-    for (let pair = 0; pair < options.pairs; pair++) {
+    for (let pair = 0; pair < (phases.has('restore') ? options.pairs : 0); pair++) {
       for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
         await freshDatabase();
         const load1 = os.loadavg()[0]!;
@@ -360,7 +377,7 @@ async function main(): Promise<number> {
 
     // -- verification and memory baseline ----------------------------------------------------------------------
     const verifyReports: WorkerReport[] = [];
-    for (let run = 0; run < options.pairs; run++) {
+    for (let run = 0; run < (phases.has('verify') ? options.pairs : 0); run++) {
       const report = await worker({ mode: 'verify', target: STACK_TARGET, backupId: reference });
       verifyReports.push(report);
       say(
@@ -377,7 +394,7 @@ async function main(): Promise<number> {
     const compressionNote = modern
       ? `pg_dump ${pgDumpVersion.full} supports lz4 and zstd; one run per setting, through a pipe.`
       : `lz4 and zstd are not in the table: pg_dump ${pgDumpVersion.full} supports only gzip (lz4/zstd need pg_dump 16 or later). One run per setting, through a pipe.`;
-    if (options.table) {
+    if (options.table && phases.has('table')) {
       for (const setting of settings) {
         const args = dumpArgs(setting);
         const measured = await timeProcess(pgDump, args, 'count');
@@ -395,6 +412,11 @@ async function main(): Promise<number> {
     }
 
     // -- result -----------------------------------------------------------------------------------------------
+    if (partial) {
+      say(`partial run (--only ${options.only}): nothing recorded`);
+      return 0;
+    }
+    const lastDump = dumpReports.at(-1)!;
     const side = (samples: Sample[], which: 'raw' | 'pipeline') =>
       samples.filter((s) => s.side === which).map((s) => s.ms);
     const dumpRaw = summarize(side(dumpSamples, 'raw'));
@@ -624,14 +646,10 @@ async function runWorker(
   profileDir: string | undefined,
 ): Promise<WorkerReport> {
   const nodeArgs = ['--import', 'tsx'];
-  if (profileDir)
-    nodeArgs.push(
-      '--cpu-prof',
-      '--cpu-prof-dir',
-      profileDir,
-      '--cpu-prof-name',
-      `${job.mode}-${Date.now()}.cpuprofile`,
-    );
+  // One directory per run: node writes one profile per thread (tsx's loader has its own), named by pid and thread.
+  if (profileDir) {
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', path.join(profileDir, `${job.mode}-${Date.now()}`));
+  }
   const child = execFileAsync(process.execPath, [...nodeArgs, WORKER, JSON.stringify(job)], {
     cwd: REPO,
     env,
