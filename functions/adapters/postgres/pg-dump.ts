@@ -141,10 +141,11 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const flow = pipeline(
         [
           dump.child.stdout!,
+          // pg_dump writes 4 KiB at a time: gather whole frames first, so every later stage runs per MiB.
+          coalesce(FRAME_LENGTH),
           peekHeader(5, assertPgDumpHeader),
           // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
           holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
-          coalesce(FRAME_LENGTH),
           plain,
           options.envelope.encryptStream(options.encryptionContext),
           stored,

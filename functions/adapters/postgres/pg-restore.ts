@@ -273,8 +273,9 @@ function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
   );
   let header: ArchiveHeader | undefined;
   const stages = [
-    stored,
+    // Socket reads are 16-64 KiB: gather whole frames first, so every later stage runs per MiB.
     coalesce(FRAME_LENGTH),
+    stored,
     options.envelope.decryptStream(options.encryptionContext),
     peekHeader(ARCHIVE_HEADER_PEEK, (head) => {
       header = parseArchiveHeader(head);
