@@ -3,9 +3,11 @@ import type { Summary, TargetResult } from './stats.js';
 
 export interface Sample {
   pair: number;
-  /** 1 = ran first in its pair, 2 = second. */
-  position: 1 | 2;
-  side: 'raw' | 'pipeline';
+  /** 1 = ran first in its round, 2 = second, 3 = third. */
+  position: number;
+  /** raw: the tool alone, to /dev/null or from a local file; pipeline: the pipeline's step; piped: raw pg_dump
+   * through a pipe into a node process that only counts the bytes (the floor of any streaming consumer). */
+  side: 'raw' | 'pipeline' | 'piped';
   /** The timed figure of the side (ms). */
   ms: number;
   /** One-minute load average just before the sample: other work on the machine disturbs timings. */
@@ -34,6 +36,8 @@ export interface BenchResult {
     loadAverage: { start: number[]; end: number[] };
   };
   versions: { node: string; pgDump: string; pgRestore: string; postgres: string };
+  /** The code measured: HEAD and the files of the data path that differed from it. */
+  revision: { commit: string; dirty: string[] };
   settings: {
     pairs: number;
     jobs: number;
@@ -52,6 +56,8 @@ export interface BenchResult {
   dump: {
     raw: Summary;
     pipeline: Summary;
+    /** Raw pg_dump through a pipe into node, bytes counted and dropped: what streaming alone costs. */
+    piped: Summary;
     /** The dump's own figure from the manifest (pg_dump start to upload complete), without catalog and manifest. */
     pipelineDataPath: Summary;
     /** Whole worker process, module loading and service wiring included. */
@@ -113,7 +119,8 @@ export function renderSection(result: BenchResult): string {
       `load average ${result.machine.loadAverage.start[0]?.toFixed(1)} at start, ${result.machine.loadAverage.end[0]?.toFixed(1)} at end; ` +
       `node ${result.versions.node}, pg_dump ${result.versions.pgDump}, PostgreSQL ${result.versions.postgres}; ` +
       `database ${mib(result.sizeBytes)} (pg_database_size); ${result.settings.pairs} pairs, pg_restore --jobs ${result.settings.jobs}, ` +
-      `compression ${result.settings.compression}, ${result.settings.durable ? 'durable (fsync on)' : 'fsync off'}; run took ${Math.round(result.durationS / 60)} min.`,
+      `compression ${result.settings.compression}, ${result.settings.durable ? 'durable (fsync on)' : 'fsync off'}; run took ${Math.round(result.durationS / 60)} min; ` +
+      `code at ${result.revision.commit.slice(0, 7)}${result.revision.dirty.length > 0 ? ` with uncommitted changes in ${result.revision.dirty.join(', ')}` : ''}.`,
   );
   lines.push('');
   lines.push('| target | measured | limit | verdict |');
@@ -185,7 +192,7 @@ export function renderSection(result: BenchResult): string {
     lines.push('');
     for (const s of [...result.dump.samples, ...result.restore.samples]) {
       lines.push(
-        `- ${s.side} pair ${s.pair} (${s.position === 1 ? 'first' : 'second'}): ${s.ms} ms, load ${s.load1.toFixed(1)}`,
+        `- ${s.side} round ${s.pair + 1} (position ${s.position}): ${s.ms} ms, load ${s.load1.toFixed(1)}`,
       );
     }
     lines.push('');

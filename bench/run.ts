@@ -62,6 +62,7 @@ import {
   type OtherRun,
   pairOrder,
   ratio,
+  rotation,
   round,
   summarize,
 } from './stats.js';
@@ -257,13 +258,20 @@ async function main(): Promise<number> {
     const dumpReports: WorkerReport[] = [];
     let reference: string | undefined;
     for (let pair = 0; pair < (phases.has('dump') ? options.pairs : 0); pair++) {
-      for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
+      const sides = rotation(pair, ['raw', 'pipeline', 'piped'] as const);
+      for (const [index, side] of sides.entries()) {
         const load1 = os.loadavg()[0]!;
-        const position = (index + 1) as 1 | 2;
-        if (side === 'raw') {
-          const raw = await timeProcess(pgDump, dumpArgs(options.compression), 'null');
+        const position = index + 1;
+        if (side === 'raw' || side === 'piped') {
+          const raw = await timeProcess(
+            pgDump,
+            dumpArgs(options.compression),
+            side === 'raw' ? 'null' : 'count',
+          );
           dumpSamples.push({ pair, position, side, ms: raw.ms, load1 });
-          say(`dump pair ${pair + 1}: raw pg_dump ${(raw.ms / 1000).toFixed(2)} s`);
+          say(
+            `dump round ${pair + 1}: ${side === 'raw' ? 'raw pg_dump' : 'pg_dump | node'} ${(raw.ms / 1000).toFixed(2)} s`,
+          );
         } else {
           const backupId = backupIdFor(new Date(FIRST_BACKUP_TIME + pair * 60_000));
           const report = await worker({ mode: 'dump', target: STACK_TARGET, backupId });
@@ -280,7 +288,7 @@ async function main(): Promise<number> {
             cpuS: round(report.cpu.userS + report.cpu.systemS, 2),
           });
           say(
-            `dump pair ${pair + 1}: pipeline ${(report.durationMs / 1000).toFixed(2)} s (data path ${(Number(report.details.dumpMs) / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
+            `dump round ${pair + 1}: pipeline ${(report.durationMs / 1000).toFixed(2)} s (data path ${(Number(report.details.dumpMs) / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
           );
           // Keep only the newest dump: it is the one the restores and verifications read.
           if (reference) await deletePrefix(store, backupPrefix(STACK_TARGET, reference));
@@ -320,7 +328,7 @@ async function main(): Promise<number> {
       for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
         await freshDatabase();
         const load1 = os.loadavg()[0]!;
-        const position = (index + 1) as 1 | 2;
+        const position = index + 1;
         if (side === 'raw') {
           const raw = await timeProcess(
             pgRestore,
@@ -417,7 +425,7 @@ async function main(): Promise<number> {
       return 0;
     }
     const lastDump = dumpReports.at(-1)!;
-    const side = (samples: Sample[], which: 'raw' | 'pipeline') =>
+    const side = (samples: Sample[], which: Sample['side']) =>
       samples.filter((s) => s.side === which).map((s) => s.ms);
     const dumpRaw = summarize(side(dumpSamples, 'raw'));
     const dumpPipeline = summarize(side(dumpSamples, 'pipeline'));
@@ -462,6 +470,7 @@ async function main(): Promise<number> {
         loadAverage: { start: loadStart.map((l) => round(l, 2)), end: os.loadavg().map((l) => round(l, 2)) },
       },
       versions,
+      revision: await revision(),
       settings: {
         pairs: options.pairs,
         jobs: options.jobs,
@@ -476,6 +485,7 @@ async function main(): Promise<number> {
       dump: {
         raw: dumpRaw,
         pipeline: dumpPipeline,
+        piped: summarize(side(dumpSamples, 'piped')),
         pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
         pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
         plainBytes: Number(lastDump.details.plainBytes),
@@ -543,6 +553,21 @@ async function main(): Promise<number> {
       say(`removing ${root}`);
       await rm(root, { recursive: true, force: true });
     }
+  }
+}
+
+/** HEAD, and the data-path files that differ from it (other sessions may be changing them while we measure). */
+async function revision(): Promise<{ commit: string; dirty: string[] }> {
+  const git = async (...args: string[]) => (await execFileAsync('git', args, { cwd: REPO })).stdout.trim();
+  try {
+    const commit = await git('rev-parse', 'HEAD');
+    const dirty = (await git('status', '--porcelain', '--', 'functions', 'cli'))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.slice(3));
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: [] };
   }
 }
 

@@ -187,5 +187,11 @@ export function allPassed(results: readonly TargetResult[]): boolean {
 
 /** The order in which a pair's sides run: alternating, so neither side always runs on a warmer machine. */
 export function pairOrder<T>(pairIndex: number, first: T, second: T): [T, T] {
-  return pairIndex % 2 === 0 ? [first, second] : [second, first];
+  return rotation(pairIndex, [first, second]) as [T, T];
+}
+
+/** The sides of round `index`, rotated by one each round: every side runs in every position equally often. */
+export function rotation<T>(index: number, sides: readonly T[]): T[] {
+  const shift = index % sides.length;
+  return [...sides.slice(shift), ...sides.slice(0, shift)];
 }

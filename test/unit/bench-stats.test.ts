@@ -9,6 +9,7 @@ import {
   mibPerSecond,
   pairOrder,
   ratio,
+  rotation,
   summarize,
 } from '../../bench/stats.js';
 
@@ -138,6 +139,17 @@ describe('pairOrder', () => {
     expect(pairOrder(0, 'raw', 'pipeline')).toEqual(['raw', 'pipeline']);
     expect(pairOrder(1, 'raw', 'pipeline')).toEqual(['pipeline', 'raw']);
     expect(pairOrder(2, 'raw', 'pipeline')).toEqual(['raw', 'pipeline']);
+  });
+});
+
+describe('rotation', () => {
+  it('puts every side in every position once over as many rounds as sides', () => {
+    const rounds = [0, 1, 2].map((i) => rotation(i, ['raw', 'pipeline', 'piped']));
+    expect(rounds).toEqual([
+      ['raw', 'pipeline', 'piped'],
+      ['pipeline', 'piped', 'raw'],
+      ['piped', 'raw', 'pipeline'],
+    ]);
   });
 });
 
