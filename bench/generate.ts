@@ -52,7 +52,8 @@ export interface GrowOptions {
 
 type Kind = 'users' | 'sessions' | 'events' | 'adminEvents';
 const KINDS: readonly Kind[] = ['users', 'sessions', 'events', 'adminEvents'];
-const GROWN_TABLES = [
+/** The tables the generator grows. */
+export const GROWN_TABLES = [
   'user_entity',
   'credential',
   'user_attribute',

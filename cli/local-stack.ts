@@ -320,6 +320,16 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     // Ports must differ even when the OS hands back the same just-released one.
     while (replica.port === primary.port) replica.port = await reusablePort(undefined);
 
+    const seed = async () => {
+      log('loading the Keycloak fixture');
+      await loadKeycloakFixture({
+        binaries,
+        url: primary.url(STACK_DATABASE),
+        serverMajor: serverVersion.major,
+        ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
+      });
+      if (state) state.seeded = true;
+    };
     if (!state) {
       state = { version: STATE_VERSION, pgMajor: serverVersion.major, ready: false, seeded: false };
       await writeState(stateDir, state);
@@ -331,14 +341,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       await primary.query(`create role ${FIXTURE_OWNER} login`);
       await primary.query(`create database ${STACK_DATABASE} owner ${FIXTURE_OWNER}`);
       if (options.seed) {
-        log('loading the Keycloak fixture');
-        await loadKeycloakFixture({
-          binaries,
-          url: primary.url(STACK_DATABASE),
-          serverMajor: serverVersion.major,
-          ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
-        });
-        state.seeded = true;
+        await seed();
       }
       await primary.ensureReplicationSlot(REPLICA_SLOT);
       await replica.baseBackupFrom(primary, { slot: REPLICA_SLOT, durable });
@@ -358,14 +361,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       );
       await replica.start();
       if (options.seed && !state.seeded) {
-        log('loading the Keycloak fixture');
-        await loadKeycloakFixture({
-          binaries,
-          url: primary.url(STACK_DATABASE),
-          serverMajor: serverVersion.major,
-          ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
-        });
-        state.seeded = true;
+        await seed();
       }
       await replica.waitForReplayOf(primary);
     }

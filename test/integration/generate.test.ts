@@ -1,21 +1,15 @@
 // The benchmark data generator on a real PostgreSQL loaded with the Keycloak fixture: exact growth, intact keys, idempotence.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GENERATED_TABLE, type GrowResult, growKeycloakDatabase } from '../../bench/generate.js';
+import {
+  GENERATED_TABLE,
+  GROWN_TABLES,
+  type GrowResult,
+  growKeycloakDatabase,
+} from '../../bench/generate.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const TINY = { users: 200, sessions: 100, events: 300 } as const;
-const GROWN_TABLES = [
-  'user_entity',
-  'credential',
-  'user_attribute',
-  'user_role_mapping',
-  'user_group_membership',
-  'offline_user_session',
-  'offline_client_session',
-  'event_entity',
-  'admin_event_entity',
-] as const;
 
 // --- helpers over the database ---
 

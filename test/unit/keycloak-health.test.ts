@@ -5,6 +5,7 @@ import {
   buildSourceSnapshot,
   CHECK_NAMES,
   type CheckResult,
+  CORE_TABLES,
   changelogFileVersion,
   classifyTable,
   compareWithSource,
@@ -78,26 +79,8 @@ function realmKeys(realmId: string): KeyProviderFacts[] {
   ];
 }
 
-const CORE = [
-  'migration_model',
-  'databasechangelog',
-  'databasechangeloglock',
-  'realm',
-  'realm_attribute',
-  'client',
-  'client_scope',
-  'component',
-  'component_config',
-  'keycloak_role',
-  'keycloak_group',
-  'user_entity',
-  'user_attribute',
-  'credential',
-  'user_role_mapping',
-  'user_group_membership',
-  'offline_user_session',
-  'event_entity',
-];
+/** The core tables plus the session and event tables a real database has. */
+const CORE = [...CORE_TABLES, 'offline_user_session', 'event_entity'];
 
 function healthyFacts(): KeycloakFacts {
   const tables = Object.fromEntries(CORE.map((t) => [t, { id: 'varchar(36)' }]));
