@@ -58,6 +58,12 @@ export interface BenchResult {
     pipeline: Summary;
     /** Raw pg_dump through a pipe into node, bytes counted and dropped: what streaming alone costs. */
     piped: Summary;
+    /** pipeline / raw of each round; dumpRatio is their median. */
+    ratios: Summary;
+    /** median(pipeline) / median(raw), for comparison. */
+    ratioOfMedians: number;
+    /** piped / raw of each round: the share of the overhead any streaming consumer pays. */
+    pipedRatios: Summary;
     /** The dump's own figure from the manifest (pg_dump start to upload complete), without catalog and manifest. */
     pipelineDataPath: Summary;
     /** Whole worker process, module loading and service wiring included. */
@@ -69,6 +75,8 @@ export interface BenchResult {
   restore: {
     raw: Summary;
     pipeline: Summary;
+    ratios: Summary;
+    ratioOfMedians: number;
     /** restoreStep as a whole: the data path plus the Keycloak checks against the manifest. */
     pipelineStep: Summary;
     samples: Sample[];

@@ -60,6 +60,7 @@ import {
   median,
   mibPerSecond,
   type OtherRun,
+  pairedRatios,
   pairOrder,
   ratio,
   rotation,
@@ -440,9 +441,11 @@ async function main(): Promise<number> {
     const rss = (reports: WorkerReport[]) => summarize(reports.map((r) => kibToMib(r.maxRssKib)));
     const dumpRss = rss(dumpReports);
     const restoreRss = rss(restoreReports);
+    const dumpRatios = summarize(pairedRatios(dumpSamples));
+    const restoreRatios = summarize(pairedRatios(restoreSamples));
     const figures = {
-      dumpRatio: ratio(dumpPipeline.median, dumpRaw.median),
-      restoreRatio: ratio(restorePipeline.median, restoreRaw.median),
+      dumpRatio: dumpRatios.median,
+      restoreRatio: restoreRatios.median,
       verifyMBps: verifyMBps.median,
       // The peak over every run: memory is judged by its worst case.
       dumpPeakRssMb: dumpRss.max,
@@ -486,6 +489,9 @@ async function main(): Promise<number> {
         raw: dumpRaw,
         pipeline: dumpPipeline,
         piped: summarize(side(dumpSamples, 'piped')),
+        ratios: dumpRatios,
+        ratioOfMedians: ratio(dumpPipeline.median, dumpRaw.median),
+        pipedRatios: summarize(pairedRatios(dumpSamples, 'piped', 'raw')),
         pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
         pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
         plainBytes: Number(lastDump.details.plainBytes),
@@ -495,6 +501,8 @@ async function main(): Promise<number> {
       restore: {
         raw: restoreRaw,
         pipeline: restorePipeline,
+        ratios: restoreRatios,
+        ratioOfMedians: ratio(restorePipeline.median, restoreRaw.median),
         pipelineStep: summarize(restoreReports.map((r) => r.durationMs)),
         samples: restoreSamples,
       },

@@ -7,6 +7,7 @@ import {
   judge,
   median,
   mibPerSecond,
+  pairedRatios,
   pairOrder,
   ratio,
   rotation,
@@ -48,6 +49,40 @@ describe('ratio', () => {
   it('is NaN against a zero or missing baseline', () => {
     expect(ratio(5, 0)).toBeNaN();
     expect(ratio(5, Number.NaN)).toBeNaN();
+  });
+});
+
+describe('pairedRatios', () => {
+  it('divides the sides of each round, whatever order they ran in, skipping incomplete rounds', () => {
+    const samples = [
+      { pair: 0, side: 'raw', ms: 100 },
+      { pair: 0, side: 'pipeline', ms: 110 },
+      { pair: 1, side: 'pipeline', ms: 300 },
+      { pair: 1, side: 'raw', ms: 200 },
+      { pair: 2, side: 'raw', ms: 100 },
+    ];
+    expect(pairedRatios(samples)).toEqual([1.1, 1.5]);
+  });
+
+  it('cancels a slow round that a ratio of medians would carry', () => {
+    // Round 2 ran while the machine was busy: both sides doubled.
+    const samples = [
+      { pair: 0, side: 'raw', ms: 100 },
+      { pair: 0, side: 'pipeline', ms: 105 },
+      { pair: 1, side: 'raw', ms: 200 },
+      { pair: 1, side: 'pipeline', ms: 210 },
+      { pair: 2, side: 'raw', ms: 100 },
+      { pair: 2, side: 'pipeline', ms: 210 },
+    ];
+    expect(median(pairedRatios(samples))).toBe(1.05);
+  });
+
+  it('compares any two sides by name', () => {
+    const samples = [
+      { pair: 0, side: 'raw', ms: 100 },
+      { pair: 0, side: 'piped', ms: 104 },
+    ];
+    expect(pairedRatios(samples, 'piped', 'raw')).toEqual([1.04]);
   });
 });
 
