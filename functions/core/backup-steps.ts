@@ -284,7 +284,6 @@ function storedDump(
     store,
     key: manifest.dump.key,
     storedSha256: manifest.dump.storedSha256,
-    plainSha256: manifest.dump.plainSha256,
     encryptionContext: manifest.encryption.context,
     pgDumpVersion: manifest.source.pgDumpVersion,
     onProgress: options.onProgress,
