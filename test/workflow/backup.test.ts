@@ -52,7 +52,8 @@ describe('backup workflow', () => {
       waitMs: 10,
     });
 
-    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    const alerts = await readOutbox(services.config.KB_OUTBOX_FILE!);
+    expect(result.status, alerts.map((a) => `${a.subject}: ${a.cause}`).join('\n')).toBe('SUCCEEDED');
     const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
     expect(manifest.tiers).toContain('daily');
     expect(manifest.source.endpointRole).toBe('replica');
