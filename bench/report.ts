@@ -64,6 +64,9 @@ export interface BenchResult {
     ratioOfMedians: number;
     /** piped / raw of each round: the share of the overhead any streaming consumer pays. */
     pipedRatios: Summary;
+    /** Median CPU seconds per run by who spent them: tool (pg_dump), worker (the pipeline's node process),
+     * s3rver, consumer (the piped side's counting), server (the replica's backends). */
+    cpu: Record<'raw' | 'pipeline' | 'piped', Record<string, number>>;
     /** The dump's own figure from the manifest (pg_dump start to upload complete), without catalog and manifest. */
     pipelineDataPath: Summary;
     /** Whole worker process, module loading and service wiring included. */
@@ -77,6 +80,8 @@ export interface BenchResult {
     pipeline: Summary;
     ratios: Summary;
     ratioOfMedians: number;
+    /** As for the dump; server = the restore cluster's backends, tool = pg_restore and its parallel workers. */
+    cpu: Record<'raw' | 'pipeline', Record<string, number>>;
     /** restoreStep as a whole: the data path plus the Keycloak checks against the manifest. */
     pipelineStep: Summary;
     samples: Sample[];
@@ -91,6 +96,8 @@ export interface BenchResult {
   memory: {
     /** Peak RSS of a worker that only loaded the modules and built the services. */
     baselineRssMb: number;
+    /** CPU seconds of that idle worker: node start, tsx, module loading (part of every worker's CPU). */
+    baselineCpuS: number;
     dumpRssMb: Summary;
     restoreRssMb: Summary;
     verifyRssMb: Summary;
@@ -109,6 +116,12 @@ export interface BenchResult {
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+function cpuCell(parts: Record<string, number>): string {
+  return Object.entries(parts)
+    .map(([name, value]) => `${name} ${value.toFixed(2)}`)
+    .join(', ');
+}
 
 function summaryCell(summary: Summary, format: (value: number) => string): string {
   return `${format(summary.median)} (${summary.samples.map(format).join(', ')})`;
@@ -146,6 +159,9 @@ export function renderSection(result: BenchResult): string {
   lines.push(
     `| pipeline dump step (dump, encrypt, upload, manifest) | ${summaryCell(result.dump.pipeline, seconds)} |`,
   );
+  lines.push(`| CPU seconds per dump (median), raw | ${cpuCell(result.dump.cpu.raw)} |`);
+  lines.push(`| CPU seconds per dump (median), pipeline | ${cpuCell(result.dump.cpu.pipeline)} |`);
+  lines.push(`| CPU seconds per dump (median), piped | ${cpuCell(result.dump.cpu.piped)} |`);
   lines.push(
     `| … of which pg_dump to upload complete | ${summaryCell(result.dump.pipelineDataPath, seconds)} |`,
   );
@@ -161,6 +177,8 @@ export function renderSection(result: BenchResult): string {
   lines.push(
     `| pipeline restore (download, decrypt, pg_restore) | ${summaryCell(result.restore.pipeline, seconds)} |`,
   );
+  lines.push(`| CPU seconds per restore (median), raw | ${cpuCell(result.restore.cpu.raw)} |`);
+  lines.push(`| CPU seconds per restore (median), pipeline | ${cpuCell(result.restore.cpu.pipeline)} |`);
   lines.push(
     `| … restore step with the Keycloak checks | ${summaryCell(result.restore.pipelineStep, seconds)} |`,
   );
@@ -173,7 +191,9 @@ export function renderSection(result: BenchResult): string {
   lines.push(`| peak RSS, dump worker | ${summaryCell(result.memory.dumpRssMb, (v) => `${v} MiB`)} |`);
   lines.push(`| peak RSS, restore worker | ${summaryCell(result.memory.restoreRssMb, (v) => `${v} MiB`)} |`);
   lines.push(`| peak RSS, verify worker | ${summaryCell(result.memory.verifyRssMb, (v) => `${v} MiB`)} |`);
-  lines.push(`| peak RSS, idle worker (modules and services only) | ${result.memory.baselineRssMb} MiB |`);
+  lines.push(
+    `| idle worker (modules and services only): peak RSS; CPU | ${result.memory.baselineRssMb} MiB; ${result.memory.baselineCpuS} s |`,
+  );
   lines.push(
     `| sampled peaks, dump: V8 heap / Buffers | ${result.memory.dumpHeapMb} / ${result.memory.dumpExternalMb} MiB |`,
   );

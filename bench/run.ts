@@ -47,6 +47,7 @@ import { backupPrefix, targetPrefix } from '../functions/core/layout.js';
 import { backupIdFor } from '../functions/core/schedule.js';
 import { type BenchSizeName, growKeycloakDatabase, SIZE_PRESETS } from './generate.js';
 import type { WorkerJob, WorkerReport } from './pipeline-worker.js';
+import { type CpuTimes, cpuDelta, cpuTimes } from './proc-cpu.js';
 import {
   type BenchResult,
   type CompressionRow,
@@ -263,20 +264,39 @@ async function main(): Promise<number> {
       for (const [index, side] of sides.entries()) {
         const load1 = os.loadavg()[0]!;
         const position = index + 1;
+        const replicaPid = await stack.replica.pid();
         if (side === 'raw' || side === 'piped') {
-          const raw = await timeProcess(
-            pgDump,
-            dumpArgs(options.compression),
-            side === 'raw' ? 'null' : 'count',
+          const {
+            result: raw,
+            main,
+            server,
+          } = await withCpu(replicaPid, () =>
+            timeProcess(pgDump, dumpArgs(options.compression), side === 'raw' ? 'null' : 'count'),
           );
-          dumpSamples.push({ pair, position, side, ms: raw.ms, load1 });
+          const cpu = breakdown({
+            tool: main?.children,
+            consumer: side === 'piped' ? main?.self : undefined,
+            server,
+          });
+          dumpSamples.push({ pair, position, side, ms: raw.ms, load1, cpu });
           say(
             `dump round ${pair + 1}: ${side === 'raw' ? 'raw pg_dump' : 'pg_dump | node'} ${(raw.ms / 1000).toFixed(2)} s`,
           );
         } else {
           const backupId = backupIdFor(new Date(FIRST_BACKUP_TIME + pair * 60_000));
-          const report = await worker({ mode: 'dump', target: STACK_TARGET, backupId });
+          const {
+            result: report,
+            main,
+            server,
+          } = await withCpu(replicaPid, () => worker({ mode: 'dump', target: STACK_TARGET, backupId }));
           dumpReports.push(report);
+          const workerS = report.cpu.userS + report.cpu.systemS;
+          const cpu = breakdown({
+            tool: main ? main.children - workerS : undefined,
+            worker: workerS,
+            s3rver: main?.self,
+            server,
+          });
           dumpSamples.push({
             pair,
             position,
@@ -286,7 +306,7 @@ async function main(): Promise<number> {
             dataPathMs: report.details.dumpMs,
             processMs: report.processMs,
             maxRssMib: kibToMib(report.maxRssKib),
-            cpuS: round(report.cpu.userS + report.cpu.systemS, 2),
+            cpu,
           });
           say(
             `dump round ${pair + 1}: pipeline ${(report.durationMs / 1000).toFixed(2)} s (data path ${(Number(report.details.dumpMs) / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
@@ -330,30 +350,43 @@ async function main(): Promise<number> {
         await freshDatabase();
         const load1 = os.loadavg()[0]!;
         const position = index + 1;
+        const serverPid = await restoreCluster.pid();
         if (side === 'raw') {
-          const raw = await timeProcess(
-            pgRestore,
-            [
-              '--no-owner',
-              '--no-acl',
-              '--exit-on-error',
-              '--no-password',
-              `--jobs=${options.jobs}`,
-              '--dbname',
-              restoreUrl,
-              archive,
-            ],
-            'null',
+          const restoreArgs = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password'];
+          const {
+            result: raw,
+            main,
+            server,
+          } = await withCpu(serverPid, () =>
+            timeProcess(
+              pgRestore,
+              [...restoreArgs, `--jobs=${options.jobs}`, '--dbname', restoreUrl, archive],
+              'null',
+            ),
           );
-          restoreSamples.push({ pair, position, side, ms: raw.ms, load1 });
+          const cpu = breakdown({ tool: main?.children, server });
+          restoreSamples.push({ pair, position, side, ms: raw.ms, load1, cpu });
           say(`restore pair ${pair + 1}: raw pg_restore ${(raw.ms / 1000).toFixed(2)} s`);
         } else {
-          const report = await worker({
-            mode: 'restore',
-            target: STACK_TARGET,
-            backupId: reference,
-            databaseUrl: restoreUrl,
-            jobs: options.jobs,
+          const {
+            result: report,
+            main,
+            server,
+          } = await withCpu(serverPid, () =>
+            worker({
+              mode: 'restore',
+              target: STACK_TARGET,
+              backupId: reference!,
+              databaseUrl: restoreUrl,
+              jobs: options.jobs,
+            }),
+          );
+          const workerS = report.cpu.userS + report.cpu.systemS;
+          const cpu = breakdown({
+            tool: main ? main.children - workerS : undefined,
+            worker: workerS,
+            s3rver: main?.self,
+            server,
           });
           if (!report.details.checksPassed) {
             notes.push(
@@ -370,7 +403,7 @@ async function main(): Promise<number> {
             stepMs: report.durationMs,
             processMs: report.processMs,
             maxRssMib: kibToMib(report.maxRssKib),
-            cpuS: round(report.cpu.userS + report.cpu.systemS, 2),
+            cpu,
           });
           say(
             `restore pair ${pair + 1}: pipeline ${(Number(report.details.restoreMs) / 1000).toFixed(2)} s (step ${(report.durationMs / 1000).toFixed(2)} s), peak RSS ${kibToMib(report.maxRssKib)} MiB`,
@@ -422,7 +455,9 @@ async function main(): Promise<number> {
 
     // -- result -----------------------------------------------------------------------------------------------
     if (partial) {
-      say(`partial run (--only ${options.only}): nothing recorded`);
+      say(`partial run (--only ${options.only}): nothing recorded; samples follow`);
+      for (const sample of [...dumpSamples, ...restoreSamples])
+        process.stdout.write(`${JSON.stringify(sample)}\n`);
       return 0;
     }
     const lastDump = dumpReports.at(-1)!;
@@ -492,6 +527,11 @@ async function main(): Promise<number> {
         ratios: dumpRatios,
         ratioOfMedians: ratio(dumpPipeline.median, dumpRaw.median),
         pipedRatios: summarize(pairedRatios(dumpSamples, 'piped', 'raw')),
+        cpu: {
+          raw: cpuMedians(dumpSamples, 'raw'),
+          pipeline: cpuMedians(dumpSamples, 'pipeline'),
+          piped: cpuMedians(dumpSamples, 'piped'),
+        },
         pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
         pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
         plainBytes: Number(lastDump.details.plainBytes),
@@ -503,6 +543,7 @@ async function main(): Promise<number> {
         pipeline: restorePipeline,
         ratios: restoreRatios,
         ratioOfMedians: ratio(restorePipeline.median, restoreRaw.median),
+        cpu: { raw: cpuMedians(restoreSamples, 'raw'), pipeline: cpuMedians(restoreSamples, 'pipeline') },
         pipelineStep: summarize(restoreReports.map((r) => r.durationMs)),
         samples: restoreSamples,
       },
@@ -518,6 +559,7 @@ async function main(): Promise<number> {
       },
       memory: {
         baselineRssMb: kibToMib(baseline.maxRssKib),
+        baselineCpuS: round(baseline.cpu.userS + baseline.cpu.systemS, 2),
         dumpRssMb: dumpRss,
         restoreRssMb: restoreRss,
         verifyRssMb: rss(verifyReports),
@@ -562,6 +604,51 @@ async function main(): Promise<number> {
       await rm(root, { recursive: true, force: true });
     }
   }
+}
+
+/** Runs `run`, with the CPU this process (s3rver, reaped children) and the server's postmaster tree used meanwhile. */
+async function withCpu<T>(serverPid: number | undefined, run: () => Promise<T>) {
+  const before = await Promise.all([cpuTimes('self'), serverPid ? cpuTimes(serverPid) : undefined]);
+  const result = await run();
+  // A backend exits just after its client disconnects, and the postmaster reaps it a moment later.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const after = await Promise.all([cpuTimes('self'), serverPid ? cpuTimes(serverPid) : undefined]);
+  return { result, main: cpuDelta(before[0], after[0]), server: cpuDelta(before[1], after[1]) };
+}
+
+/** CPU seconds of one run by who spent them; the server's are its backends' (reaped by the postmaster). */
+function breakdown(parts: {
+  tool: number | undefined;
+  worker?: number;
+  s3rver?: number;
+  consumer?: number;
+  server: CpuTimes | undefined;
+}): Record<string, number> {
+  const named: Record<string, number | undefined> = {
+    tool: parts.tool,
+    worker: parts.worker,
+    s3rver: parts.s3rver,
+    consumer: parts.consumer,
+    server: parts.server ? parts.server.self + parts.server.children : undefined,
+  };
+  const out: Record<string, number> = {};
+  for (const [name, value] of Object.entries(named)) if (value !== undefined) out[name] = round(value, 2);
+  out.total = round(
+    Object.values(out).reduce((a, b) => a + b, 0),
+    2,
+  );
+  return out;
+}
+
+/** Median CPU seconds per part over the samples of one side. */
+function cpuMedians(samples: Sample[], side: Sample['side']): Record<string, number> {
+  const parts = new Map<string, number[]>();
+  for (const sample of samples.filter((s) => s.side === side)) {
+    for (const [name, value] of Object.entries((sample.cpu ?? {}) as Record<string, number>)) {
+      parts.set(name, [...(parts.get(name) ?? []), value]);
+    }
+  }
+  return Object.fromEntries([...parts].map(([name, values]) => [name, round(median(values), 2)]));
 }
 
 /** HEAD, and the data-path files that differ from it (other sessions may be changing them while we measure). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { cpuDelta, parseStat } from '../../bench/proc-cpu.js';
 import { updateResults } from '../../bench/report.js';
 import {
   allPassed,
@@ -196,5 +197,26 @@ describe('updateResults', () => {
     expect(text).toContain('# Benchmark results');
     expect(text).not.toContain('medium one');
     expect(text.indexOf('small one')).toBeLessThan(text.indexOf('medium two'));
+  });
+});
+
+describe('parseStat', () => {
+  it('reads own and reaped-children CPU from /proc/<pid>/stat, whatever the command name holds', () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime ...
+    const line =
+      '4242 (pg_dump (x) y) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 50 1200 300 20 0 1 0 1000 0 0';
+    expect(parseStat(line)).toEqual({ self: 3, children: 15 });
+  });
+
+  it('refuses a line that is not a stat line', () => {
+    expect(() => parseStat('hello')).toThrow();
+  });
+
+  it('subtracts a run start from its end', () => {
+    expect(cpuDelta({ self: 1, children: 2 }, { self: 1.5, children: 10.25 })).toEqual({
+      self: 0.5,
+      children: 8.25,
+    });
+    expect(cpuDelta(undefined, { self: 1, children: 1 })).toBeUndefined();
   });
 });
