@@ -44,6 +44,8 @@ export interface BenchResult {
     compression: string;
     durable: boolean;
     seed: number;
+    /** How the worker ran: 'tsx loader' or 'esbuild bundle, plain node' (as the Lambdas run). */
+    worker: string;
     restoreServer: string;
   };
   sizeBytes: number;
@@ -142,7 +144,7 @@ export function renderSection(result: BenchResult): string {
       `load average ${result.machine.loadAverage.start[0]?.toFixed(1)} at start, ${result.machine.loadAverage.end[0]?.toFixed(1)} at end; ` +
       `node ${result.versions.node}, pg_dump ${result.versions.pgDump}, PostgreSQL ${result.versions.postgres}; ` +
       `database ${mib(result.sizeBytes)} (pg_database_size); ${result.settings.pairs} pairs, pg_restore --jobs ${result.settings.jobs}, ` +
-      `compression ${result.settings.compression}, ${result.settings.durable ? 'durable (fsync on)' : 'fsync off'}; run took ${Math.round(result.durationS / 60)} min; ` +
+      `compression ${result.settings.compression}, worker: ${result.settings.worker}, ${result.settings.durable ? 'durable (fsync on)' : 'fsync off'}; run took ${Math.round(result.durationS / 60)} min; ` +
       `code at ${result.revision.commit.slice(0, 7)}${result.revision.dirty.length > 0 ? ` with uncommitted changes in ${result.revision.dirty.join(', ')}` : ''}.`,
   );
   lines.push('');

@@ -92,6 +92,7 @@ interface Options {
   clean: boolean;
   only: string;
   s3Nice: number;
+  bundle: boolean;
 }
 
 const PHASES = ['dump', 'restore', 'verify', 'table'] as const;
@@ -144,6 +145,11 @@ async function main(): Promise<number> {
       "run this process (it hosts s3rver) at this niceness, its children at 0: a diagnosis of how much s3rver, whose work is S3's on AWS, takes from pg_dump on a small machine",
       positive('--s3-nice', 0),
       0,
+    )
+    .option(
+      '--bundle',
+      'run the worker as one esbuild bundle with plain node, as the Lambdas run (default: tsx as a loader)',
+      false,
     )
     .option(
       '--clean',
@@ -257,7 +263,8 @@ async function main(): Promise<number> {
     };
     const profileDir = options.profile ? path.join(root, 'bench-prof') : undefined;
     if (profileDir) await mkdir(profileDir, { recursive: true });
-    const worker = (job: WorkerJob) => runWorker(job, workerEnv, profileDir);
+    const workerEntry = options.bundle ? await bundleWorker(path.join(root, 'bench-worker')) : undefined;
+    const worker = (job: WorkerJob) => runWorker(job, workerEnv, profileDir, workerEntry);
 
     // Reads every page once on the replica (its cache, its hint bits) so the first timed dump is not the odd one.
     say('warm-up: pg_dump -Z 0 to /dev/null');
@@ -531,6 +538,7 @@ async function main(): Promise<number> {
         compression: options.compression,
         durable,
         seed: options.seed,
+        worker: options.bundle ? 'esbuild bundle, plain node' : 'tsx loader',
         restoreServer:
           'a standalone local cluster of the same PostgreSQL (no WAL archive, no standby), fresh database per run',
       },
@@ -787,18 +795,43 @@ async function timeProcess(
   }
 }
 
-/** Runs the pipeline worker in its own node process (tsx as a loader, so it is one process) and reads its report. */
+/** Bundles the worker as serverless.yml bundles the Lambdas (esbuild, ESM, require() banner, no pg-native). */
+async function bundleWorker(dir: string): Promise<string> {
+  const esbuild = await import('esbuild');
+  const outfile = path.join(dir, 'pipeline-worker.mjs');
+  await esbuild.build({
+    entryPoints: [WORKER],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: `node${process.versions.node.split('.')[0]}`,
+    banner: {
+      js: "import { createRequire as kbCreateRequire } from 'node:module'; const require = kbCreateRequire(import.meta.url);",
+    },
+    external: ['pg-native'],
+    logLevel: 'error',
+  });
+  say(`worker bundled into ${path.relative(REPO, outfile)}`);
+  return outfile;
+}
+
+/**
+ * Runs the pipeline worker in its own node process and reads its report: tsx as a loader (one process), or the
+ * bundle from bundleWorker with plain node.
+ */
 async function runWorker(
   job: WorkerJob,
   env: NodeJS.ProcessEnv,
   profileDir: string | undefined,
+  bundle: string | undefined,
 ): Promise<WorkerReport> {
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = bundle ? [] : ['--import', 'tsx'];
   // One directory per run: node writes one profile per thread (tsx's loader has its own), named by pid and thread.
   if (profileDir) {
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', path.join(profileDir, `${job.mode}-${Date.now()}`));
   }
-  const child = execFileAsync(process.execPath, [...nodeArgs, WORKER, JSON.stringify(job)], {
+  const child = execFileAsync(process.execPath, [...nodeArgs, bundle ?? WORKER, JSON.stringify(job)], {
     cwd: REPO,
     env,
     maxBuffer: 1 << 20,
