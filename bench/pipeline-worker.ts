@@ -162,14 +162,13 @@ async function operate(job: WorkerJob, services: Services): Promise<Record<strin
   }
 }
 
-/** A stored dump as the backup steps describe it from its manifest (plain SHA-256 included). */
+/** A stored dump as the backup steps describe it from its manifest (backup-steps.ts storedDump). */
 async function storedDumpOf(services: Services, target: string, backupId: string): Promise<StoredDump> {
   const manifest = await readManifest(services.primaryStore, target, backupId);
   return {
     store: services.primaryStore,
     key: manifest.dump.key,
     storedSha256: manifest.dump.storedSha256,
-    plainSha256: manifest.dump.plainSha256,
     encryptionContext: manifest.encryption.context,
     pgDumpVersion: manifest.source.pgDumpVersion,
   };

@@ -16,8 +16,9 @@
 //   Raw restore: `pg_restore --jobs N` with the pipeline's flags from the stored archive, decrypted once to disk.
 //   Pipeline restore: restoreStep in a separate process; the ratio uses its data path (download, decrypt, spool,
 //   pg_restore); the step with its Keycloak checks is recorded too.
-// - Verification: tools.verifyStored over the stored dump as the steps describe it (stored SHA-256, decryption,
-//   plain SHA-256 from the manifest), in MiB of stored bytes per second; also with pg_restore --list (verify step).
+// - Verification: tools.verifyStored over the stored dump as the steps describe it (stored SHA-256 against the
+//   manifest, authenticated decryption), in MiB of stored bytes per second, first pass in a fresh worker (as a
+//   Lambda would run it) and a second pass in the same worker; then with pg_restore --list (the verify step).
 // - Peak RSS: process.resourceUsage().maxRSS of each worker (pg_dump's and pg_restore's own memory is theirs, not
 //   the pipeline's). Flatness: compared with the recorded result of the next smaller size in bench/results/.
 // - Compression table: raw pg_dump at each setting, counted through a pipe, one run each.
