@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack } from '../../cli/local-stack.js';
@@ -157,8 +164,15 @@ describe('the local stack', () => {
       upload.on('httpUploadProgress', (progress) => {
         if (progress.part !== undefined) parts.push(progress.part);
       });
-      await upload.done();
-      expect(new Set(parts).size).toBeGreaterThanOrEqual(3);
+      const done = await upload.done();
+      expect(new Set(parts).size).toBe(3);
+      // S3's multipart ETag: the MD5 of the parts' binary MD5s, then the number of parts.
+      const partMd5s = [0, 1, 2].map((i) =>
+        createHash('md5')
+          .update(body.subarray(i * 5 * 1024 * 1024, (i + 1) * 5 * 1024 * 1024))
+          .digest(),
+      );
+      expect(done.ETag).toBe(`"${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-3"`);
 
       const got = await client.send(new GetObjectCommand({ Bucket: stack.primaryBucket, Key: key }));
       const hash = createHash('sha256');
@@ -170,6 +184,48 @@ describe('the local stack', () => {
         path.join(stack.stateDir, 's3', stack.primaryBucket, `${key}._S3rver_object`),
       );
       expect(stored.equals(body)).toBe(true);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('refuses to complete a multipart upload with a wrong part ETag or parts out of order, as S3 does', async () => {
+    const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
+    const Bucket = stack.primaryBucket;
+    const Key = 'keycloak/refused-multipart';
+    try {
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      const sent = await Promise.all(
+        [1, 2].map((PartNumber) =>
+          client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: randomBytes(1024) })),
+        ),
+      );
+      const complete = (Parts: { PartNumber: number; ETag: string }[]) =>
+        client.send(
+          new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }),
+        );
+      await expect(
+        complete([
+          { PartNumber: 1, ETag: sent[0]!.ETag! },
+          { PartNumber: 2, ETag: '"00000000000000000000000000000000"' },
+        ]),
+      ).rejects.toMatchObject({ name: 'InvalidPart' });
+      await expect(
+        complete([
+          { PartNumber: 2, ETag: sent[1]!.ETag! },
+          { PartNumber: 1, ETag: sent[0]!.ETag! },
+        ]),
+      ).rejects.toMatchObject({ name: 'InvalidPartOrder' });
+      await expect(client.send(new HeadObjectCommand({ Bucket, Key }))).rejects.toMatchObject({
+        name: 'NotFound',
+      });
+
+      // The refusals left the parts in place: the right list still completes.
+      await complete([
+        { PartNumber: 1, ETag: sent[0]!.ETag! },
+        { PartNumber: 2, ETag: sent[1]!.ETag! },
+      ]);
+      expect((await client.send(new HeadObjectCommand({ Bucket, Key }))).ContentLength).toBe(2048);
     } finally {
       client.destroy();
     }

@@ -1,8 +1,12 @@
 // The local S3: s3rver in-process on loopback, one bucket per "region", plus the client settings it needs.
-import { mkdir } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
 /** s3rver's built-in account; it refuses any other access key. These are not secrets. */
@@ -40,11 +44,24 @@ export interface S3ServerOptions {
   preferredPort?: number;
 }
 
+/** The parts of s3rver's FilesystemStore that the multipart completion below uses. */
+interface FilesystemStore {
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
+  putObjectMultipart(
+    bucket: string,
+    uploadId: string,
+    parts: readonly { number: number; etag: string }[],
+  ): Promise<{ size: number; md5: string }>;
+}
+
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
   httpServer?: Server;
+  store: FilesystemStore;
 }
+type S3ErrorConstructor = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
 // s3rver is CommonJS without types; loaded on demand so that importing the client settings stays cheap.
@@ -64,6 +81,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
       vhostBuckets: false,
       configureBuckets: options.buckets.map((name) => ({ name })),
     });
+    completeMultipartLikeS3(server.store);
     const address = await server.run();
     return { server, address };
   };
@@ -97,4 +115,87 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
       return stopping;
     },
   };
+}
+
+/** Part files per `cat`: well inside any argument-length limit (S3 allows 10,000 parts). */
+const CAT_BATCH = 500;
+
+/**
+ * Replaces s3rver's CompleteMultipartUpload, which re-reads every part through an MD5 stream into a new file
+ * on the event loop: about 0.65 s per 160 MiB on a 2-core machine, after the last byte was sent, so every
+ * backup waited for it. Here, as S3 does it: the listed parts must exist with the ETags the client was given
+ * (InvalidPart) and come in ascending order (InvalidPartOrder); the ETag is the MD5 of the parts' MD5s and
+ * "-<parts>"; the bytes are joined by `cat` (the kernel copies them, nothing is hashed twice) into a file
+ * beside the object, which then takes the object's place by one rename: whole or not at all.
+ */
+function completeMultipartLikeS3(store: FilesystemStore): void {
+  const S3Error = require('s3rver/lib/models/error') as S3ErrorConstructor;
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const partPath = (n: number) => path.join(uploadDir, String(n));
+    const [key, metadata] = await Promise.all([
+      readFile(path.join(uploadDir, 'key'), 'utf8'),
+      readFile(path.join(uploadDir, 'metadata'), 'utf8').then(
+        (text) => JSON.parse(text) as Record<string, unknown>,
+      ),
+    ]);
+    if (parts.length === 0) throw new S3Error('MalformedXML', 'The multipart upload lists no parts.');
+    const digests: Buffer[] = [];
+    let previous = 0;
+    for (const part of parts) {
+      if (part.number <= previous) {
+        throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order.', {
+          PartNumber: part.number,
+        });
+      }
+      previous = part.number;
+      const md5 = await readFile(`${partPath(part.number)}.md5`, 'utf8').catch(() => undefined);
+      if (md5 === undefined || md5 !== part.etag) {
+        throw new S3Error(
+          'InvalidPart',
+          "One or more of the specified parts could not be found or its entity tag did not match the part's.",
+          { PartNumber: part.number, ETag: part.etag },
+        );
+      }
+      digests.push(Buffer.from(md5, 'hex'));
+    }
+
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await mkdir(path.dirname(objectPath), { recursive: true });
+    const assembling = `${objectPath}.${uploadId}`;
+    try {
+      await concatenate(
+        parts.map((part) => partPath(part.number)),
+        assembling,
+      );
+      await rename(assembling, objectPath);
+    } catch (error) {
+      await rm(assembling, { force: true });
+      throw error;
+    }
+    const etag = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`;
+    await store.putMetadata(bucket, key, metadata, etag);
+    const { size } = await stat(objectPath);
+    await rm(uploadDir, { recursive: true, force: true });
+    return { size, md5: etag };
+  };
+}
+
+/** Writes the files one after the other into `destination`; successive `cat`s share one file offset. */
+async function concatenate(files: readonly string[], destination: string): Promise<void> {
+  const output = await open(destination, 'w', 0o600);
+  try {
+    for (let start = 0; start < files.length; start += CAT_BATCH) {
+      const batch = files.slice(start, start + CAT_BATCH);
+      const cat = spawn('cat', batch, { stdio: ['ignore', output.fd, 'pipe'] });
+      let stderr = '';
+      cat.stderr?.setEncoding('utf8').on('data', (text: string) => {
+        stderr += text;
+      });
+      const [code] = (await once(cat, 'close')) as [number | null];
+      if (code !== 0) throw new Error(`joining the parts with cat failed (exit ${code}): ${stderr.trim()}`);
+    }
+  } finally {
+    await output.close();
+  }
 }
