@@ -21,6 +21,7 @@ import { ensureKeyFile, readKeyFile } from '../../functions/adapters/local/key-f
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { findPgBinaries } from '../../functions/adapters/postgres/binaries.js';
+import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
 import { BinaryNotFoundError, ConfigurationError, RestoreFailedError } from '../../functions/core/errors.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -187,6 +188,26 @@ describe('the local stack', () => {
     } finally {
       client.destroy();
     }
+  });
+
+  it("stores the pipeline's own multipart upload (unsigned payloads, pooled parts) byte for byte", async () => {
+    const store = new S3ObjectStore({
+      bucket: stack.primaryBucket,
+      region: 'eu-west-1',
+      endpoint: stack.s3Endpoint,
+      partSize: 5 * 1024 * 1024,
+      queueSize: 2,
+    });
+    const body = randomBytes(16 * 1024 * 1024 + 123);
+    const key = 'keycloak/store-multipart';
+
+    const { bytes } = await store.putStream(key, Readable.from([body.subarray(0, 7), body.subarray(7)]));
+
+    expect(bytes).toBe(body.length);
+    const hash = createHash('sha256');
+    await pipeline(await store.getStream(key), hash);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
+    await store.deleteObjects([key]);
   });
 
   it('refuses to complete a multipart upload with a wrong part ETag or parts out of order, as S3 does', async () => {

@@ -1,3 +1,6 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -165,6 +168,109 @@ describe('S3ObjectStore writes', () => {
 
     expect(failure).toBeInstanceOf(TransientError);
     expect(body.destroyed).toBe(true);
+  });
+});
+
+describe('S3ObjectStore on the wire (the real SDK against a loopback server that records requests)', () => {
+  interface Recorded {
+    method: string;
+    url: string;
+    headers: IncomingHttpHeaders;
+    body: Buffer;
+  }
+
+  async function recordingServer() {
+    const requests: Recorded[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+        res.setHeader('content-type', 'application/xml');
+        if (req.method === 'POST' && req.url?.includes('uploads')) {
+          res.end(
+            '<InitiateMultipartUploadResult><Bucket>backups</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>',
+          );
+        } else if (req.method === 'POST') {
+          res.end('<CompleteMultipartUploadResult><ETag>"x-2"</ETag></CompleteMultipartUploadResult>');
+        } else {
+          res.setHeader('etag', `"${createHash('md5').update(body).digest('hex')}"`);
+          res.end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = new S3Client({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    return {
+      requests,
+      client,
+      close: async () => {
+        client.destroy();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  it('sends each part once-hashed: its own SHA-256 checksum for S3 to check, an unsigned payload, the bytes as they were', async () => {
+    const recorder = await recordingServer();
+    try {
+      // No endpoint option: the store behaves as on AWS (checksums on), only the client points at the recorder.
+      const store = new S3ObjectStore({
+        client: recorder.client,
+        bucket: 'backups',
+        region: 'eu-west-1',
+        partSize: 5 * 1024 * 1024,
+      });
+      const data = randomBytes(5 * 1024 * 1024 + 1000);
+
+      await store.putStream('k', Readable.from([data]));
+
+      const parts = recorder.requests.filter((r) => r.method === 'PUT');
+      expect(parts).toHaveLength(2);
+      const number = (r: Recorded) => Number(new URL(r.url, 'http://x').searchParams.get('partNumber'));
+      parts.sort((a, b) => number(a) - number(b));
+      const sent = Buffer.concat(parts.map((p) => p.body));
+      expect(sent.equals(data)).toBe(true);
+      for (const part of parts) {
+        expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+        expect(part.headers['x-amz-checksum-sha256']).toBe(
+          createHash('sha256').update(part.body).digest('base64'),
+        );
+        // Signed all the same: the signature covers the header that says the payload is unsigned.
+        expect(part.headers.authorization).toMatch(/x-amz-content-sha256/);
+      }
+    } finally {
+      await recorder.close();
+    }
+  });
+
+  it('sends no checksum to a local endpoint, and still an unsigned payload', async () => {
+    const recorder = await recordingServer();
+    try {
+      const store = new S3ObjectStore({
+        client: recorder.client,
+        bucket: 'backups',
+        region: 'eu-west-1',
+        endpoint: 'http://127.0.0.1:1',
+      });
+
+      await store.putStream('k', Readable.from([Buffer.from('small body')]));
+
+      const [put] = recorder.requests.filter((r) => r.method === 'PUT');
+      expect(put?.body.toString()).toBe('small body');
+      expect(put?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(put?.headers['x-amz-checksum-sha256']).toBeUndefined();
+    } finally {
+      await recorder.close();
+    }
   });
 });
 
