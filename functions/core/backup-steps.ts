@@ -57,6 +57,9 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   const retainUntil = retainUntilFor(request.scheduledAt, request.tiers, request.policy);
   const context = encryptionContextFor(target, backupId);
   const key = dumpKey(target, backupId);
+  // The earlier backups are read while pg_dump runs, not after it: the size check is then no extra wait.
+  const catalog = readCatalog(ports.primaryStore, target);
+  catalog.catch(() => undefined);
   const outcome = await ports.tools.dump(
     {
       target,
@@ -70,9 +73,7 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   );
 
   const warnings: string[] = [];
-  const previous = (await readCatalog(ports.primaryStore, target))
-    .filter((b) => b.parsed && b.backupId !== backupId)
-    .at(-1);
+  const previous = (await catalog).filter((b) => b.parsed && b.backupId !== backupId).at(-1);
   if (previous?.parsed && outcome.plainBytes < previous.parsed.dump.plainBytes * SHRINK_WARNING_RATIO) {
     warnings.push(
       `dump is ${outcome.plainBytes} bytes, less than half of the previous backup ${previous.backupId} (${previous.parsed.dump.plainBytes} bytes)`,

@@ -280,6 +280,31 @@ describe('dump, store, verify and restore', () => {
   });
 });
 
+describe('the snapshot the counts are taken in', () => {
+  it('takes the counts in a read-only repeatable-read snapshot without parallel workers beside pg_dump', async () => {
+    const result = await dumpToStore({
+      databaseUrl: stack.replicaUrl,
+      pgDumpPath: pgDump,
+      compression: 'gzip:1',
+      envelope,
+      store,
+      key: 'kc/2026/01/01/settings/dump.pgdump.enc',
+      encryptionContext: context,
+      inSnapshot: async (client) => {
+        const { rows } = await client.query<Record<string, string>>(
+          `select current_setting('max_parallel_workers_per_gather') as parallel,
+                  current_setting('transaction_isolation') as isolation,
+                  current_setting('transaction_read_only') as read_only`,
+        );
+        return rows[0]!;
+      },
+    });
+
+    expect(result.snapshotResult).toEqual({ parallel: '0', isolation: 'repeatable read', read_only: 'on' });
+    await store.deleteObjects(['kc/2026/01/01/settings/dump.pgdump.enc']);
+  });
+});
+
 describe('failures while writing', () => {
   const uploadsLeft = async () => {
     const uploads = join(stack.stateDir, 's3', stack.primaryBucket, '._S3rver_uploads');

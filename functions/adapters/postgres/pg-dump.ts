@@ -110,6 +110,9 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
     assertPgDumpCanDump({ pgDump: tool, server: { major: source.serverMajor, full: source.serverVersion } });
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     inTransaction = true;
+    // The counts run beside pg_dump's own backend: one process, not a parallel scan whose workers would take
+    // the replica's cores from the dump (the planner chose one for a 600,000-row table).
+    await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
     const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
     const snapshotId = rows[0]!.id;
 
