@@ -11,7 +11,8 @@
 // - Each pair runs the raw tool and the pipeline back to back, in alternating order, ≥ 3 pairs; medians.
 //   Raw dump: `pg_dump -Fc` with the pipeline's compression arguments, stdout to /dev/null. Pipeline dump:
 //   dumpStep (what the dump Lambda runs: pg_dump in an exported snapshot on the replica, the table counts,
-//   encryption, multipart upload to s3rver, manifest) in a separate node process; the ratio uses the step's own
+//   encryption, multipart upload to s3rver, manifest) in a separate node process, run as the Lambdas run it (one
+//   esbuild bundle, plain node; --no-bundle runs the sources through tsx); the ratio uses the step's own
 //   wall time, with services already built (as in a warm Lambda); the whole process time is recorded too.
 //   Raw restore: `pg_restore --jobs N` with the pipeline's flags from the stored archive, decrypted once to disk.
 //   Pipeline restore: restoreStep in a separate process; the ratio uses its data path (download, decrypt, spool,
@@ -148,9 +149,8 @@ async function main(): Promise<number> {
       0,
     )
     .option(
-      '--bundle',
-      'run the worker as one esbuild bundle with plain node, as the Lambdas run (default: tsx as a loader)',
-      false,
+      '--no-bundle',
+      'run the worker through tsx as a loader instead of as the esbuild bundle with plain node that the Lambdas run',
     )
     .option(
       '--clean',
