@@ -162,7 +162,6 @@ async function main(): Promise<number> {
   const phases = new Set(options.only.split(',').map((p) => p.trim()));
   const unknown = [...phases].filter((p) => !(PHASES as readonly string[]).includes(p));
   if (unknown.length > 0) throw new Error(`--only: unknown phase ${unknown.join(', ')}`);
-  if (options.s3Nice > 0) os.setPriority(0, options.s3Nice);
   const partial = PHASES.some((p) => !phases.has(p) && (p !== 'table' || options.table));
   const started = performance.now();
   const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
@@ -236,6 +235,8 @@ async function main(): Promise<number> {
     if (!(await restoreCluster.isInitialized())) await restoreCluster.initdb({ durable });
     await restoreCluster.writeSettings(durable ? {} : NON_DURABLE_SETTINGS);
     await restoreCluster.start();
+    // Only now: the PostgreSQL servers above were started from this thread and keep niceness 0.
+    if (options.s3Nice > 0) os.setPriority(0, options.s3Nice);
     await mkdir(work, { recursive: true });
     await clearBucket(store);
 
