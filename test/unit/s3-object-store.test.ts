@@ -252,6 +252,26 @@ describe('S3ObjectStore on the wire (the real SDK against a loopback server that
     }
   });
 
+  it('sends a body shorter than a part as one PutObject with its SHA-256 checksum and an unsigned payload', async () => {
+    const recorder = await recordingServer();
+    try {
+      const store = new S3ObjectStore({ client: recorder.client, bucket: 'backups', region: 'eu-west-1' });
+
+      await store.putStream('k', Readable.from([Buffer.from('a whole '), Buffer.from('small dump')]));
+
+      const puts = recorder.requests.filter((r) => r.method === 'PUT');
+      expect(puts).toHaveLength(1);
+      expect(puts[0]?.url).not.toMatch(/partNumber/);
+      expect(puts[0]?.body.toString()).toBe('a whole small dump');
+      expect(puts[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(puts[0]?.headers['x-amz-checksum-sha256']).toBe(
+        createHash('sha256').update('a whole small dump').digest('base64'),
+      );
+    } finally {
+      await recorder.close();
+    }
+  });
+
   it('sends no checksum to a local endpoint, and still an unsigned payload', async () => {
     const recorder = await recordingServer();
     try {
