@@ -219,78 +219,65 @@ describe('S3ObjectStore on the wire (the real SDK against a loopback server that
     };
   }
 
-  it('sends each part once-hashed: its own SHA-256 checksum for S3 to check, an unsigned payload, the bytes as they were', async () => {
+  /** Runs `write` against a store whose client talks to a fresh recorder; answers the requests it received. */
+  async function recordWrites(
+    options: Partial<ConstructorParameters<typeof S3ObjectStore>[0]>,
+    write: (store: S3ObjectStore) => Promise<unknown>,
+  ): Promise<Recorded[]> {
     const recorder = await recordingServer();
     try {
-      // No endpoint option: the store behaves as on AWS (checksums on), only the client points at the recorder.
-      const store = new S3ObjectStore({
-        client: recorder.client,
-        bucket: 'backups',
-        region: 'eu-west-1',
-        partSize: 5 * 1024 * 1024,
-      });
-      const data = randomBytes(5 * 1024 * 1024 + 1000);
-
-      await store.putStream('k', Readable.from([data]));
-
-      const parts = recorder.requests.filter((r) => r.method === 'PUT');
-      expect(parts).toHaveLength(2);
-      const number = (r: Recorded) => Number(new URL(r.url, 'http://x').searchParams.get('partNumber'));
-      parts.sort((a, b) => number(a) - number(b));
-      const sent = Buffer.concat(parts.map((p) => p.body));
-      expect(sent.equals(data)).toBe(true);
-      for (const part of parts) {
-        expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
-        expect(part.headers['x-amz-checksum-sha256']).toBe(
-          createHash('sha256').update(part.body).digest('base64'),
-        );
-        // Signed all the same: the signature covers the header that says the payload is unsigned.
-        expect(part.headers.authorization).toMatch(/x-amz-content-sha256/);
-      }
+      await write(
+        new S3ObjectStore({ client: recorder.client, bucket: 'backups', region: 'eu-west-1', ...options }),
+      );
+      return recorder.requests.filter((r) => r.method === 'PUT');
     } finally {
       await recorder.close();
+    }
+  }
+
+  it('sends each part once-hashed: its own SHA-256 checksum for S3 to check, an unsigned payload, the bytes as they were', async () => {
+    const data = randomBytes(5 * 1024 * 1024 + 1000);
+    // No endpoint option: the store behaves as on AWS (checksums on), only the client points at the recorder.
+    const parts = await recordWrites({ partSize: 5 * 1024 * 1024 }, (store) =>
+      store.putStream('k', Readable.from([data])),
+    );
+
+    expect(parts).toHaveLength(2);
+    const number = (r: Recorded) => Number(new URL(r.url, 'http://x').searchParams.get('partNumber'));
+    parts.sort((a, b) => number(a) - number(b));
+    expect(Buffer.concat(parts.map((p) => p.body)).equals(data)).toBe(true);
+    for (const part of parts) {
+      expect(part.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+      expect(part.headers['x-amz-checksum-sha256']).toBe(
+        createHash('sha256').update(part.body).digest('base64'),
+      );
+      // Signed all the same: the signature covers the header that says the payload is unsigned.
+      expect(part.headers.authorization).toMatch(/x-amz-content-sha256/);
     }
   });
 
   it('sends a body shorter than a part as one PutObject with its SHA-256 checksum and an unsigned payload', async () => {
-    const recorder = await recordingServer();
-    try {
-      const store = new S3ObjectStore({ client: recorder.client, bucket: 'backups', region: 'eu-west-1' });
+    const puts = await recordWrites({}, (store) =>
+      store.putStream('k', Readable.from([Buffer.from('a whole '), Buffer.from('small dump')])),
+    );
 
-      await store.putStream('k', Readable.from([Buffer.from('a whole '), Buffer.from('small dump')]));
-
-      const puts = recorder.requests.filter((r) => r.method === 'PUT');
-      expect(puts).toHaveLength(1);
-      expect(puts[0]?.url).not.toMatch(/partNumber/);
-      expect(puts[0]?.body.toString()).toBe('a whole small dump');
-      expect(puts[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
-      expect(puts[0]?.headers['x-amz-checksum-sha256']).toBe(
-        createHash('sha256').update('a whole small dump').digest('base64'),
-      );
-    } finally {
-      await recorder.close();
-    }
+    expect(puts).toHaveLength(1);
+    expect(puts[0]?.url).not.toMatch(/partNumber/);
+    expect(puts[0]?.body.toString()).toBe('a whole small dump');
+    expect(puts[0]?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    expect(puts[0]?.headers['x-amz-checksum-sha256']).toBe(
+      createHash('sha256').update('a whole small dump').digest('base64'),
+    );
   });
 
   it('sends no checksum to a local endpoint, and still an unsigned payload', async () => {
-    const recorder = await recordingServer();
-    try {
-      const store = new S3ObjectStore({
-        client: recorder.client,
-        bucket: 'backups',
-        region: 'eu-west-1',
-        endpoint: 'http://127.0.0.1:1',
-      });
+    const [put] = await recordWrites({ endpoint: 'http://127.0.0.1:1' }, (store) =>
+      store.putStream('k', Readable.from([Buffer.from('small body')])),
+    );
 
-      await store.putStream('k', Readable.from([Buffer.from('small body')]));
-
-      const [put] = recorder.requests.filter((r) => r.method === 'PUT');
-      expect(put?.body.toString()).toBe('small body');
-      expect(put?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
-      expect(put?.headers['x-amz-checksum-sha256']).toBeUndefined();
-    } finally {
-      await recorder.close();
-    }
+    expect(put?.body.toString()).toBe('small body');
+    expect(put?.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    expect(put?.headers['x-amz-checksum-sha256']).toBeUndefined();
   });
 });
 
