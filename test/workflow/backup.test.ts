@@ -17,11 +17,20 @@ import { useTestStack } from '../support/stack.js';
 const ctx = useTestStack();
 let services: Services;
 
-/** A past time on this hour grid: `hoursAgo` whole hours before the current hour. */
-function hourAgo(hoursAgo: number): Date {
-  const now = new Date();
-  now.setUTCMinutes(0, 0, 0);
-  return new Date(now.getTime() - hoursAgo * 3_600_000);
+/** The start of the current hour, fixed once: every test names the same runs even if an hour turns meanwhile. */
+const THIS_HOUR = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+
+/**
+ * The `n`-th most recent past run that is hourly only (1 = the newest). The daily hour is skipped: a test that
+ * expects an hourly backup must not get a daily one because of the time of day the suite runs at.
+ */
+function hourlyRun(n: number): Date {
+  let found = 0;
+  for (let t = THIS_HOUR.getTime() - 3_600_000; ; t -= 3_600_000) {
+    if (new Date(t).getUTCHours() === services.config.KB_DAILY_HOUR_UTC) continue;
+    found += 1;
+    if (found === n) return new Date(t);
+  }
 }
 
 /** The latest past daily run (00:00 UTC). */
@@ -77,7 +86,7 @@ describe('backup workflow', () => {
   });
 
   it('retries a transient dump failure and then succeeds', async () => {
-    const time = hourAgo(3);
+    const time = hourlyRun(3);
     let calls = 0;
     const flaky =
       (real: LambdaEntry): LambdaEntry =>
@@ -104,7 +113,7 @@ describe('backup workflow', () => {
   });
 
   it('alerts on a fatal failure, naming target, step, error and execution, and fails the execution', async () => {
-    const time = hourAgo(2);
+    const time = hourlyRun(2);
     const broken = (): LambdaEntry => async () => {
       const error = new Error('the DR bucket refused the copy');
       error.name = 'ConfigurationError';
@@ -131,7 +140,7 @@ describe('backup workflow', () => {
   });
 
   it('records and alerts a verification failure when the stored dump is corrupted, and pauses retention', async () => {
-    const time = hourAgo(1);
+    const time = hourlyRun(1);
     const backupId = backupIdFor(time);
     const corruptFirst =
       (real: LambdaEntry): LambdaEntry =>
@@ -163,8 +172,8 @@ describe('backup workflow', () => {
     expect(ids).toEqual(
       expect.arrayContaining([
         backupIdFor(lastMidnight(1)),
-        backupIdFor(hourAgo(3)),
-        backupIdFor(hourAgo(2)),
+        backupIdFor(hourlyRun(3)),
+        backupIdFor(hourlyRun(2)),
       ]),
     );
   });
