@@ -307,13 +307,7 @@ async function main(): Promise<number> {
             server,
           } = await withCpu(replicaPid, () => worker({ mode: 'dump', target: STACK_TARGET, backupId }));
           dumpReports.push(report);
-          const workerS = report.cpu.userS + report.cpu.systemS;
-          const cpu = breakdown({
-            tool: main ? main.children - workerS : undefined,
-            worker: workerS,
-            s3rver: main?.self,
-            server,
-          });
+          const cpu = workerBreakdown(report, main, server);
           dumpSamples.push({
             pair,
             position,
@@ -398,13 +392,7 @@ async function main(): Promise<number> {
               jobs: options.jobs,
             }),
           );
-          const workerS = report.cpu.userS + report.cpu.systemS;
-          const cpu = breakdown({
-            tool: main ? main.children - workerS : undefined,
-            worker: workerS,
-            s3rver: main?.self,
-            server,
-          });
+          const cpu = workerBreakdown(report, main, server);
           if (!report.details.checksPassed) {
             notes.push(
               `pipeline restore ${pair + 1}: Keycloak checks failed: ${JSON.stringify(report.details.failedChecks)}`,
@@ -675,6 +663,24 @@ function breakdown(parts: {
     2,
   );
   return out;
+}
+
+/**
+ * CPU seconds of a pipeline run: the worker's own (from its report), the tools it started (this process's reaped
+ * children less the worker), s3rver (this process itself) and the server's backends.
+ */
+function workerBreakdown(
+  report: WorkerReport,
+  main: CpuTimes | undefined,
+  server: CpuTimes | undefined,
+): Record<string, number> {
+  const workerS = report.cpu.userS + report.cpu.systemS;
+  return breakdown({
+    tool: main ? main.children - workerS : undefined,
+    worker: workerS,
+    s3rver: main?.self,
+    server,
+  });
 }
 
 /** Median CPU seconds per part over the samples of one side. */

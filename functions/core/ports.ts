@@ -175,9 +175,6 @@ export interface StoredDump {
   store: ObjectStore;
   key: string;
   storedSha256: string;
-  /** Also hash the plaintext: redundant after the stored SHA-256 and authenticated, key-committing decryption,
-   * so the pipeline leaves it unset; a caller that doubts the decryption may set it. */
-  plainSha256?: string;
   encryptionContext: Record<string, string>;
   pgDumpVersion?: string;
   onProgress?: (bytes: number) => void;

@@ -101,8 +101,9 @@ export interface ReadStoredOptions {
   envelope: Envelope;
   /** Entries that must be in the message's encryption context (the backup's own). */
   encryptionContext: Record<string, string>;
-  /** SHA-256 of the plain archive, from the manifest: checked too when given (one more SHA-256 pass, ~15% of the
-   * verification CPU; the authenticated decryption plus the stored SHA-256 already prove the plaintext). */
+  /** SHA-256 of the plain archive (the manifest's plainSha256): checked too when given. The pipeline does not give
+   * it: the stored SHA-256 and the authenticated decryption already prove the plaintext, and one more pass would
+   * cost ~15 % of the verification CPU. It lets a test prove that the recorded plain digest is right. */
   expectedPlainSha256?: string;
   /** Stored bytes read so far, at most once a second. */
   onProgress?: (bytes: number) => void;

@@ -124,7 +124,6 @@ export class PostgresTools implements DatabaseTools {
       store: dump.store,
       key: dump.key,
       expectedSha256: dump.storedSha256,
-      expectedPlainSha256: dump.plainSha256,
       envelope: this.options.envelope,
       encryptionContext: dump.encryptionContext,
       onProgress: dump.onProgress,
