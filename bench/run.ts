@@ -28,6 +28,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -71,6 +72,10 @@ import {
   summarize,
 } from './stats.js';
 
+/** The Lambdas' process settings (serverless/runtime.cjs), so the worker runs as they do. */
+const lambdaRuntime = createRequire(import.meta.url)('../serverless/runtime.cjs') as {
+  glibcTunables: string;
+};
 const execFileAsync = promisify(execFile);
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, '..');
@@ -262,6 +267,8 @@ async function main(): Promise<number> {
       KB_DUMP_COMPRESSION: options.compression,
       KB_RESTORE_JOBS: String(options.jobs),
       KB_LOG_LEVEL: 'ERROR',
+      // The Lambdas' own process settings (serverless.yml takes them from the same module).
+      GLIBC_TUNABLES: lambdaRuntime.glibcTunables,
     };
     const profileDir = options.profile ? path.join(root, 'bench-prof') : undefined;
     if (profileDir) await mkdir(profileDir, { recursive: true });
@@ -528,7 +535,7 @@ async function main(): Promise<number> {
         compression: options.compression,
         durable,
         seed: options.seed,
-        worker: options.bundle ? 'esbuild bundle, plain node' : 'tsx loader',
+        worker: `${options.bundle ? 'esbuild bundle, plain node' : 'tsx loader'}, GLIBC_TUNABLES=${lambdaRuntime.glibcTunables}`,
         restoreServer:
           'a standalone local cluster of the same PostgreSQL (no WAL archive, no standby), fresh database per run',
       },

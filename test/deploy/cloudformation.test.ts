@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition } from '../../cli/local-workflow.js';
 import { parseConfig } from '../../functions/platform/config.js';
@@ -5,6 +8,13 @@ import { packagedTemplates, type Template } from './package-template.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: template fragments are free-form JSON
 type Json = any;
+
+const lambdaRuntime = createRequire(import.meta.url)('../../serverless/runtime.cjs') as {
+  glibcTunables: string;
+};
+/** The dynamic loader of this machine's glibc (x86-64 or arm64). */
+const LOADER =
+  ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'].find((file) => existsSync(file)) ?? 'ld.so';
 
 let primary: Template;
 let dr: Template;
@@ -246,6 +256,21 @@ describe('Lambdas', () => {
     expect(config.KB_TARGETS[0]?.name).toBe('keycloak');
     expect(config.KB_PG_BIN_DIR).toBe('/opt/bin');
     expect(config.KB_OBJECT_LOCK_MODE).toBe('GOVERNANCE');
+  });
+
+  it('start with the malloc settings of serverless/runtime.cjs, which this glibc reads as meant', () => {
+    const functions = ofType(primary, 'AWS::Lambda::Function');
+    expect(functions.length).toBeGreaterThan(5);
+    for (const [, fn] of functions) {
+      expect(fn.Properties.Environment.Variables.GLIBC_TUNABLES).toBe(lambdaRuntime.glibcTunables);
+    }
+    // glibc ignores a misspelt tunable without a word; its loader prints what it would use.
+    const { stdout } = spawnSync(LOADER, ['--list-tunables'], {
+      env: { GLIBC_TUNABLES: lambdaRuntime.glibcTunables },
+      encoding: 'utf8',
+    });
+    expect(stdout).toMatch(/^glibc\.malloc\.mmap_threshold: 0x2000000 /m);
+    expect(stdout).toMatch(/^glibc\.malloc\.trim_threshold: 0x10000000 /m);
   });
 
   it('are configured for AWS with credentials from Secrets Manager, never a password in the environment', () => {
