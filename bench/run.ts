@@ -17,6 +17,8 @@
 //   Raw restore: `pg_restore --jobs N` with the pipeline's flags from the stored archive, decrypted once to disk.
 //   Pipeline restore: restoreStep in a separate process; the ratio uses its data path (download, decrypt, spool,
 //   pg_restore); the step with its Keycloak checks is recorded too.
+// - Environment: the worker, and the raw pg_dump and pg_restore, start with the Lambdas' GLIBC_TUNABLES
+//   (serverless/runtime.cjs), which the pipeline's own pg_dump and pg_restore inherit.
 // - Verification: tools.verifyStored over the stored dump as the steps describe it (stored SHA-256 against the
 //   manifest, authenticated decryption), in MiB of stored bytes per second, first pass in a fresh worker (as a
 //   Lambda would run it) and a second pass in the same worker; then with pg_restore --list (the verify step).
@@ -770,7 +772,9 @@ async function timeProcess(
 ): Promise<{ ms: number; bytes: number }> {
   const devNull = stdout === 'null' ? openSync('/dev/null', 'w') : undefined;
   const started = performance.now();
-  const child = spawn(file, args, { stdio: ['ignore', devNull ?? 'pipe', 'pipe'], env: process.env });
+  // The raw tools start with the environment the pipeline's pg_dump and pg_restore inherit from the worker.
+  const env = { ...process.env, GLIBC_TUNABLES: lambdaRuntime.glibcTunables };
+  const child = spawn(file, args, { stdio: ['ignore', devNull ?? 'pipe', 'pipe'], env });
   unniceChild(child.pid);
   if (child.pid) liveChildren.add(child.pid);
   let stderr = '';
