@@ -13,12 +13,18 @@ import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
 import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
+import { spawnTool, toolConnection } from '../../functions/adapters/postgres/pg-process.js';
 import {
   hashObject,
   readArchiveList,
   restoreFromStore,
   verifyStoredObject,
 } from '../../functions/adapters/postgres/pg-restore.js';
+import {
+  bufferedStdoutEnv,
+  findStdbufLibrary,
+  stdbufCandidates,
+} from '../../functions/adapters/postgres/stdout-buffer.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
 import {
   ChecksumMismatchError,
@@ -37,6 +43,8 @@ let store: S3ObjectStore;
 let sentCommands: string[];
 let pgDump: string;
 let pgRestore: string;
+/** The machine's libstdbuf.so: the dumps here write 64 KiB at a time, as the Lambdas' do. */
+let stdbufLibrary: string | undefined;
 const key = randomBytes(32);
 const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: ['keycloak-backup/local-key'] });
 
@@ -97,6 +105,7 @@ async function dump(objectKey: string, databaseUrl = stack.replicaUrl) {
   return dumpToStore({
     databaseUrl,
     pgDumpPath: pgDump,
+    stdbufLibrary,
     compression: 'gzip:6',
     envelope,
     store,
@@ -110,6 +119,7 @@ beforeAll(async () => {
   stack = await startTestStack();
   pgDump = stack.binaries.path('pg_dump');
   pgRestore = stack.binaries.path('pg_restore');
+  stdbufLibrary = await findStdbufLibrary(stdbufCandidates(stack.binaries.dir));
   const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
   sentCommands = [];
   client.middlewareStack.add(
@@ -277,6 +287,31 @@ describe('dump, store, verify and restore', () => {
       encryptionContext: context,
     }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(DecryptionFailedError);
+  });
+});
+
+describe("pg_dump's writes", () => {
+  /** Runs pg_dump of the fixture to a pipe and returns the sizes of the chunks node read. */
+  async function chunkSizes(env: NodeJS.ProcessEnv): Promise<number[]> {
+    const { dbname } = toolConnection(stack.replicaUrl);
+    const tool = spawnTool(pgDump, ['--format=custom', '-Z', '0', '--no-password', '--dbname', dbname], {
+      env,
+      stdin: 'ignore',
+      stdout: 'pipe',
+    });
+    const sizes: number[] = [];
+    for await (const chunk of tool.child.stdout!) sizes.push((chunk as Buffer).length);
+    expect((await tool.exit).code).toBe(0);
+    return sizes;
+  }
+
+  it('come 64 KiB at a time with libstdbuf preloaded (this machine has coreutils)', async () => {
+    expect(stdbufLibrary).toBeDefined();
+    const sizes = await chunkSizes(bufferedStdoutEnv(process.env, stdbufLibrary!));
+    const bytes = sizes.reduce((sum, size) => sum + size, 0);
+    expect(bytes).toBeGreaterThan(4 * 65536);
+    // Every read but the last ends on a 64 KiB write (a read may take several, never part of one here).
+    expect(sizes.slice(0, -1).every((size) => size % 65536 === 0)).toBe(true);
   });
 });
 

@@ -22,6 +22,7 @@ import {
 import { connect } from './connect.js';
 import { lastLines, readToolVersion, spawnTool, toolConnection } from './pg-process.js';
 import { readSourceInfo } from './source-info.js';
+import { bufferedStdoutEnv } from './stdout-buffer.js';
 
 export interface DumpToStoreOptions<T> {
   /** postgres:// URL of the endpoint to dump (the read replica). Its password goes to pg_dump by PGPASSWORD only. */
@@ -39,6 +40,8 @@ export interface DumpToStoreOptions<T> {
   retainUntil?: Date;
   /** Plain bytes dumped so far, at most once a second. */
   onProgress?: (plainBytes: number) => void;
+  /** coreutils' libstdbuf.so: pg_dump then writes 64 KiB at a time instead of 4 KiB (stdout-buffer.ts). */
+  stdbufLibrary?: string;
   /** Skips `pg_dump --version` when the caller already knows it. */
   pgDumpVersion?: PgVersion;
   /** Aborting stops pg_dump and the upload (e.g. just before the Lambda time limit). */
@@ -126,7 +129,11 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         '--dbname',
         dbname,
       ],
-      { env, stdin: 'ignore', stdout: 'pipe' },
+      {
+        env: options.stdbufLibrary ? bufferedStdoutEnv(env, options.stdbufLibrary) : env,
+        stdin: 'ignore',
+        stdout: 'pipe',
+      },
     );
     const plain = new DigestStage({ onProgress: options.onProgress });
     const stored = new DigestStage();
@@ -144,7 +151,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const flow = pipeline(
         [
           dump.child.stdout!,
-          // pg_dump writes 4 KiB at a time: gather whole frames first, so every later stage runs per MiB.
+          // pg_dump writes 4 or 64 KiB at a time: gather whole frames first, so every later stage runs per MiB.
           coalesce(FRAME_LENGTH),
           peekHeader(5, assertPgDumpHeader),
           // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.

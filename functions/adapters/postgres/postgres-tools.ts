@@ -16,6 +16,7 @@ import { redact, withClient } from './connect.js';
 import { takeSourceSnapshot, verifyKeycloakDatabase } from './keycloak-probe.js';
 import { dumpToStore } from './pg-dump.js';
 import { readArchiveList, restoreFromStore, verifyStoredObject } from './pg-restore.js';
+import { findStdbufLibrary, stdbufCandidates } from './stdout-buffer.js';
 
 export interface PostgresToolsOptions {
   binaries: () => Promise<PgBinaries>;
@@ -31,7 +32,15 @@ export interface PostgresToolsOptions {
 }
 
 export class PostgresTools implements DatabaseTools {
+  private stdbuf: Promise<string | undefined> | undefined;
+
   constructor(private readonly options: PostgresToolsOptions) {}
+
+  /** libstdbuf.so for pg_dump's 64 KiB writes, looked for once. */
+  private stdbufLibrary(binDir: string): Promise<string | undefined> {
+    this.stdbuf ??= findStdbufLibrary(stdbufCandidates(binDir));
+    return this.stdbuf;
+  }
 
   async dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome> {
     const binaries = await this.options.binaries();
@@ -39,6 +48,7 @@ export class PostgresTools implements DatabaseTools {
       databaseUrl: await this.options.databases.connectionUrl(request.target, 'replica'),
       pgDumpPath: binaries.path('pg_dump'),
       pgDumpVersion: await binaries.version('pg_dump'),
+      stdbufLibrary: await this.stdbufLibrary(binaries.dir),
       compression: this.options.compression,
       envelope: this.options.envelope,
       store,
