@@ -69,8 +69,10 @@ build_inside() {
   [ "$(uname -m)" = "$uname_arch" ] || { echo "running on $(uname -m), ARCH is $ARCH" >&2; exit 1; }
   grep -q 'Amazon Linux' /etc/os-release && grep -q 'VERSION_ID="2023"' /etc/os-release \
     || { echo "not Amazon Linux 2023" >&2; exit 1; }
-  dnf install -y -q gcc make tar bzip2 gzip findutils zip which binutils coreutils \
+  dnf install -y -q gcc make tar bzip2 gzip findutils zip which binutils \
     openssl-devel lz4-devel libzstd-devel zlib-devel perl >/dev/null
+  # libstdbuf.so is in the full coreutils; the container image has coreutils-single, which it replaces.
+  [ -f /usr/libexec/coreutils/libstdbuf.so ] || dnf install -y -q --allowerasing coreutils >/dev/null
   # patchelf is not in every AL2023 repository snapshot; without it the build's own RUNPATH (/opt/lib) serves.
   dnf install -y -q patchelf >/dev/null 2>&1 || true
 
