@@ -78,6 +78,11 @@ import {
 const lambdaRuntime = createRequire(import.meta.url)('../serverless/runtime.cjs') as {
   glibcTunables: string;
 };
+/**
+ * What the worker and the raw tools add to this process's environment: the Lambdas' own settings, which the
+ * pipeline's pg_dump and pg_restore inherit from the worker (serverless.yml takes them from the same module).
+ */
+const LAMBDA_ENV = { GLIBC_TUNABLES: lambdaRuntime.glibcTunables };
 const execFileAsync = promisify(execFile);
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, '..');
@@ -269,8 +274,7 @@ async function main(): Promise<number> {
       KB_DUMP_COMPRESSION: options.compression,
       KB_RESTORE_JOBS: String(options.jobs),
       KB_LOG_LEVEL: 'ERROR',
-      // The Lambdas' own process settings (serverless.yml takes them from the same module).
-      GLIBC_TUNABLES: lambdaRuntime.glibcTunables,
+      ...LAMBDA_ENV,
     };
     const profileDir = options.profile ? path.join(root, 'bench-prof') : undefined;
     if (profileDir) await mkdir(profileDir, { recursive: true });
@@ -772,9 +776,10 @@ async function timeProcess(
 ): Promise<{ ms: number; bytes: number }> {
   const devNull = stdout === 'null' ? openSync('/dev/null', 'w') : undefined;
   const started = performance.now();
-  // The raw tools start with the environment the pipeline's pg_dump and pg_restore inherit from the worker.
-  const env = { ...process.env, GLIBC_TUNABLES: lambdaRuntime.glibcTunables };
-  const child = spawn(file, args, { stdio: ['ignore', devNull ?? 'pipe', 'pipe'], env });
+  const child = spawn(file, args, {
+    stdio: ['ignore', devNull ?? 'pipe', 'pipe'],
+    env: { ...process.env, ...LAMBDA_ENV },
+  });
   unniceChild(child.pid);
   if (child.pid) liveChildren.add(child.pid);
   let stderr = '';
