@@ -2,7 +2,7 @@
 // s3rver), real pg_dump/pg_restore, real encryption. Dumps are taken from the standby, as in production.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -312,6 +312,40 @@ describe("pg_dump's writes", () => {
     expect(bytes).toBeGreaterThan(4 * 65536);
     // Every read but the last ends on a 64 KiB write (a read may take several, never part of one here).
     expect(sizes.slice(0, -1).every((size) => size % 65536 === 0)).toBe(true);
+  });
+
+  it('get the preload from dumpToStore: pg_dump starts with libstdbuf and a 64 KiB buffer', async () => {
+    // The real pg_dump, behind a wrapper that writes down the preload it was started with.
+    const dir = await mkdtemp(join(tmpdir(), 'kb-pg-dump-env-'));
+    const seen = join(dir, 'seen');
+    const wrapper = join(dir, 'pg_dump');
+    await writeFile(
+      wrapper,
+      ['#!/bin/sh', `printf '%s|%s' "$LD_PRELOAD" "$_STDBUF_O" > '${seen}'`, `exec '${pgDump}' "$@"`].join(
+        '\n',
+      ),
+      { mode: 0o755 },
+    );
+    const objectKey = 'kc/2026/01/01/preload/dump.pgdump.enc';
+    try {
+      const result = await dumpToStore({
+        databaseUrl: stack.replicaUrl,
+        pgDumpPath: wrapper,
+        pgDumpVersion: await stack.binaries.version('pg_dump'),
+        stdbufLibrary,
+        compression: 'gzip:1',
+        envelope,
+        store,
+        key: objectKey,
+        encryptionContext: context,
+        inSnapshot: countTables,
+      });
+      expect(result.storedBytes).toBeGreaterThan(0);
+      expect(await readFile(seen, 'utf8')).toBe(`${stdbufLibrary}|65536`);
+    } finally {
+      await store.deleteObjects([objectKey]);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
