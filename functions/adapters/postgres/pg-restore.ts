@@ -13,15 +13,7 @@ import {
 } from '../../core/errors.js';
 import type { Envelope, ObjectStore } from '../../core/ports.js';
 import { assertPgRestoreCanRead, type PgVersion, parsePgVersion } from '../../core/versions.js';
-import { FRAME_LENGTH } from '../crypto/envelope.js';
-import {
-  checksumMismatch,
-  coalesce,
-  DigestStage,
-  discard,
-  peekHeader,
-  STAGE_HIGH_WATER_MARK,
-} from '../streams.js';
+import { checksumMismatch, DigestStage, discard, peekHeader, STAGE_HIGH_WATER_MARK } from '../streams.js';
 import { lastLines, readToolVersion, spawnTool, type ToolProcess, toolConnection } from './pg-process.js';
 
 /** What the custom-format archive says about itself in its first bytes. */
@@ -273,9 +265,10 @@ function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
       : { expectSha256: options.expectedPlainSha256, objectKey: `${options.key} (decrypted)` },
   );
   let header: ArchiveHeader | undefined;
+  // The socket's own 16-64 KiB reads go straight on: gathering them into 1 MiB buffers first (as the dump does
+  // with pg_dump's output) made V8 run a full mark-compact every 40-60 ms here, for buffers that outlive
+  // scavenges while the decryption holds a frame; it doubled the CPU of a verification pass (bench/RESULTS.md).
   const stages = [
-    // Socket reads are 16-64 KiB: gather whole frames first, so every later stage runs per MiB.
-    coalesce(FRAME_LENGTH),
     stored,
     options.envelope.decryptStream(options.encryptionContext),
     peekHeader(ARCHIVE_HEADER_PEEK, (head) => {
