@@ -210,6 +210,53 @@ describe('the local stack', () => {
     await store.deleteObjects([key]);
   });
 
+  it("gives every part its bytes' MD5 as ETag and refuses a part for an upload that does not exist, as S3 does", async () => {
+    const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
+    const Bucket = stack.primaryBucket;
+    const Key = 'keycloak/batched-parts';
+    // Parts over the server's 1 MiB write batch, one of them not a whole number of batches.
+    const parts = [randomBytes(5 * 1024 * 1024 + 17), randomBytes(2.5 * 1024 * 1024)];
+    try {
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      const sent = await Promise.all(
+        parts.map((Body, i) =>
+          client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body })),
+        ),
+      );
+      expect(sent.map((s) => s.ETag)).toEqual(
+        parts.map((p) => `"${createHash('md5').update(p).digest('hex')}"`),
+      );
+      await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket,
+          Key,
+          UploadId,
+          MultipartUpload: { Parts: sent.map((s, i) => ({ PartNumber: i + 1, ETag: s.ETag! })) },
+        }),
+      );
+      const stored = await readFile(path.join(stack.stateDir, 's3', Bucket, `${Key}._S3rver_object`));
+      expect(stored.equals(Buffer.concat(parts))).toBe(true);
+
+      await expect(
+        client.send(
+          new UploadPartCommand({
+            Bucket,
+            Key,
+            UploadId: 'no-such-upload',
+            PartNumber: 1,
+            Body: randomBytes(1024),
+          }),
+        ),
+      ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+      // Nor may a part arrive after the upload completed.
+      await expect(
+        client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 3, Body: randomBytes(1024) })),
+      ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('refuses to complete a multipart upload with a wrong part ETag or parts out of order, as S3 does', async () => {
     const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
     const Bucket = stack.primaryBucket;

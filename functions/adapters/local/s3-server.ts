@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +48,12 @@ export interface S3ServerOptions {
 interface FilesystemStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
   putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
+  putPart(
+    bucket: string,
+    uploadId: string,
+    partNumber: number | string,
+    content: AsyncIterable<Buffer>,
+  ): Promise<{ size: number; md5: string }>;
   putObjectMultipart(
     bucket: string,
     uploadId: string,
@@ -81,6 +87,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
       vhostBuckets: false,
       configureBuckets: options.buckets.map((name) => ({ name })),
     });
+    storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
     const address = await server.run();
     return { server, address };
@@ -114,6 +121,59 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
       })();
       return stopping;
     },
+  };
+}
+
+/** How much of a part's body is gathered before one `writev`. */
+const PART_WRITE_BATCH = 1024 * 1024;
+
+/**
+ * Replaces s3rver's UploadPart store, which pipes the body through an MD5 Transform into a WriteStream: one
+ * thread-pool write per 64 KiB socket read, 2,600 for a 160 MiB dump, on the same two cores as pg_dump. Here
+ * the body's chunks are hashed as they come and written with one `writev` per MiB. As S3 does, a part for an
+ * upload that does not exist (aborted, completed, never created) is refused with NoSuchUpload; s3rver created
+ * its directory instead.
+ */
+function storePartsInBatches(store: FilesystemStore): void {
+  const S3Error = require('s3rver/lib/models/error') as S3ErrorConstructor;
+  store.putPart = async (bucket, uploadId, partNumber, content) => {
+    const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const started = await stat(path.join(uploadDir, 'key')).catch(() => undefined);
+    if (started === undefined) {
+      throw new S3Error(
+        'NoSuchUpload',
+        'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+        { UploadId: uploadId },
+      );
+    }
+    const partPath = path.join(uploadDir, String(partNumber));
+    const md5 = createHash('md5');
+    const file = await open(partPath, 'w', 0o600);
+    let size = 0;
+    try {
+      let batch: Buffer[] = [];
+      let batched = 0;
+      const flush = async () => {
+        const { bytesWritten } = await file.writev(batch);
+        if (bytesWritten !== batched)
+          throw new Error(`part ${partNumber}: wrote ${bytesWritten} of ${batched} bytes`);
+        batch = [];
+        batched = 0;
+      };
+      for await (const chunk of content) {
+        md5.update(chunk);
+        size += chunk.length;
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= PART_WRITE_BATCH) await flush();
+      }
+      if (batched > 0) await flush();
+    } finally {
+      await file.close();
+    }
+    const digest = md5.digest('hex');
+    await writeFile(`${partPath}.md5`, digest);
+    return { size, md5: digest };
   };
 }
 
