@@ -1,5 +1,5 @@
 // The benchmark's recorded result (the JSON file) and its markdown section in bench/RESULTS.md.
-import type { Summary, TargetResult } from './stats.js';
+import { limitText, type Summary, type TargetResult } from './stats.js';
 
 export interface Sample {
   pair: number;
@@ -152,9 +152,7 @@ export function renderSection(result: BenchResult): string {
   lines.push('|---|---|---|---|');
   for (const t of result.targets) {
     const measured = t.measured === null ? '–' : `${t.measured} ${t.unit}`;
-    lines.push(
-      `| ${t.name}: ${t.description} | ${measured} | ${t.kind === 'max' ? '≤' : '≥'} ${t.limit} ${t.unit} | ${t.verdict} |`,
-    );
+    lines.push(`| ${t.name}: ${t.description} | ${measured} | ${limitText(t)} | ${t.verdict} |`);
   }
   lines.push('');
   lines.push('| measurement | median (samples) |');

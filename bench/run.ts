@@ -63,6 +63,7 @@ import {
 import {
   evaluateTargets,
   kibToMib,
+  limitText,
   median,
   mibPerSecond,
   type OtherRun,
@@ -612,7 +613,7 @@ async function main(): Promise<number> {
     for (const t of targets) {
       const measured = t.measured === null ? '–' : `${t.measured} ${t.unit}`;
       process.stdout.write(
-        `  ${t.verdict.padEnd(4)} ${t.name.padEnd(20)} ${measured.padStart(12)}  (${t.kind === 'max' ? '≤' : '≥'} ${t.limit} ${t.unit}) ${t.description}\n`,
+        `  ${t.verdict.padEnd(4)} ${t.name.padEnd(20)} ${measured.padStart(12)}  (${limitText(t)}) ${t.description}\n`,
       );
     }
     process.stdout.write(

@@ -197,10 +197,16 @@ export function evaluateTargets(figures: Figures, smaller?: OtherRun): TargetRes
       kind: 'max',
       unit: '×',
       verdict: theirs === undefined ? 'N/A' : isFlat(theirs, mine) ? 'PASS' : 'FAIL',
-      note: 'allows +10 % and 8 MiB of allocator noise',
+      note: '+ 8 MiB of allocator noise',
     });
   }
   return results;
+}
+
+/** A target's limit as the console and RESULTS.md show it, with any allowance the verdict also grants. */
+export function limitText(target: TargetResult): string {
+  const limit = `${target.kind === 'max' ? '≤' : '≥'} ${target.limit} ${target.unit}`;
+  return target.note ? `${limit} (${target.note})` : limit;
 }
 
 /** Whether every judged target passed (N/A ones do not count either way). */

@@ -6,6 +6,7 @@ import {
   evaluateTargets,
   isFlat,
   judge,
+  limitText,
   median,
   mibPerSecond,
   pairedRatios,
@@ -167,6 +168,16 @@ describe('evaluateTargets', () => {
       verdict: 'FAIL',
       measured: 1.429,
     });
+  });
+});
+
+describe('limitText', () => {
+  it('shows the flatness allowance beside its limit, and nothing more beside the others', () => {
+    const results = evaluateTargets(passing, { size: 'small', dumpPeakRssMb: 150, restorePeakRssMb: 150 });
+    expect(limitText(results.find((r) => r.name === 'restore memory flat')!)).toBe(
+      '≤ 1.1 × (+ 8 MiB of allocator noise)',
+    );
+    expect(limitText(results.find((r) => r.name === 'verification')!)).toBe('≥ 150 MiB/s');
   });
 });
 
