@@ -172,8 +172,10 @@ export function holdEndUntil(verdict: () => Promise<unknown>): Transform {
 
 /**
  * Gathers small chunks (64 KiB from a pipe or a socket) into chunks of `size` bytes: the encryption SDK's
- * streams cost a fixed amount per chunk, so whole frames go through them several times faster.
+ * streams cost a fixed amount per chunk, so whole frames go through them faster (the dump, before encrypting).
  * One allocation per `size` bytes; a chunk that already fills a whole target passes without a copy.
+ * Not before the decryption, which holds a whole frame until its tag: there the 1 MiB buffers outlived
+ * scavenges and V8 ran a full mark-compact every 40-60 ms (pg-restore.ts readStages).
  */
 export function coalesce(size: number): Transform {
   let target: Buffer | undefined;
