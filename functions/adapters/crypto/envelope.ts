@@ -9,6 +9,7 @@ import {
 } from '@aws-crypto/client-node';
 import { DecryptionFailedError, isKeycloakBackupError, KeyUnavailableError } from '../../core/errors.js';
 import type { EncryptionDescription, Envelope } from '../../core/ports.js';
+import { STAGE_HIGH_WATER_MARK } from '../streams.js';
 
 export const SUITE_ID = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
 export const SUITE_NAME = 'ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY';
@@ -119,7 +120,7 @@ class EsdkStage extends Transform {
     inner: Duplex,
     options: { destroyInnerOnFailure: boolean; translate: (error: unknown) => Error },
   ) {
-    super({ highWaterMark: FRAME_LENGTH });
+    super({ highWaterMark: STAGE_HIGH_WATER_MARK });
     this.inner = inner;
     this.destroyInnerOnFailure = options.destroyInnerOnFailure;
     inner.on('data', (chunk: Buffer) => {
