@@ -26,6 +26,12 @@ export interface ArchiveHeader {
   pgDumpVersion: PgVersion;
 }
 
+/**
+ * What the spool file queues while a write is in flight; the queue then goes out in one writev. At the stages'
+ * 64 KiB every socket-sized chunk waited for its own thread-pool write: 0.3 s more per 163 MiB (bench/RESULTS.md).
+ */
+const SPOOL_HIGH_WATER_MARK = 1024 * 1024;
+
 /** Enough bytes for the header of any real archive (its strings are a database name and two versions). */
 const ARCHIVE_HEADER_PEEK = 4096;
 
@@ -234,7 +240,7 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
       const file = join(dir, 'archive.pgdump');
       await runRead(options, read, async (source) => {
         // 0600: the file holds the plain dump (password hashes, keys).
-        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
+        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: SPOOL_HIGH_WATER_MARK });
         await pipeline([source, ...read.stages, sink], signalOption(options));
       });
       const restore = spawnTool(options.pgRestorePath, [...restoreArgs, `--jobs=${jobs}`, file], {
