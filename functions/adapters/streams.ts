@@ -3,14 +3,17 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { ChecksumMismatchError, DumpFailedError } from '../core/errors.js';
 
+/** Larger buffers between stages mean fewer wake-ups per megabyte; 1 MiB matches the encryption frame. */
+export const STAGE_HIGH_WATER_MARK = 1024 * 1024;
+
 /**
- * What a stage buffers before it pushes back. Small on purpose: the dump's stages carry 1 MiB chunks (coalesce),
- * and each still holds one of them. The read path carries the socket's 16-64 KiB chunks, and 1 MiB here let
- * each of its stages hold 16 of them. Those buffers outlived young-generation collections, and V8 then ran a
- * full mark-compact every 40-60 ms in 5 of 12 fresh verification processes (bench/RESULTS.md); at 64 KiB in none
- * of 12, and a first pass faulted in 9,500-11,000 pages instead of 13,400-20,400.
+ * What a stage of the read path buffers before it pushes back. The read path carries the socket's 16-64 KiB
+ * chunks, and at 1 MiB each of its stages held 16 of them. Those buffers outlived young-generation collections,
+ * and V8 then ran a full mark-compact every 40-60 ms in 5 of 12 fresh verification processes; at 64 KiB in none
+ * of 12, and a first pass faulted in 9,500-11,000 pages instead of 13,400-20,400. The dump keeps 1 MiB: with
+ * 64 KiB there too, two medium runs gave dump ratios of 1.107 and 1.152 against 1.087 and 1.082 (bench/RESULTS.md).
  */
-export const STAGE_HIGH_WATER_MARK = 64 * 1024;
+export const READ_HIGH_WATER_MARK = 64 * 1024;
 
 export interface DigestStageOptions {
   /** When set, the stage fails at the end of the stream unless the bytes hash to this (lower-case hex). */
@@ -22,6 +25,8 @@ export interface DigestStageOptions {
   /** Called with the bytes seen so far, at most once per `progressIntervalMs`. */
   onProgress?: (bytes: number) => void;
   progressIntervalMs?: number;
+  /** Default STAGE_HIGH_WATER_MARK; the read path's stages use READ_HIGH_WATER_MARK. */
+  highWaterMark?: number;
 }
 
 /**
@@ -37,7 +42,7 @@ export class DigestStage extends Transform {
   private nextProgressAt = 0;
 
   constructor(options: DigestStageOptions = {}) {
-    super({ highWaterMark: STAGE_HIGH_WATER_MARK });
+    super({ highWaterMark: options.highWaterMark ?? STAGE_HIGH_WATER_MARK });
     this.options = options;
     this.hash =
       options.hash === false && options.expectSha256 === undefined ? undefined : createHash('sha256');
@@ -96,7 +101,11 @@ export function checksumMismatch(key: string, expected: string, actual: string):
  * Collects the first `n` bytes, hands them to `check` (which throws to fail the stream), then passes
  * everything on unchanged. A stream shorter than `n` bytes is checked with what there is at its end.
  */
-export function peekHeader(n: number, check: (head: Buffer) => void): Transform {
+export function peekHeader(
+  n: number,
+  check: (head: Buffer) => void,
+  highWaterMark = STAGE_HIGH_WATER_MARK,
+): Transform {
   const held: Buffer[] = [];
   let heldBytes = 0;
   let checked = false;
@@ -110,7 +119,7 @@ export function peekHeader(n: number, check: (head: Buffer) => void): Transform 
     }
   };
   return new Transform({
-    highWaterMark: STAGE_HIGH_WATER_MARK,
+    highWaterMark,
     transform(chunk: Buffer, _encoding, callback) {
       if (checked) {
         callback(null, chunk);

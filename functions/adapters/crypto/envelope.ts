@@ -9,7 +9,7 @@ import {
 } from '@aws-crypto/client-node';
 import { DecryptionFailedError, isKeycloakBackupError, KeyUnavailableError } from '../../core/errors.js';
 import type { EncryptionDescription, Envelope } from '../../core/ports.js';
-import { STAGE_HIGH_WATER_MARK } from '../streams.js';
+import { READ_HIGH_WATER_MARK } from '../streams.js';
 
 export const SUITE_ID = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
 export const SUITE_NAME = 'ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY';
@@ -51,14 +51,23 @@ export class EsdkEnvelope implements Envelope {
     });
     // The ESDK pipes its encrypt and signature streams without a callback: destroying them mid-message
     // throws an uncaught 'Premature close'. So a failed pipeline lets the message finish into nowhere instead.
-    return new EsdkStage(inner, { destroyInnerOnFailure: false, translate: encryptFailure });
+    return new EsdkStage(inner, {
+      destroyInnerOnFailure: false,
+      translate: encryptFailure,
+      highWaterMark: FRAME_LENGTH,
+    });
   }
 
   decryptStream(expectedContext: Record<string, string>): Transform {
     // Unsigned only: our suite has no signature, so a signed message was not written by this pipeline.
     // maxBodySize bounds what one frame may make us buffer before it is authenticated.
     const inner = client.decryptUnsignedMessageStream(this.keyring, { maxBodySize: FRAME_LENGTH });
-    const stage = new EsdkStage(inner, { destroyInnerOnFailure: true, translate: decryptFailure });
+    const stage = new EsdkStage(inner, {
+      destroyInnerOnFailure: true,
+      translate: decryptFailure,
+      // Its input is the socket's chunks (pg-restore.ts readStages).
+      highWaterMark: READ_HIGH_WATER_MARK,
+    });
     // The header is authenticated and no plaintext has been released when this fires.
     inner.once('MessageHeader', (header: MessageHeader) => {
       const missing = contextMismatches(header.encryptionContext, expectedContext);
@@ -118,9 +127,9 @@ class EsdkStage extends Transform {
 
   constructor(
     inner: Duplex,
-    options: { destroyInnerOnFailure: boolean; translate: (error: unknown) => Error },
+    options: { destroyInnerOnFailure: boolean; translate: (error: unknown) => Error; highWaterMark: number },
   ) {
-    super({ highWaterMark: STAGE_HIGH_WATER_MARK });
+    super({ highWaterMark: options.highWaterMark });
     this.inner = inner;
     this.destroyInnerOnFailure = options.destroyInnerOnFailure;
     inner.on('data', (chunk: Buffer) => {

@@ -13,7 +13,14 @@ import {
 } from '../../core/errors.js';
 import type { Envelope, ObjectStore } from '../../core/ports.js';
 import { assertPgRestoreCanRead, type PgVersion, parsePgVersion } from '../../core/versions.js';
-import { checksumMismatch, DigestStage, discard, peekHeader, STAGE_HIGH_WATER_MARK } from '../streams.js';
+import {
+  checksumMismatch,
+  DigestStage,
+  discard,
+  peekHeader,
+  READ_HIGH_WATER_MARK,
+  STAGE_HIGH_WATER_MARK,
+} from '../streams.js';
 import { lastLines, readToolVersion, spawnTool, type ToolProcess, toolConnection } from './pg-process.js';
 
 /** What the custom-format archive says about itself in its first bytes. */
@@ -25,12 +32,6 @@ export interface ArchiveHeader {
   serverVersion: string;
   pgDumpVersion: PgVersion;
 }
-
-/**
- * What the spool file queues while a write is in flight; the queue then goes out in one writev. At the stages'
- * 64 KiB every socket-sized chunk waited for its own thread-pool write: 0.3 s more per 163 MiB (bench/RESULTS.md).
- */
-const SPOOL_HIGH_WATER_MARK = 1024 * 1024;
 
 /** Enough bytes for the header of any real archive (its strings are a database name and two versions). */
 const ARCHIVE_HEADER_PEEK = 4096;
@@ -240,7 +241,7 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
       const file = join(dir, 'archive.pgdump');
       await runRead(options, read, async (source) => {
         // 0600: the file holds the plain dump (password hashes, keys).
-        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: SPOOL_HIGH_WATER_MARK });
+        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
         await pipeline([source, ...read.stages, sink], signalOption(options));
       });
       const restore = spawnTool(options.pgRestorePath, [...restoreArgs, `--jobs=${jobs}`, file], {
@@ -259,28 +260,35 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
 
 /** The stages every read shares: hash the stored bytes, decrypt, check the archive header and version. */
 function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
+  // The socket's own 16-64 KiB reads go straight on, and every stage holds at most 64 KiB of them
+  // (READ_HIGH_WATER_MARK): gathering them into 1 MiB buffers first (as the dump does with pg_dump's output), or
+  // letting each stage hold 1 MiB, kept buffers alive across scavenges while the decryption holds a frame, and V8
+  // ran a full mark-compact every 40-60 ms; it doubled the CPU of a verification pass (bench/RESULTS.md).
+  const highWaterMark = READ_HIGH_WATER_MARK;
   const stored = new DigestStage({
     expectSha256: options.expectedSha256,
     objectKey: options.key,
     onProgress: options.onProgress,
+    highWaterMark,
   });
   // The authenticated decryption already proves the plaintext; its hash is only worth a pass when asked for.
   const plain = new DigestStage(
     options.expectedPlainSha256 === undefined
-      ? { hash: false }
-      : { expectSha256: options.expectedPlainSha256, objectKey: `${options.key} (decrypted)` },
+      ? { hash: false, highWaterMark }
+      : { expectSha256: options.expectedPlainSha256, objectKey: `${options.key} (decrypted)`, highWaterMark },
   );
   let header: ArchiveHeader | undefined;
-  // The socket's own 16-64 KiB reads go straight on: gathering them into 1 MiB buffers first (as the dump does
-  // with pg_dump's output) made V8 run a full mark-compact every 40-60 ms here, for buffers that outlive
-  // scavenges while the decryption holds a frame; it doubled the CPU of a verification pass (bench/RESULTS.md).
   const stages = [
     stored,
     options.envelope.decryptStream(options.encryptionContext),
-    peekHeader(ARCHIVE_HEADER_PEEK, (head) => {
-      header = parseArchiveHeader(head);
-      if (pgRestore) assertPgRestoreCanRead({ pgRestore, archiveDumpedBy: header.pgDumpVersion });
-    }),
+    peekHeader(
+      ARCHIVE_HEADER_PEEK,
+      (head) => {
+        header = parseArchiveHeader(head);
+        if (pgRestore) assertPgRestoreCanRead({ pgRestore, archiveDumpedBy: header.pgDumpVersion });
+      },
+      highWaterMark,
+    ),
     plain,
   ];
   return {
