@@ -210,7 +210,7 @@ describe('the local stack', () => {
     await store.deleteObjects([key]);
   });
 
-  it("gives every part its bytes' MD5 as ETag and refuses a part for an upload that does not exist, as S3 does", async () => {
+  it("gives every part its bytes' MD5 as ETag and refuses a part or a completion for an upload that does not exist, as S3 does", async () => {
     const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
     const Bucket = stack.primaryBucket;
     const Key = 'keycloak/batched-parts';
@@ -251,6 +251,17 @@ describe('the local stack', () => {
       // Nor may a part arrive after the upload completed.
       await expect(
         client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 3, Body: randomBytes(1024) })),
+      ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+      // Nor may an upload be completed twice.
+      await expect(
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket,
+            Key,
+            UploadId,
+            MultipartUpload: { Parts: sent.map((s, i) => ({ PartNumber: i + 1, ETag: s.ETag! })) },
+          }),
+        ),
       ).rejects.toMatchObject({ name: 'NoSuchUpload' });
     } finally {
       client.destroy();

@@ -124,28 +124,42 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
   };
 }
 
+/** s3rver's error class: thrown from a store method, it becomes the S3 error response with that code. */
+function s3ErrorClass(): S3ErrorConstructor {
+  return require('s3rver/lib/models/error') as S3ErrorConstructor;
+}
+
+/**
+ * The directory of a multipart upload in progress. One that was never created, was aborted or was completed is
+ * NoSuchUpload, as S3 answers, for a part and for the completion alike (s3rver created the directory for a part,
+ * and failed the completion with an internal error).
+ */
+async function existingUploadDir(store: FilesystemStore, bucket: string, uploadId: string): Promise<string> {
+  const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+  const started = await stat(path.join(uploadDir, 'key')).catch(() => undefined);
+  if (started === undefined) {
+    const S3Error = s3ErrorClass();
+    throw new S3Error(
+      'NoSuchUpload',
+      'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+      { UploadId: uploadId },
+    );
+  }
+  return uploadDir;
+}
+
 /** How much of a part's body is gathered before one `writev`. */
 const PART_WRITE_BATCH = 1024 * 1024;
 
 /**
  * Replaces s3rver's UploadPart store, which pipes the body through an MD5 Transform into a WriteStream: one
  * thread-pool write per 64 KiB socket read, 2,600 for a 160 MiB dump, on the same two cores as pg_dump. Here
- * the body's chunks are hashed as they come and written with one `writev` per MiB. As S3 does, a part for an
- * upload that does not exist (aborted, completed, never created) is refused with NoSuchUpload; s3rver created
- * its directory instead.
+ * the body's chunks are hashed as they come and written with one `writev` per MiB, into an upload that exists
+ * (existingUploadDir).
  */
 function storePartsInBatches(store: FilesystemStore): void {
-  const S3Error = require('s3rver/lib/models/error') as S3ErrorConstructor;
   store.putPart = async (bucket, uploadId, partNumber, content) => {
-    const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
-    const started = await stat(path.join(uploadDir, 'key')).catch(() => undefined);
-    if (started === undefined) {
-      throw new S3Error(
-        'NoSuchUpload',
-        'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
-        { UploadId: uploadId },
-      );
-    }
+    const uploadDir = await existingUploadDir(store, bucket, uploadId);
     const partPath = path.join(uploadDir, String(partNumber));
     const md5 = createHash('md5');
     const file = await open(partPath, 'w', 0o600);
@@ -189,9 +203,9 @@ const CAT_BATCH = 500;
  * beside the object, which then takes the object's place by one rename: whole or not at all.
  */
 function completeMultipartLikeS3(store: FilesystemStore): void {
-  const S3Error = require('s3rver/lib/models/error') as S3ErrorConstructor;
+  const S3Error = s3ErrorClass();
   store.putObjectMultipart = async (bucket, uploadId, parts) => {
-    const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const uploadDir = await existingUploadDir(store, bucket, uploadId);
     const partPath = (n: number) => path.join(uploadDir, String(n));
     const [key, metadata] = await Promise.all([
       readFile(path.join(uploadDir, 'key'), 'utf8'),
