@@ -133,6 +133,35 @@ describe('local snapshots', () => {
     expect(again.createdAt).toEqual(info.createdAt);
   });
 
+  it('keeps the WAL the copy needs while checkpoints remove archived segments, and leaves no slot behind', async () => {
+    let settled = false;
+    const copy = snapshots
+      .create({
+        target: TARGET,
+        snapshotId: 'kb-keycloak-20261122t0000z',
+        backupId: '20261122T0000Z',
+        retainUntil: new Date(),
+      })
+      .finally(() => {
+        settled = true;
+      });
+    // What CREATE DATABASE beside a backup does: new WAL, a segment switch, a checkpoint that recycles the old.
+    await query(stack.primaryUrl, 'create table if not exists wal_churn (n int)');
+    let rounds = 0;
+    while (!settled || rounds < 3) {
+      await query(stack.primaryUrl, 'insert into wal_churn select generate_series(1, 20000)');
+      await query(stack.primaryUrl, 'select pg_switch_wal()');
+      await query(stack.primaryUrl, 'checkpoint');
+      rounds += 1;
+    }
+    expect(await copy).toMatchObject({ status: 'available' });
+    const slots = await query(
+      stack.primaryUrl,
+      "select slot_name from pg_replication_slots where slot_name like 'kb_snapshot_%'",
+    );
+    expect(slots).toEqual([]);
+  });
+
   it('copies a snapshot into the DR store, checked, and deletes it there', async () => {
     const copy = await snapshots.copyToDr(TARGET, 'kb-keycloak-20261123t0000z');
     expect(copy).toMatchObject({ status: 'available', region: 'eu-central-1' });

@@ -18,6 +18,7 @@ import {
   systemClock,
 } from '../../core/ports.js';
 import type { PgBinaries } from '../postgres/binaries.js';
+import { connect } from '../postgres/connect.js';
 import { lastLines, spawnTool, toolConnection } from '../postgres/pg-process.js';
 import { DigestStage, holdEndUntil, peekHeader } from '../streams.js';
 
@@ -114,11 +115,32 @@ export class LocalSnapshotEngine implements SnapshotEngine {
     if (existing) return toInfo(existing);
 
     const binaries = await this.options.binaries();
-    const { dbname, env } = toolConnection(await this.options.databases.connectionUrl(target, 'primary'));
+    const primaryUrl = await this.options.databases.connectionUrl(target, 'primary');
+    const { dbname, env } = toolConnection(primaryUrl);
     const key = snapshotArchiveKey(target, snapshotId);
     const context = snapshotEncryptionContext(target, snapshotId);
     const startedAt = this.clock.now();
     const started = Date.now();
+
+    const failure = (detail: string, cause?: unknown) =>
+      new SnapshotFailedError(`base backup of ${target} for ${snapshotId} failed: ${detail}`, {
+        cause,
+        hint: 'the primary must allow replication connections for this role (pg_hba.conf, REPLICATION), and have room for a checkpoint',
+      });
+
+    // -X fetch reads the WAL from the backup's start only at its end. Once archived and streamed to the replica,
+    // that WAL may be removed by any checkpoint meanwhile (CREATE DATABASE forces one), and pg_basebackup then
+    // fails with "COPY stream ended before last file was finished" (the server's log: "requested WAL segment ...
+    // has already been removed"). A temporary slot, reserved now, holds it; it goes with this session.
+    const walHold = await connect(primaryUrl, 'keycloak-backup-snapshot');
+    try {
+      await walHold.query('SELECT pg_create_physical_replication_slot($1, true, true)', [
+        walHoldSlot(snapshotId),
+      ]);
+    } catch (error) {
+      await walHold.end().catch(() => undefined);
+      throw failure(`could not reserve the WAL for the copy: ${(error as Error).message}`, error);
+    }
 
     // -D - writes one tar to stdout; -X fetch puts the WAL the copy needs inside it, so the archive alone restores.
     const tool = spawnTool(
@@ -129,11 +151,6 @@ export class LocalSnapshotEngine implements SnapshotEngine {
     let label: BackupLabel | undefined;
     const plain = new DigestStage();
     const stored = new DigestStage();
-    const failure = (detail: string, cause?: unknown) =>
-      new SnapshotFailedError(`base backup of ${target} for ${snapshotId} failed: ${detail}`, {
-        cause,
-        hint: 'the primary must allow replication connections for this role (pg_hba.conf, REPLICATION), and have room for a checkpoint',
-      });
     try {
       const stdout = tool.child.stdout;
       if (!stdout) throw failure('pg_basebackup has no stdout');
@@ -163,6 +180,9 @@ export class LocalSnapshotEngine implements SnapshotEngine {
       await store.deleteObjects([key]).catch(() => undefined);
       if (isKeycloakBackupError(error)) throw error;
       throw failure((error as Error).message, error);
+    } finally {
+      // Ends the session, and the temporary slot with it.
+      await walHold.end().catch(() => undefined);
     }
 
     const metadata: SnapshotMetadata = {
@@ -355,4 +375,9 @@ export function readBackupLabel(head: Buffer): BackupLabel | undefined {
   const timeline = /^START TIMELINE: (\d+)/m.exec(text)?.[1];
   const startTime = /^START TIME: (.+)$/m.exec(text)?.[1] ?? null;
   return { startLsn, timeline: timeline === undefined ? null : Number(timeline), startTime };
+}
+
+/** A replication slot's name for a snapshot: lower-case letters, digits and underscores, at most 63 bytes. */
+export function walHoldSlot(snapshotId: string): string {
+  return `kb_snapshot_${snapshotId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
