@@ -271,6 +271,7 @@ describe('Lambdas', () => {
     });
     expect(stdout).toMatch(/^glibc\.malloc\.mmap_threshold: 0x2000000 /m);
     expect(stdout).toMatch(/^glibc\.malloc\.trim_threshold: 0x10000000 /m);
+    expect(stdout).toMatch(/^glibc\.malloc\.hugetlb: 0x1 /m);
   });
 
   it('are configured for AWS with credentials from Secrets Manager, never a password in the environment', () => {
