@@ -545,9 +545,13 @@ export class LocalPostgresCluster {
     );
   }
 
-  /** Waits until this standby has replayed everything `primary` has written so far. */
+  /**
+   * Waits until this standby has replayed everything `primary` has committed so far. The insert position, not
+   * pg_current_wal_lsn() (what is written out): with synchronous_commit off (NON_DURABLE_SETTINGS) a commit
+   * returns before its WAL is written, and the standby could be "caught up" without it.
+   */
   async waitForReplayOf(primary: LocalPostgresCluster, timeoutMs = 60_000): Promise<void> {
-    const [row] = await primary.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    const [row] = await primary.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
     const lsn = row?.lsn;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
