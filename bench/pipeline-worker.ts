@@ -4,11 +4,8 @@
 //
 // The environment is the local stack's (stack.env()); the worker builds the same Services the CLI and the local
 // workflow use, and calls the same steps the Lambda handlers call.
-import { createWriteStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
-import { FRAME_LENGTH } from '../functions/adapters/crypto/envelope.js';
-import { coalesce, DigestStage } from '../functions/adapters/streams.js';
+import { writeStoredArchive } from '../functions/adapters/postgres/pg-restore.js';
 import { dumpStep, restoreStep } from '../functions/core/backup-steps.js';
 import { readManifest } from '../functions/core/catalog.js';
 import { describeError } from '../functions/core/errors.js';
@@ -149,15 +146,15 @@ async function operate(job: WorkerJob, services: Services): Promise<Record<strin
     case 'fetch': {
       // The same archive the pipeline stored, decrypted once to disk, for the raw pg_restore side.
       const stored = await storedDumpOf(services, job.target, job.backupId);
-      const plain = new DigestStage({ hash: false });
-      await pipeline(
-        await stored.store.getStream(stored.key),
-        coalesce(FRAME_LENGTH),
-        services.envelope.decryptStream(stored.encryptionContext),
-        plain,
-        createWriteStream(job.file, { mode: 0o600 }),
-      );
-      return { file: job.file, plainBytes: plain.bytes };
+      const written = await writeStoredArchive({
+        store: stored.store,
+        key: stored.key,
+        expectedSha256: stored.storedSha256,
+        envelope: services.envelope,
+        encryptionContext: stored.encryptionContext,
+        file: job.file,
+      });
+      return { file: job.file, plainBytes: written.plainBytes };
     }
   }
 }

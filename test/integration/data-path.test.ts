@@ -1,8 +1,8 @@
 // The data path end to end: the local stack (PostgreSQL primary and hot standby with the Keycloak fixture,
 // s3rver), real pg_dump/pg_restore, real encryption. Dumps are taken from the standby, as in production.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,6 +19,7 @@ import {
   readArchiveList,
   restoreFromStore,
   verifyStoredObject,
+  writeStoredArchive,
 } from '../../functions/adapters/postgres/pg-restore.js';
 import {
   bufferedStdoutEnv,
@@ -205,6 +206,29 @@ describe('dump, store, verify and restore', () => {
     expect(verified.MBps).toBeGreaterThan(0);
   });
 
+  it('writes the plain archive to a file only its owner can read, byte for byte what pg_dump wrote', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
+    try {
+      const file = join(dir, 'archive.pgdump');
+      const written = await writeStoredArchive({
+        store,
+        key: objectKey,
+        expectedSha256: result.storedSha256,
+        envelope,
+        encryptionContext: context,
+        file,
+      });
+      const bytes = await readFile(file);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(result.plainSha256);
+      expect(written.plainBytes).toBe(result.plainBytes);
+      expect(written.storedBytes).toBe(result.storedBytes);
+      expect(written.archive.pgDumpVersion.full).toBe(result.pgDumpVersion);
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each([1, 2])('restores into a new database with identical table counts (jobs=%i)', async (jobs) => {
     const database = `restored_${jobs}`;
     await onPrimary(`create database ${database}`);
@@ -264,6 +288,18 @@ describe('dump, store, verify and restore', () => {
 
     it('fails the verification with ChecksumMismatchError', async () => {
       await expect(verifyStoredObject(read())).rejects.toBeInstanceOf(ChecksumMismatchError);
+    });
+
+    it('fails writing the archive file with ChecksumMismatchError and leaves no partial file', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
+      try {
+        const file = join(dir, 'archive.pgdump');
+        const failure = await writeStoredArchive({ ...read(), file }).catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(ChecksumMismatchError);
+        expect(existsSync(file)).toBe(false);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('fails the restore with ChecksumMismatchError', async () => {
@@ -407,7 +443,7 @@ describe('failures while writing', () => {
       inSnapshot: async () => ({}),
     }).catch((e: unknown) => e);
 
-    expect(failure).toBeInstanceOf(DumpFailedError);
+    expect(failure, String(failure)).toBeInstanceOf(DumpFailedError);
     expect((failure as Error).message).toMatch(/permission denied/);
     expect(await store.head(objectKey)).toBeUndefined();
     expect(await uploadsLeft()).toEqual([]);

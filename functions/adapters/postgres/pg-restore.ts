@@ -239,11 +239,7 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
     const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'kb-restore-'));
     try {
       const file = join(dir, 'archive.pgdump');
-      await runRead(options, read, async (source) => {
-        // 0600: the file holds the plain dump (password hashes, keys).
-        const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
-        await pipeline([source, ...read.stages, sink], signalOption(options));
-      });
+      await spool(options, read, file);
       const restore = spawnTool(options.pgRestorePath, [...restoreArgs, `--jobs=${jobs}`, file], {
         env,
         stdin: 'ignore',
@@ -256,6 +252,39 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
     }
   }
   return { ...read.result(started), archive: read.header(), pgRestoreVersion: tool.full, jobs };
+}
+
+export interface StoredArchiveFile extends VerifyResult {
+  archive: ArchiveHeader;
+}
+
+/**
+ * Writes the plain archive of a stored dump to `file`, read and checked as a restore reads it (SHA-256 of the
+ * stored bytes, authenticated decryption, archive header). On any failure the file is removed, so no partial
+ * archive is left to be taken for a whole one. For tools that read the archive themselves, such as the
+ * benchmark's raw pg_restore.
+ */
+export async function writeStoredArchive(
+  options: ReadStoredOptions & { file: string },
+): Promise<StoredArchiveFile> {
+  const started = performance.now();
+  const read = readStages(options);
+  try {
+    await spool(options, read, options.file);
+  } catch (error) {
+    await rm(options.file, { force: true });
+    throw error;
+  }
+  return { ...read.result(started), archive: read.header() };
+}
+
+/** Reads the object through `read`'s stages into a new file, mode 0600: it holds the plain dump (password
+ * hashes, keys). The sink takes 1 MiB at a time: at 64 KiB every chunk waited for its own write. */
+function spool(options: ReadStoredOptions, read: ReturnType<typeof readStages>, file: string): Promise<void> {
+  return runRead(options, read, async (source) => {
+    const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
+    await pipeline([source, ...read.stages, sink], signalOption(options));
+  });
 }
 
 /** The stages every read shares: hash the stored bytes, decrypt, check the archive header and version. */
