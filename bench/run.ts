@@ -352,6 +352,7 @@ async function main(): Promise<number> {
     const archive = path.join(work, 'archive.pgdump');
     if (phases.has('restore')) {
       say('decrypting the stored archive once to disk for the raw pg_restore');
+      await rm(archive, { force: true }); // left by a run that was killed: the worker writes a new file only
       await worker({ mode: 'fetch', target: STACK_TARGET, backupId: reference, file: archive });
     }
     const restoreUrl = restoreCluster.url(RESTORE_DATABASE);

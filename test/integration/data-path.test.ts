@@ -224,6 +224,19 @@ describe('dump, store, verify and restore', () => {
       expect(written.storedBytes).toBe(result.storedBytes);
       expect(written.archive.pgDumpVersion.full).toBe(result.pgDumpVersion);
       expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+      // A file that is there already is neither overwritten (it would keep its own mode) nor removed.
+      await writeFile(file, 'someone else');
+      const again = await writeStoredArchive({
+        store,
+        key: objectKey,
+        expectedSha256: result.storedSha256,
+        envelope,
+        encryptionContext: context,
+        file,
+      }).catch((e: unknown) => e);
+      expect((again as NodeJS.ErrnoException).code).toBe('EEXIST');
+      expect(await readFile(file, 'utf8')).toBe('someone else');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

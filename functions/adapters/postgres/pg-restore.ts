@@ -1,6 +1,5 @@
 // Reads a stored dump back: checksum, decryption, archive header, then pg_restore (--list, or into a database).
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Readable, Writable } from 'node:stream';
@@ -260,31 +259,40 @@ export interface StoredArchiveFile extends VerifyResult {
 
 /**
  * Writes the plain archive of a stored dump to `file`, read and checked as a restore reads it (SHA-256 of the
- * stored bytes, authenticated decryption, archive header). On any failure the file is removed, so no partial
- * archive is left to be taken for a whole one. For tools that read the archive themselves, such as the
- * benchmark's raw pg_restore.
+ * stored bytes, authenticated decryption, archive header). The file must not exist yet: it is created with mode
+ * 0600, and on any later failure it is removed, so no partial archive is left to be taken for a whole one. For
+ * tools that read the archive themselves, such as the benchmark's raw pg_restore.
  */
 export async function writeStoredArchive(
   options: ReadStoredOptions & { file: string },
 ): Promise<StoredArchiveFile> {
   const started = performance.now();
   const read = readStages(options);
-  try {
-    await spool(options, read, options.file);
-  } catch (error) {
-    await rm(options.file, { force: true });
-    throw error;
-  }
+  await spool(options, read, options.file);
   return { ...read.result(started), archive: read.header() };
 }
 
-/** Reads the object through `read`'s stages into a new file, mode 0600: it holds the plain dump (password
- * hashes, keys). The sink takes 1 MiB at a time: at 64 KiB every chunk waited for its own write. */
-function spool(options: ReadStoredOptions, read: ReturnType<typeof readStages>, file: string): Promise<void> {
-  return runRead(options, read, async (source) => {
-    const sink = createWriteStream(file, { mode: 0o600, highWaterMark: STAGE_HIGH_WATER_MARK });
-    await pipeline([source, ...read.stages, sink], signalOption(options));
-  });
+/**
+ * Reads the object through `read`'s stages into `file`, created anew with mode 0600 (an existing file would keep
+ * its own mode, and this one holds the plain dump: password hashes, keys); removed again if anything fails. The
+ * sink takes 1 MiB at a time: at 64 KiB every chunk waited for its own write.
+ */
+async function spool(
+  options: ReadStoredOptions,
+  read: ReturnType<typeof readStages>,
+  file: string,
+): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await runRead(options, read, async (source) => {
+      const sink = handle.createWriteStream({ highWaterMark: STAGE_HIGH_WATER_MARK });
+      await pipeline([source, ...read.stages, sink], signalOption(options));
+    });
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await rm(file, { force: true });
+    throw error;
+  }
 }
 
 /** The stages every read shares: hash the stored bytes, decrypt, check the archive header and version. */
