@@ -508,6 +508,7 @@ describe('failures while writing', () => {
       expect(sentCommands).toContain('AbortMultipartUploadCommand');
       expect(sentCommands).not.toContain('CompleteMultipartUploadCommand');
       expect(await store.head(objectKey)).toBeUndefined();
+      expect(await uploadsLeft()).toEqual([]);
     });
 
     it('reports a recovery conflict as TransientError', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -272,6 +273,42 @@ describe('the local stack', () => {
           }),
         ),
       ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('aborts a multipart upload, its parts removed, and refuses an abort for an upload or key that is not there, as S3 does', async () => {
+    const client = new S3Client(localS3ClientConfig(stack.s3Endpoint, 'eu-west-1'));
+    const Bucket = stack.primaryBucket;
+    const Key = 'keycloak/aborted-multipart';
+    const uploads = path.join(stack.stateDir, 's3', Bucket, '._S3rver_uploads');
+    try {
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+      await client.send(
+        new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 1, Body: randomBytes(1024) }),
+      );
+      expect(await readdir(uploads)).toContain(UploadId);
+
+      // Another key's abort does not touch this upload.
+      await expect(
+        client.send(new AbortMultipartUploadCommand({ Bucket, Key: 'keycloak/other', UploadId })),
+      ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+      expect(await readdir(uploads)).toContain(UploadId);
+
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+      expect(await readdir(uploads)).not.toContain(UploadId);
+      await expect(
+        client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 2, Body: randomBytes(1024) })),
+      ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+      await expect(
+        client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
+      ).rejects.toMatchObject({
+        name: 'NoSuchUpload',
+      });
+      await expect(client.send(new HeadObjectCommand({ Bucket, Key }))).rejects.toMatchObject({
+        name: 'NotFound',
+      });
     } finally {
       client.destroy();
     }

@@ -61,11 +61,22 @@ interface FilesystemStore {
   ): Promise<{ size: number; md5: string }>;
 }
 
+/** The slice of a Koa context the abort below reads and sets. */
+interface RequestContext {
+  method: string;
+  path: string;
+  query: Record<string, string | string[] | undefined>;
+  status: number;
+}
+type Middleware = (ctx: RequestContext, next: () => Promise<void>) => Promise<void>;
+
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
   httpServer?: Server;
   store: FilesystemStore;
+  /** Koa's middleware list: s3rver's router is the last entry. */
+  middleware: Middleware[];
 }
 type S3ErrorConstructor = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
@@ -89,6 +100,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
     });
     storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
+    abortMultipartLikeS3(server);
     const address = await server.run();
     return { server, address };
   };
@@ -146,6 +158,29 @@ async function existingUploadDir(store: FilesystemStore, bucket: string, uploadI
     );
   }
   return uploadDir;
+}
+
+/**
+ * AbortMultipartUpload (DELETE /bucket/key?uploadId=…), which s3rver answers with 405: a failed dump's parts would
+ * stay on disk. As S3 does, it removes the upload's parts and answers 204, and an upload that does not exist, or
+ * belongs to another key, is NoSuchUpload. It runs just before s3rver's router, so without s3rver's signature
+ * check; the server listens on loopback only and accepts one well-known key anyway.
+ */
+function abortMultipartLikeS3(server: S3rverInstance): void {
+  const abort: Middleware = async (ctx, next) => {
+    const uploadId = ctx.query.uploadId;
+    if (ctx.method !== 'DELETE' || typeof uploadId !== 'string') return next();
+    const [bucket = '', ...keyParts] = ctx.path.slice(1).split('/').map(decodeURIComponent);
+    const uploadDir = await existingUploadDir(server.store, bucket, uploadId);
+    const key = await readFile(path.join(uploadDir, 'key'), 'utf8');
+    if (key !== keyParts.join('/')) {
+      const S3Error = s3ErrorClass();
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+    }
+    await rm(uploadDir, { recursive: true, force: true });
+    ctx.status = 204;
+  };
+  server.middleware.splice(server.middleware.length - 1, 0, abort);
 }
 
 /** How much of a part's body is gathered before one `writev`. */
