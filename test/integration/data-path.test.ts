@@ -210,14 +210,16 @@ describe('dump, store, verify and restore', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
     try {
       const file = join(dir, 'archive.pgdump');
-      const written = await writeStoredArchive({
-        store,
-        key: objectKey,
-        expectedSha256: result.storedSha256,
-        envelope,
-        encryptionContext: context,
-        file,
-      });
+      const write = () =>
+        writeStoredArchive({
+          store,
+          key: objectKey,
+          expectedSha256: result.storedSha256,
+          envelope,
+          encryptionContext: context,
+          file,
+        });
+      const written = await write();
       const bytes = await readFile(file);
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(result.plainSha256);
       expect(written.plainBytes).toBe(result.plainBytes);
@@ -227,14 +229,7 @@ describe('dump, store, verify and restore', () => {
 
       // A file that is there already is neither overwritten (it would keep its own mode) nor removed.
       await writeFile(file, 'someone else');
-      const again = await writeStoredArchive({
-        store,
-        key: objectKey,
-        expectedSha256: result.storedSha256,
-        envelope,
-        encryptionContext: context,
-        file,
-      }).catch((e: unknown) => e);
+      const again = await write().catch((e: unknown) => e);
       expect((again as NodeJS.ErrnoException).code).toBe('EEXIST');
       expect(await readFile(file, 'utf8')).toBe('someone else');
     } finally {
