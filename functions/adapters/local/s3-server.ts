@@ -142,22 +142,28 @@ function s3ErrorClass(): S3ErrorConstructor {
 }
 
 /**
- * The directory of a multipart upload in progress. One that was never created, was aborted or was completed is
- * NoSuchUpload, as S3 answers, for a part and for the completion alike (s3rver created the directory for a part,
- * and failed the completion with an internal error).
+ * A multipart upload in progress: its directory and the key it was started for. One that was never created, was
+ * aborted or was completed is NoSuchUpload, as S3 answers, for a part, the completion and the abort alike (s3rver
+ * created the directory for a part, and failed the completion with an internal error).
  */
-async function existingUploadDir(store: FilesystemStore, bucket: string, uploadId: string): Promise<string> {
-  const uploadDir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
-  const started = await stat(path.join(uploadDir, 'key')).catch(() => undefined);
-  if (started === undefined) {
-    const S3Error = s3ErrorClass();
-    throw new S3Error(
-      'NoSuchUpload',
-      'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
-      { UploadId: uploadId },
-    );
-  }
-  return uploadDir;
+async function openUpload(
+  store: FilesystemStore,
+  bucket: string,
+  uploadId: string,
+): Promise<{ dir: string; key: string }> {
+  const dir = path.join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+  const key = await readFile(path.join(dir, 'key'), 'utf8').catch(() => undefined);
+  if (key === undefined) throw noSuchUpload(uploadId);
+  return { dir, key };
+}
+
+function noSuchUpload(uploadId: string): Error {
+  const S3Error = s3ErrorClass();
+  return new S3Error(
+    'NoSuchUpload',
+    'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+    { UploadId: uploadId },
+  );
 }
 
 /**
@@ -171,13 +177,9 @@ function abortMultipartLikeS3(server: S3rverInstance): void {
     const uploadId = ctx.query.uploadId;
     if (ctx.method !== 'DELETE' || typeof uploadId !== 'string') return next();
     const [bucket = '', ...keyParts] = ctx.path.slice(1).split('/').map(decodeURIComponent);
-    const uploadDir = await existingUploadDir(server.store, bucket, uploadId);
-    const key = await readFile(path.join(uploadDir, 'key'), 'utf8');
-    if (key !== keyParts.join('/')) {
-      const S3Error = s3ErrorClass();
-      throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
-    }
-    await rm(uploadDir, { recursive: true, force: true });
+    const upload = await openUpload(server.store, bucket, uploadId);
+    if (upload.key !== keyParts.join('/')) throw noSuchUpload(uploadId);
+    await rm(upload.dir, { recursive: true, force: true });
     ctx.status = 204;
   };
   server.middleware.splice(server.middleware.length - 1, 0, abort);
@@ -190,11 +192,11 @@ const PART_WRITE_BATCH = 1024 * 1024;
  * Replaces s3rver's UploadPart store, which pipes the body through an MD5 Transform into a WriteStream: one
  * thread-pool write per 64 KiB socket read, 2,600 for a 160 MiB dump, on the same two cores as pg_dump. Here
  * the body's chunks are hashed as they come and written with one `writev` per MiB, into an upload that exists
- * (existingUploadDir).
+ * (openUpload).
  */
 function storePartsInBatches(store: FilesystemStore): void {
   store.putPart = async (bucket, uploadId, partNumber, content) => {
-    const uploadDir = await existingUploadDir(store, bucket, uploadId);
+    const { dir: uploadDir } = await openUpload(store, bucket, uploadId);
     const partPath = path.join(uploadDir, String(partNumber));
     const md5 = createHash('md5');
     const file = await open(partPath, 'w', 0o600);
@@ -240,14 +242,12 @@ const CAT_BATCH = 500;
 function completeMultipartLikeS3(store: FilesystemStore): void {
   const S3Error = s3ErrorClass();
   store.putObjectMultipart = async (bucket, uploadId, parts) => {
-    const uploadDir = await existingUploadDir(store, bucket, uploadId);
+    const { dir: uploadDir, key } = await openUpload(store, bucket, uploadId);
     const partPath = (n: number) => path.join(uploadDir, String(n));
-    const [key, metadata] = await Promise.all([
-      readFile(path.join(uploadDir, 'key'), 'utf8'),
-      readFile(path.join(uploadDir, 'metadata'), 'utf8').then(
-        (text) => JSON.parse(text) as Record<string, unknown>,
-      ),
-    ]);
+    const metadata = JSON.parse(await readFile(path.join(uploadDir, 'metadata'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     if (parts.length === 0) throw new S3Error('MalformedXML', 'The multipart upload lists no parts.');
     const digests: Buffer[] = [];
     let previous = 0;
