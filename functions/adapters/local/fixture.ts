@@ -16,11 +16,8 @@ const execFileAsync = promisify(execFile);
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** The fixture shipped next to the repository (see shared/fixtures/keycloak/README.md). */
-export const DEFAULT_FIXTURE_PATH = path.resolve(
-  REPO_ROOT,
-  '../shared/fixtures/keycloak/kc-26.0.8/keycloak.sql',
-);
+/** The fixture the repository carries (see fixtures/keycloak/README.md for its source and licence). */
+export const DEFAULT_FIXTURE_PATH = path.resolve(REPO_ROOT, 'fixtures/keycloak/kc-26.0.8/keycloak.sql');
 
 /** The role that owns every object in the fixture. */
 export const FIXTURE_OWNER = 'keycloak';
