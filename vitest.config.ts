@@ -9,6 +9,5 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     pool: 'forks',
-    setupFiles: ['test/setup.ts'],
   },
 });

@@ -1,5 +1,4 @@
 // Runs the deployable ASL files locally with aws-local-stepfunctions, every Task bound to its real handler in-process.
-import '../functions/platform/polyfills.js';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';

@@ -1,5 +1,4 @@
 // The keycloak-backup command line: local stack by default (see README for AWS).
-import '../functions/platform/polyfills.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { isKeycloakBackupError } from '../functions/core/errors.js';
 import { backupCommand } from './commands/backup.js';
