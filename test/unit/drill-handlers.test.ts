@@ -1,16 +1,9 @@
 // The drill handlers over fake ports: no processes, no network.
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { drillReportSchema } from '../../functions/core/drill.js';
-import { InvalidInputError, ObjectNotFoundError, RestoreWindowError } from '../../functions/core/errors.js';
+import { InvalidInputError, RestoreWindowError } from '../../functions/core/errors.js';
 import { drillReportKey, manifestKey } from '../../functions/core/layout.js';
-import type {
-  DrillInstance,
-  KeycloakVerification,
-  ObjectStore,
-  PointInTimeEngine,
-  StoredObject,
-} from '../../functions/core/ports.js';
+import type { DrillInstance, KeycloakVerification, PointInTimeEngine } from '../../functions/core/ports.js';
 import { makeHandler as makeRecord } from '../../functions/handlers/record-drill.js';
 import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
@@ -18,44 +11,10 @@ import { makeHandler as makeVerify } from '../../functions/handlers/verify-drill
 import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { MemoryObjectStore } from '../support/memory-object-store.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
-
-class MemoryStore implements ObjectStore {
-  readonly bucket = 'kb-primary';
-  readonly region = 'eu-west-1';
-  readonly objects = new Map<string, Buffer>();
-  async putStream(key: string, body: Readable) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-    this.objects.set(key, Buffer.concat(chunks));
-    return { bytes: this.objects.get(key)!.length };
-  }
-  async putJson(key: string, value: unknown) {
-    this.objects.set(key, Buffer.from(JSON.stringify(value)));
-  }
-  async getStream(key: string) {
-    return Readable.from([this.objects.get(key) ?? Buffer.alloc(0)]);
-  }
-  async getJson(key: string) {
-    const body = this.objects.get(key);
-    if (!body) throw new ObjectNotFoundError(key);
-    return JSON.parse(body.toString()) as unknown;
-  }
-  async head(key: string) {
-    const body = this.objects.get(key);
-    return body ? { key, size: body.length, lastModified: now } : undefined;
-  }
-  async *list(prefix: string): AsyncIterable<StoredObject> {
-    for (const [key, body] of this.objects) {
-      if (key.startsWith(prefix)) yield { key, size: body.length, lastModified: now };
-    }
-  }
-  async deleteObjects(keys: readonly string[]) {
-    for (const key of keys) this.objects.delete(key);
-  }
-}
 
 class FakePitr implements PointInTimeEngine {
   restored: string[] = [];
@@ -87,7 +46,7 @@ class FakePitr implements PointInTimeEngine {
 
 function fakeServices(
   overrides: Partial<Services> = {},
-): Services & { store: MemoryStore; pitrFake: FakePitr } {
+): Services & { store: MemoryObjectStore; pitrFake: FakePitr } {
   const config = parseConfig({
     KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
     KB_PRIMARY_BUCKET: 'kb-primary',
@@ -97,7 +56,7 @@ function fakeServices(
     KB_OUTBOX_FILE: '/nonexistent/outbox',
     KB_LOCAL_STATE_DIR: '/nonexistent/state',
   });
-  const store = new MemoryStore();
+  const store = new MemoryObjectStore({ bucket: 'kb-primary', region: 'eu-west-1', now: () => now });
   const pitrFake = new FakePitr();
   const services = {
     config,
