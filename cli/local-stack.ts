@@ -1,5 +1,6 @@
 // The local stack: a PostgreSQL primary with a WAL archive, its streaming hot standby, s3rver and the key file.
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURE_OWNER, loadKeycloakFixture } from '../functions/adapters/local/fixture.js';
@@ -89,13 +90,49 @@ interface StackState {
   seeded: boolean;
 }
 
-async function readState(stateDir: string): Promise<StackState | undefined> {
+type StateRead =
+  | { kind: 'absent' }
+  | { kind: 'ok'; state: StackState }
+  | { kind: 'unreadable'; reason: string };
+
+async function readState(stateDir: string): Promise<StateRead> {
+  let text: string;
   try {
-    const state = JSON.parse(await readFile(path.join(stateDir, STATE_FILE), 'utf8')) as StackState;
-    return state.version === STATE_VERSION ? state : undefined;
-  } catch {
-    return undefined;
+    text = await readFile(path.join(stateDir, STATE_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
+    return { kind: 'unreadable', reason: (error as Error).message };
   }
+  let state: StackState;
+  try {
+    state = JSON.parse(text) as StackState;
+  } catch {
+    return { kind: 'unreadable', reason: 'it is not valid JSON (truncated?)' };
+  }
+  if (typeof state !== 'object' || state === null)
+    return { kind: 'unreadable', reason: 'it is not an object' };
+  if (state.version !== STATE_VERSION) {
+    return {
+      kind: 'unreadable',
+      reason: `it has state version ${String(state.version)}, this program reads version ${STATE_VERSION}`,
+    };
+  }
+  return { kind: 'ok', state };
+}
+
+/** What to run when the state file does not describe the clusters on disk: never done silently. */
+function repairHint(stateDir: string): string {
+  const dir = shellArg(stateDir);
+  return (
+    `nothing was changed. If the clusters in ${stateDir} are the ones this stack made, rewrite the state file from ` +
+    `them with \`keycloak-backup --state-dir ${dir} repair-state\` (deletes nothing); to throw the clusters and ` +
+    `the WAL archive away and start afresh, run \`keycloak-backup --state-dir ${dir} reset-local --yes\` ` +
+    '(the key file and the buckets are kept)'
+  );
+}
+
+function shellArg(text: string): string {
+  return /^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 async function writeState(stateDir: string, state: StackState): Promise<void> {
@@ -186,8 +223,7 @@ function uninstallHandlers(): void {
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const log = options.log ?? (() => {});
   const durable = options.durable ?? true;
-  const stateDir = path.resolve(options.stateDir);
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const stateDir = await prepareStateDir(options.stateDir);
   // The postgres user (when we are root) must pass through to its own folders inside.
   await allowServerTraversal(stateDir);
 
@@ -204,6 +240,129 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   } catch (error) {
     await unlock();
     throw error;
+  }
+}
+
+/**
+ * Checks and creates the state folder. An empty name would put the whole stack (key included) in the current
+ * folder; Node's recursive mkdir spins forever under /proc, so the folders are made one level at a time.
+ */
+export async function prepareStateDir(dir: string): Promise<string> {
+  if (dir.trim() === '') {
+    throw new ConfigurationError(
+      'the local state folder is empty (--state-dir "" or KB_LOCAL_STATE_DIR="")',
+      {
+        hint: 'give a folder, e.g. --state-dir ./.local, or leave the option out for the default',
+      },
+    );
+  }
+  const stateDir = path.resolve(dir);
+  const missing: string[] = [];
+  let current = stateDir;
+  for (;;) {
+    const info = await stat(current).catch((error: NodeJS.ErrnoException) => error);
+    if (!(info instanceof Error)) {
+      if (!info.isDirectory()) {
+        throw new ConfigurationError(
+          `the local state folder ${stateDir} cannot be made: ${current} is not a folder`,
+          {
+            hint: 'choose another --state-dir',
+          },
+        );
+      }
+      break;
+    }
+    if (info.code !== 'ENOENT' || path.dirname(current) === current) {
+      throw new ConfigurationError(`the local state folder ${stateDir} cannot be made: ${info.message}`, {
+        hint: 'choose another --state-dir',
+      });
+    }
+    missing.unshift(current);
+    current = path.dirname(current);
+  }
+  for (const folder of missing) {
+    try {
+      await mkdir(folder, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new ConfigurationError(
+        `the local state folder ${stateDir} cannot be made: ${(error as Error).message}`,
+        { cause: error, hint: 'choose a --state-dir in a folder you can write to' },
+      );
+    }
+  }
+  try {
+    await access(stateDir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new ConfigurationError(`the local state folder ${stateDir} is not writable`, {
+      cause: error,
+      hint: 'choose a --state-dir in a folder you can write to',
+    });
+  }
+  return stateDir;
+}
+
+/**
+ * Writes a new state file from the clusters on disk (after a truncated or outdated one): deletes nothing, starts
+ * nothing. The ports are picked afresh at the next start.
+ */
+export async function repairStackState(dir: string, log: (line: string) => void = () => {}): Promise<void> {
+  const stateDir = await prepareStateDir(dir);
+  const unlock = await lockStateDir(stateDir);
+  try {
+    const primaryData = path.join(stateDir, 'primary', 'data');
+    const replicaData = path.join(stateDir, 'replica', 'data');
+    const major = (await readFile(path.join(primaryData, 'PG_VERSION'), 'utf8').catch(() => '')).trim();
+    if (!/^\d+$/.test(major) || !(await exists(path.join(replicaData, 'PG_VERSION')))) {
+      throw new ConfigurationError(
+        `${stateDir} does not hold both a primary and a replica cluster to describe`,
+        {
+          hint: `start afresh with \`keycloak-backup --state-dir ${shellArg(stateDir)} reset-local --yes\` (the key file and the buckets are kept)`,
+        },
+      );
+    }
+    const previous = await readState(stateDir);
+    if (previous.kind === 'unreadable') {
+      const aside = path.join(stateDir, `${STATE_FILE}.unreadable-${Date.now()}`);
+      await rename(path.join(stateDir, STATE_FILE), aside);
+      log(`the unreadable state file was kept as ${aside}`);
+    }
+    // Seeded: a finished first run loads the fixture before it is marked ready, and a user's own data counts too.
+    await writeState(stateDir, { version: STATE_VERSION, pgMajor: Number(major), ready: true, seeded: true });
+    log(`state file rewritten: primary and replica of PostgreSQL ${major} in ${stateDir}`);
+  } finally {
+    await unlock();
+  }
+}
+
+/**
+ * Stops and deletes the local clusters, their WAL archive, drill and recovery copies and spools: only when the
+ * user asked for exactly that (`reset-local --yes`). The key file and the buckets stay.
+ */
+export async function resetLocalStack(dir: string, log: (line: string) => void = () => {}): Promise<void> {
+  const stateDir = await prepareStateDir(dir);
+  const unlock = await lockStateDir(stateDir);
+  try {
+    const binaries = await findBinariesFor(stateDir, undefined, { server: true }).catch(() => undefined);
+    // Drill and recovery copies live in drills/<id>/data, the layout of a cluster's base folder.
+    const drills = (await readdir(path.join(stateDir, 'drills')).catch(() => [] as string[])).map((id) =>
+      path.join('drills', id),
+    );
+    for (const name of [...drills, 'replica', 'primary']) {
+      const baseDir = path.join(stateDir, name);
+      if (binaries && (await exists(path.join(baseDir, 'data')))) {
+        await new LocalPostgresCluster({ name, baseDir, binaries, port: 0, log }).stop();
+      }
+    }
+    for (const name of ['replica', 'primary', 'wal-archive', 'drills', 'tmp', STATE_FILE]) {
+      const target = path.join(stateDir, name);
+      if (await exists(target)) {
+        await rm(target, { recursive: true, force: true });
+        log(`removed ${target}`);
+      }
+    }
+  } finally {
+    await unlock();
   }
 }
 
@@ -240,7 +399,6 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
   const { stateDir, binaries, serverVersion, keyFile, durable, log, unlock } = context;
 
   const walArchiveDir = path.join(stateDir, 'wal-archive');
-  let state = await readState(stateDir);
   const primary = new LocalPostgresCluster({
     name: 'primary',
     baseDir: path.join(stateDir, 'primary'),
@@ -260,7 +418,33 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     log,
   });
 
-  if (state?.ready && (await primary.isInitialized())) {
+  const read = await readState(stateDir);
+  const onDisk = {
+    primary: await exists(primary.baseDir),
+    replica: await exists(replica.baseDir),
+    walArchive: await exists(walArchiveDir),
+  };
+  const holdsData = onDisk.primary || onDisk.replica || onDisk.walArchive;
+  let state: StackState | undefined;
+  if (read.kind === 'unreadable') {
+    throw new ConfigurationError(
+      `the local stack's state file ${path.join(stateDir, STATE_FILE)} cannot be used: ${read.reason}`,
+      { hint: repairHint(stateDir) },
+    );
+  } else if (read.kind === 'absent') {
+    if (holdsData) {
+      throw new ConfigurationError(
+        `${stateDir} holds clusters or a WAL archive but no state file (${STATE_FILE}): they are left alone`,
+        { hint: repairHint(stateDir) },
+      );
+    }
+  } else if (read.state.ready) {
+    if (!(await primary.isInitialized()) || !(await replica.isInitialized())) {
+      throw new ConfigurationError(
+        `the state file says the local stack in ${stateDir} is set up, but the ${onDisk.primary ? 'replica' : 'primary'} cluster is missing`,
+        { hint: repairHint(stateDir) },
+      );
+    }
     const dataMajor = await primary.dataMajor();
     if (dataMajor !== serverVersion.major) {
       throw new ConfigurationError(
@@ -270,15 +454,17 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
         },
       );
     }
-  } else if (state || (await exists(primary.baseDir)) || (await exists(replica.baseDir))) {
-    log('a previous first run did not finish: clearing its clusters and WAL archive');
+    state = read.state;
+  } else {
+    // Our own first run, recorded as unfinished before it created anything: the stack was never handed to anyone,
+    // so what it made holds nothing but what it was making.
+    log('a previous first run did not finish: clearing the clusters and WAL archive it was creating');
     await Promise.allSettled([replica.stop(), primary.stop()]);
     await Promise.all(
       [primary.baseDir, replica.baseDir, walArchiveDir].map((dir) =>
         rm(dir, { recursive: true, force: true }),
       ),
     );
-    state = undefined;
   }
 
   // s3rver starts while the clusters do. Loading it blocks the event loop for a second (a large CommonJS tree), so

@@ -1,12 +1,13 @@
 // The keycloak-backup command line: local stack by default (see README for AWS).
 import { Command, InvalidArgumentError } from 'commander';
-import { isKeycloakBackupError } from '../functions/core/errors.js';
+import { InvalidInputError, isKeycloakBackupError } from '../functions/core/errors.js';
 import { backupCommand } from './commands/backup.js';
 import { demoCommand } from './commands/demo.js';
 import { drillCommand, pitrCommand } from './commands/drill.js';
 import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
+import { defaultStateDir, repairStackState, resetLocalStack } from './local-stack.js';
 
 const positive = (value: string) => {
   const n = Number(value);
@@ -96,6 +97,26 @@ program
   .option('--target <name>', 'the target to recover, when there are several')
   .action(async (options) => {
     exitCode = await pitrCommand({ stateDir: stateDir(), ...options });
+  });
+
+program
+  .command('repair-state')
+  .description('rewrite the local stack state file from the clusters on disk (deletes nothing)')
+  .action(async () => {
+    await repairStackState(stateDir() ?? defaultStateDir(), (line) => console.error(line));
+  });
+
+program
+  .command('reset-local')
+  .description('stop and DELETE the local clusters, WAL archive and drill copies (key file and buckets kept)')
+  .option('--yes', 'really delete them')
+  .action(async (options: { yes?: boolean }) => {
+    if (!options.yes) {
+      throw new InvalidInputError('reset-local deletes the local database clusters and their WAL archive', {
+        hint: 'run it again with --yes if that is what you want',
+      });
+    }
+    await resetLocalStack(stateDir() ?? defaultStateDir(), (line) => console.error(line));
   });
 
 try {
