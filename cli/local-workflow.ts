@@ -6,8 +6,10 @@ import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-l
 import { ConfigurationError } from '../functions/core/errors.js';
 import { handlerFactories, type LambdaEntry } from '../functions/handlers/index.js';
 import type { Services } from '../functions/platform/services.js';
+import { allStates } from '../statemachines/build/asl.js';
+import type { MachineName } from '../statemachines/build/index.js';
 
-export type MachineName = 'backup' | 'restore-drill';
+export type { MachineName };
 
 export interface WorkflowEvent {
   type: string;
@@ -41,36 +43,13 @@ export interface WorkflowResult {
   events: WorkflowEvent[];
 }
 
+/** The committed ASL file: the runner executes exactly what deploys (a test keeps it equal to the builder's output). */
 export function definitionPath(machine: MachineName): string {
   return fileURLToPath(new URL(`../statemachines/${machine}.asl.json`, import.meta.url));
 }
 
 export async function loadDefinition(machine: MachineName): Promise<StateMachineDefinition> {
   return JSON.parse(await readFile(definitionPath(machine), 'utf8')) as StateMachineDefinition;
-}
-
-interface StateNode {
-  Type: string;
-  Parameters?: { FunctionName?: string };
-  TimeoutSeconds?: number;
-  Branches?: { States: Record<string, StateNode> }[];
-  ItemProcessor?: { States: Record<string, StateNode> };
-  Iterator?: { States: Record<string, StateNode> };
-}
-
-/** Every state of a definition, nested ones included, by name. */
-export function allStates(definition: { States: Record<string, unknown> }): [string, StateNode][] {
-  const found: [string, StateNode][] = [];
-  const walk = (states: Record<string, StateNode>) => {
-    for (const [name, state] of Object.entries(states)) {
-      found.push([name, state]);
-      for (const branch of state.Branches ?? []) walk(branch.States);
-      const inner = state.ItemProcessor ?? state.Iterator;
-      if (inner) walk(inner.States);
-    }
-  };
-  walk(definition.States as Record<string, StateNode>);
-  return found;
 }
 
 export async function runWorkflow(options: RunWorkflowOptions): Promise<WorkflowResult> {
@@ -86,7 +65,7 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<Workflow
     if (state.Type === 'Wait') waitTimeOverrides[stateName] = options.waitMs ?? 1000;
     if (options.retryIntervalMs !== undefined) retryIntervalOverrides[stateName] = options.retryIntervalMs;
     if (state.Type !== 'Task') continue;
-    const functionKey = state.Parameters?.FunctionName;
+    const functionKey = state.Parameters?.FunctionName as string | undefined;
     const factory = functionKey ? handlerFactories[functionKey] : undefined;
     if (!functionKey || !factory) {
       // Unbound, the executor would call a real Lambda: refuse instead.

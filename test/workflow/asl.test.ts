@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
-import { allStates, definitionPath, loadDefinition, type MachineName } from '../../cli/local-workflow.js';
+import { definitionPath, loadDefinition, type MachineName } from '../../cli/local-workflow.js';
 import { ERROR_NAMES } from '../../functions/core/errors.js';
 import { handlerFactories } from '../../functions/handlers/index.js';
+import { allStates, CAUGHT, STANDARD_RETRY } from '../../statemachines/build/asl.js';
+import { generatedFiles, generatedPath } from '../../statemachines/build/index.js';
 
 const machines: MachineName[] = ['backup', 'restore-drill'];
 // Names Step Functions itself raises, and the names our Fail states use.
@@ -16,6 +18,16 @@ const PLATFORM_ERRORS = new Set([
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
 ]);
+
+describe('generated files', () => {
+  it.each(Object.keys(generatedFiles()))(
+    'statemachines/%s is exactly what the builder writes (run `npm run asl` after changing statemachines/build)',
+    async (file) => {
+      const committed = await readFile(generatedPath(file), 'utf8');
+      expect(committed).toBe(generatedFiles()[file]);
+    },
+  );
+});
 
 describe.each(machines)('%s state machine', (machine) => {
   it('is valid ASL', async () => {
@@ -36,7 +48,7 @@ describe.each(machines)('%s state machine', (machine) => {
     const tasks = allStates(await loadDefinition(machine)).filter(([, s]) => s.Type === 'Task');
     expect(tasks.length).toBeGreaterThan(3);
     for (const [name, state] of tasks) {
-      expect(handlerFactories, name).toHaveProperty(state.Parameters?.FunctionName ?? '(none)');
+      expect(handlerFactories, name).toHaveProperty(String(state.Parameters?.FunctionName ?? '(none)'));
       expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
     }
   });
@@ -50,6 +62,21 @@ describe.each(machines)('%s state machine', (machine) => {
     for (const name of named) {
       if (PLATFORM_ERRORS.has(name)) continue;
       expect(ERROR_NAMES as readonly string[], name).toContain(name);
+    }
+  });
+
+  it('puts every caught error of a failure path in $.caught', async () => {
+    const catches = allStates(await loadDefinition(machine)).flatMap(([, s]) => s.Catch ?? []);
+    expect(catches.length).toBeGreaterThan(3);
+    // A teardown or record that fails after the first failure keeps its own error beside it, never over it.
+    const paths = new Set(catches.map((c) => c.ResultPath));
+    expect([...paths].filter((p) => !['$.teardownError', '$.recordError'].includes(p))).toEqual([CAUGHT]);
+  });
+
+  it('retries with exactly the standard policy on every Task', async () => {
+    for (const [name, state] of allStates(await loadDefinition(machine))) {
+      if (state.Type !== 'Task') continue;
+      expect(state.Retry, name).toEqual(STANDARD_RETRY);
     }
   });
 
