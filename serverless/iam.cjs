@@ -25,7 +25,7 @@ const FUNCTION_PERMISSIONS = {
     'snapshotsDescribe',
     'snapshotDelete',
   ],
-  reportBackup: [],
+  reportBackup: ['keysUse', 'primaryRead', 'primaryWrite'],
   notifyFailure: ['alertPublish'],
   validateDrill: ['instancesDescribe'],
   startDrillRestore: ['instancesDescribe', 'drillRestore'],

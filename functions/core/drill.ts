@@ -4,6 +4,7 @@ import { readManifest } from './catalog.js';
 import { InvalidInputError, isKeycloakBackupError, RestoreWindowError } from './errors.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
+import { type EmfRecord, emfRecord } from './metrics.js';
 import type { DrillInstance, ObjectStore, RestorableWindow } from './ports.js';
 import { parseScheduledTime, timeOfBackupId } from './schedule.js';
 
@@ -11,8 +12,6 @@ export const DRILL_REPORT_VERSION = 1;
 export const DRILL_ID_PREFIX = 'drill-';
 /** RDS instance identifiers are at most 63 characters; a drill id must fit one. */
 export const MAX_DRILL_ID_LENGTH = 63;
-/** The namespace of the drill metrics (EMF), which the "no drill passed" alarm watches. */
-export const METRICS_NAMESPACE = 'KeycloakBackup';
 
 export type RestoreTime = Date | 'latest';
 
@@ -331,32 +330,38 @@ export function failedCheckNames(checks: readonly DrillCheck[]): string[] {
   return checks.filter((c) => c.status === 'fail').map((c) => c.name);
 }
 
+/** The step a failed drill failed at: the caught failure's, else its verification's or its teardown's. */
+export function failedDrillStep(report: DrillReport): string | undefined {
+  if (report.outcome === 'passed') return undefined;
+  if (report.failure) return report.failure.step;
+  if (report.verification && !report.verification.passed) return 'drill-verify';
+  if (!report.tornDown) return 'drill-teardown';
+  return undefined;
+}
+
 /**
- * The drill's metrics as one CloudWatch Embedded Metric Format object: written to the logs, CloudWatch turns it
- * into DrillsPassed / DrillsFailed / RecoveryTimeSeconds per target, which the "no drill passed" alarm watches.
+ * The drill's metrics as CloudWatch Embedded Metric Format objects: written to the logs, CloudWatch turns them into
+ * DrillsPassed / DrillsFailed / RecoveryTimeSeconds / DrillTotalSeconds per target (the "no drill passed" alarm
+ * watches DrillsPassed), and StepFailures per target and step when a step of the drill failed.
  */
-export function drillMetricsEmf(report: DrillReport, at: Date): Record<string, unknown> {
+export function drillMetricsEmf(report: DrillReport, at: Date): EmfRecord[] {
   const passed = report.outcome === 'passed';
-  const metrics: { Name: string; Unit: string }[] = [
-    { Name: 'DrillsPassed', Unit: 'Count' },
-    { Name: 'DrillsFailed', Unit: 'Count' },
+  const target = { Target: report.target };
+  const records = [
+    emfRecord(
+      at,
+      target,
+      {
+        DrillsPassed: passed ? 1 : 0,
+        DrillsFailed: passed ? 0 : 1,
+        RecoveryTimeSeconds: report.recovery.recoverySeconds ?? undefined,
+        DrillTotalSeconds: report.recovery.totalSeconds ?? undefined,
+      },
+      { drillId: report.drillId },
+    ),
   ];
-  const values: Record<string, number> = { DrillsPassed: passed ? 1 : 0, DrillsFailed: passed ? 0 : 1 };
-  if (report.recovery.recoverySeconds !== null) {
-    metrics.push({ Name: 'RecoveryTimeSeconds', Unit: 'Seconds' });
-    values.RecoveryTimeSeconds = report.recovery.recoverySeconds;
-  }
-  if (report.recovery.totalSeconds !== null) {
-    metrics.push({ Name: 'DrillTotalSeconds', Unit: 'Seconds' });
-    values.DrillTotalSeconds = report.recovery.totalSeconds;
-  }
-  return {
-    _aws: {
-      Timestamp: at.getTime(),
-      CloudWatchMetrics: [{ Namespace: METRICS_NAMESPACE, Dimensions: [['Target']], Metrics: metrics }],
-    },
-    Target: report.target,
-    drillId: report.drillId,
-    ...values,
-  };
+  const step = failedDrillStep(report);
+  if (step)
+    records.push(emfRecord(at, { ...target, Step: step }, { StepFailures: 1 }, { drillId: report.drillId }));
+  return records;
 }

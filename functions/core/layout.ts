@@ -4,6 +4,7 @@ import { timeOfBackupId } from './schedule.js';
 export const DUMP_FILE = 'dump.pgdump.enc';
 export const MANIFEST_FILE = 'manifest.json';
 export const DRILL_REPORT_FILE = 'drill-report.json';
+export const RUN_REPORT_FILE = 'run-report.json';
 
 /** `<target>/<yyyy>/<mm>/<dd>/<backupId>/` */
 export function backupPrefix(target: string, backupId: string): string {
@@ -21,7 +22,20 @@ export function manifestKey(target: string, backupId: string): string {
 
 /** Drill reports sit beside the backups, under the target, by drill id. */
 export function drillReportKey(target: string, drillId: string): string {
-  return `${target}/drills/${drillId}/${DRILL_REPORT_FILE}`;
+  return `${drillReportsPrefix(target)}${drillId}/${DRILL_REPORT_FILE}`;
+}
+
+export function drillReportsPrefix(target: string): string {
+  return `${target}/drills/`;
+}
+
+/** Reports of backup runs that failed somewhere, beside the backups, by backup id. */
+export function runReportKey(target: string, backupId: string): string {
+  return `${runReportsPrefix(target)}${backupId}/${RUN_REPORT_FILE}`;
+}
+
+export function runReportsPrefix(target: string): string {
+  return `${target}/runs/`;
 }
 
 /** Everything stored for a target's backups (not its drills or snapshots). */

@@ -1,11 +1,10 @@
 // Lambda: writes the drill report beside the backups and emits the drill metrics (EMF) the alarm watches.
-import { appendFile, mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import { causeMessage } from '../core/alerts.js';
 import { buildDrillReport, drillCheckSchema, drillMetricsEmf, parseRestoreTime } from '../core/drill.js';
 import { drillReportKey } from '../core/layout.js';
 import { lambdaHandler } from '../platform/handler.js';
+import { defaultMetricsSink, type MetricsSink } from '../platform/metrics-sink.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
@@ -37,23 +36,6 @@ const input = z.object({
     .nullish(),
   execution: z.string().nullish(),
 });
-
-/** Where the EMF line goes: stdout on Lambda (CloudWatch Logs extracts it); a JSON-lines file locally. */
-export type MetricsSink = (emf: Record<string, unknown>) => Promise<void>;
-
-export function defaultMetricsSink(services: Services): MetricsSink {
-  const stateDir = services.config.KB_LOCAL_STATE_DIR;
-  if (services.config.KB_RUNTIME === 'aws' || !stateDir) {
-    return async (emf) => {
-      process.stdout.write(`${JSON.stringify(emf)}\n`);
-    };
-  }
-  const file = path.join(stateDir, 'metrics', 'emf.jsonl');
-  return async (emf) => {
-    await mkdir(path.dirname(file), { recursive: true });
-    await appendFile(file, `${JSON.stringify(emf)}\n`);
-  };
-}
 
 export function makeHandler(services: Services, deps: { metrics?: MetricsSink } = {}) {
   const metrics = deps.metrics ?? defaultMetricsSink(services);
@@ -91,7 +73,7 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
     });
     const reportKey = drillReportKey(drill.target, drill.drillId);
     await services.primaryStore.putJson(reportKey, report);
-    await metrics(drillMetricsEmf(report, recordedAt));
+    for (const record of drillMetricsEmf(report, recordedAt)) await metrics(record);
     logger.info('drill recorded', {
       drillId: report.drillId,
       outcome: report.outcome,

@@ -1,11 +1,25 @@
-// Lambda: the run's one-line summary and metrics (CloudWatch embedded metric format on AWS, a log line locally).
+// Lambda: the run's one-line summary, a run report per target that failed somewhere, and the run's metrics (EMF).
 import { z } from 'zod';
+import { runReportKey } from '../core/layout.js';
+import {
+  backupRunMetrics,
+  failuresOf,
+  RUN_REPORT_VERSION,
+  type RunReport,
+  readRunManifests,
+} from '../core/run-report.js';
 import { lambdaHandler } from '../platform/handler.js';
+import { defaultMetricsSink, type MetricsSink } from '../platform/metrics-sink.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
 const branch = z
-  .object({ failed: z.boolean(), step: z.string().optional(), skipped: z.boolean().optional() })
+  .object({
+    failed: z.boolean(),
+    step: z.string().optional(),
+    error: z.string().optional(),
+    skipped: z.boolean().optional(),
+  })
   .passthrough();
 const input = z.object({
   backupId: z.string(),
@@ -17,7 +31,8 @@ const input = z.object({
   execution: z.string().optional(),
 });
 
-export function makeHandler(services: Services) {
+export function makeHandler(services: Services, deps: { metrics?: MetricsSink } = {}) {
+  const metrics = deps.metrics ?? defaultMetricsSink(services);
   return lambdaHandler('report', input, services.logger, async (run, { logger }) => {
     const failed = run.results.filter((r) => r.dump.failed || r.snapshot.failed);
     const parts = run.results.map((r) => {
@@ -29,30 +44,36 @@ export function makeHandler(services: Services) {
           : 'snapshot copied';
       return `${r.target}: ${dump}, ${snapshot}`;
     });
-    const retention = run.retention.failed
+    const retentionFailed = run.retention.failed === true;
+    const retention = retentionFailed
       ? 'retention failed'
       : `retention deleted ${run.retention.deletedBackups} backups, ${run.retention.deletedSnapshots} snapshots`;
     const summary = `backup ${run.backupId} [${run.tiers.join(',')}]: ${parts.join('; ')}; ${retention}`;
     logger.info(summary, { backupId: run.backupId, failedTargets: failed.length });
-    for (const result of run.results) {
-      logger.info('metrics', {
-        _aws: {
-          Timestamp: services.clock.now().getTime(),
-          CloudWatchMetrics: [
-            {
-              Namespace: 'KeycloakBackup',
-              Dimensions: [['Target']],
-              Metrics: [
-                { Name: 'BackupsSucceeded', Unit: 'Count' },
-                { Name: 'BackupsFailed', Unit: 'Count' },
-              ],
-            },
-          ],
-        },
-        Target: result.target,
-        BackupsSucceeded: result.dump.failed ? 0 : 1,
-        BackupsFailed: result.dump.failed || result.snapshot.failed ? 1 : 0,
+    for (const outcome of run.results) {
+      const failures = failuresOf(outcome, retentionFailed);
+      const at = services.clock.now();
+      if (failures.length > 0) {
+        const report: RunReport = {
+          reportVersion: RUN_REPORT_VERSION,
+          backupId: run.backupId,
+          target: outcome.target,
+          tiers: run.tiers,
+          execution: run.execution ?? null,
+          recordedAt: at.toISOString(),
+          failures,
+        };
+        await services.primaryStore.putJson(runReportKey(outcome.target, run.backupId), report);
+      }
+      const manifests = await readRunManifests(services.primaryStore, outcome.target, run.backupId);
+      const records = backupRunMetrics({
+        outcome,
+        failures,
+        manifests,
+        primaryRegion: services.primaryStore.region,
+        at,
       });
+      for (const record of records) await metrics(record);
     }
     return { failedTargets: failed.length, summary };
   });

@@ -276,12 +276,9 @@ describe('drill report', () => {
         failedChecks: [],
       },
     });
-    const emf = drillMetricsEmf(report, now) as {
-      _aws: {
-        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
-      };
-      [k: string]: unknown;
-    };
+    const records = drillMetricsEmf(report, now);
+    expect(records).toHaveLength(1);
+    const emf = records[0]!;
     const directive = emf._aws.CloudWatchMetrics[0]!;
     expect(directive.Namespace).toBe('KeycloakBackup');
     expect(directive.Dimensions).toEqual([['Target']]);
@@ -306,8 +303,25 @@ describe('drill report', () => {
       verifiedAt: undefined,
       failure: { step: 'restore', error: 'X', cause: 'y' },
     });
-    const emf = drillMetricsEmf(report, now);
+    const [emf, stepFailure] = drillMetricsEmf(report, now);
     expect(emf).toMatchObject({ DrillsPassed: 0, DrillsFailed: 1 });
     expect(emf).not.toHaveProperty('RecoveryTimeSeconds');
+    expect(stepFailure).toMatchObject({ Target: 'keycloak', Step: 'restore', StepFailures: 1 });
+    expect(stepFailure?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['Target', 'Step']]);
+  });
+
+  it('counts a drill whose verification failed as a failure of the drill-verify step', () => {
+    const report = buildDrillReport({
+      ...base,
+      verification: {
+        passed: false,
+        keycloakVersion: null,
+        manifestBackupId: null,
+        checks: [{ name: 'signing-keys', status: 'fail', detail: 'none' }],
+        failedChecks: ['signing-keys'],
+      },
+    });
+    const records = drillMetricsEmf(report, now);
+    expect(records.map((r) => r.Step)).toEqual([undefined, 'drill-verify']);
   });
 });
