@@ -68,6 +68,11 @@ program
   .option('--target <name>', 'the target, when several have this backup id')
   .option('--from-dr', 'restore from the DR region bucket')
   .option('--clear-sessions', 'delete the user and client sessions the restore revives (logs everyone out)')
+  .option(
+    '--disable-reintroduced-keys',
+    'disable (not delete) the realm keys the restore brings back that the live database no longer has',
+  )
+  .option('--json', 'the realm-key report as one JSON document on stdout (other lines on stderr)')
   .action(async (backupId: string, options) => {
     exitCode = await restoreCommand(backupId, { stateDir: stateDir(), ...options });
   });
@@ -94,6 +99,11 @@ program
   .option('--drop <name>', 'stop and delete a recovered instance')
   .option('--list', 'list the recovered instances')
   .option('--clear-sessions', 'delete the user and client sessions the recovery revives (logs everyone out)')
+  .option(
+    '--disable-reintroduced-keys',
+    'disable (not delete) the realm keys the recovery brings back that the live database no longer has',
+  )
+  .option('--json', 'the realm-key report as one JSON document on stdout (other lines on stderr)')
   .option('--target <name>', 'the target to recover, when there are several')
   .action(async (options) => {
     exitCode = await pitrCommand({ stateDir: stateDir(), ...options });

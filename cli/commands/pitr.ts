@@ -1,8 +1,9 @@
 // `keycloak-backup pitr`: a real point-in-time recovery kept running under a name, until `pitr --drop NAME`.
 import { clearSessions } from '../../functions/adapters/postgres/restore-target.js';
-import { isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
+import { findNearestManifest, isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { formatDuration, formatTable } from '../format.js';
+import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
 
 export interface PitrOptions {
@@ -17,6 +18,10 @@ export interface PitrOptions {
   /** Delete the sessions the recovery revives (logs everyone out). */
   clearSessions?: boolean;
   target?: string;
+  /** Disable the realm keys the recovery brings back that the live database (or the newest backup) no longer has. */
+  disableReintroducedKeys?: boolean;
+  /** The realm-key report as one JSON document on stdout. */
+  json?: boolean;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -87,10 +92,13 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
   const time = parseRestoreTime(options.time);
   return withSession({ stateDir: options.stateDir }, async ({ services }) => {
     const target = options.target ?? services.config.KB_TARGETS[0]?.name ?? '';
+    const keys = await keyReportBeforeRecovery(services, target, time, options);
     const started = Date.now();
     console.error(`recovering ${target} to ${options.time} as ${name}…`);
     const instance = await services.pitr.restore({ target, instanceId: name, time });
     const took = Date.now() - started;
+    if (instance.databaseUrl)
+      await keys.afterRestore(instance.databaseUrl, `${name} (the recovered database)`);
     if (options.clearSessions && instance.databaseUrl) {
       const cleared = await clearSessions(instance.databaseUrl, services.config.KB_KEYCLOAK_SCHEMA);
       console.log(
@@ -110,6 +118,33 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     }
     console.log(`  stop it:  keycloak-backup pitr --drop ${name}`);
     console.log('  it keeps running after this command ends; it holds Keycloak secrets: drop it when done');
+    keys.finish();
     return 0;
   });
+}
+
+/** Before a recovery only the nearest backup before the time describes its keys: an estimate, and said so. */
+async function keyReportBeforeRecovery(
+  services: Parameters<typeof RestoreKeyReport.before>[0],
+  target: string,
+  time: ReturnType<typeof parseRestoreTime>,
+  options: PitrOptions,
+) {
+  const at = time === 'latest' ? services.clock.now() : time;
+  const what = time === 'latest' ? 'the latest archived change' : `the state at ${time.toISOString()}`;
+  const manifest = await findNearestManifest(services.primaryStore, target, at);
+  return RestoreKeyReport.before(
+    services,
+    target,
+    manifest
+      ? {
+          label: `${what}, as backup ${manifest.backupId} (the nearest before it) recorded it; changes after that backup show after the recovery`,
+          manifest,
+        }
+      : {
+          label: what,
+          unknown: `no backup of ${target} before ${at.toISOString()}: shown after the recovery`,
+        },
+    options,
+  );
 }

@@ -2,8 +2,10 @@
 
 import { clearSessions, prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
 import { restoreStep } from '../../functions/core/backup-steps.js';
+import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
+import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
 import { resolveTarget } from './verify.js';
 
@@ -14,6 +16,10 @@ export interface RestoreOptions {
   target?: string;
   fromDr?: boolean;
   clearSessions?: boolean;
+  /** Disable the realm keys the restore brings back that the live database (or the newest backup) no longer has. */
+  disableReintroducedKeys?: boolean;
+  /** The realm-key report as one JSON document on stdout. */
+  json?: boolean;
 }
 
 export async function restoreCommand(backupId: string, options: RestoreOptions): Promise<number> {
@@ -24,6 +30,13 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
   }
   return withSession({ stateDir: options.stateDir }, async ({ services, progress }) => {
     const target = await resolveTarget(services, backupId, options.target);
+    const store = options.fromDr ? services.drStore : services.primaryStore;
+    const keys = await RestoreKeyReport.before(
+      services,
+      target,
+      { label: `backup ${backupId}`, manifest: await readManifest(store, target, backupId) },
+      options,
+    );
     const { created } = await prepareRestoreTarget(options.to);
     console.error(`${created ? 'created' : 'using empty'} database for the restore`);
     const started = Date.now();
@@ -33,6 +46,7 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
       databaseUrl: options.to,
       jobs: options.jobs ?? services.config.KB_RESTORE_JOBS,
       fromDr: options.fromDr,
+      afterRestore: (url) => keys.afterRestore(url, `backup ${backupId}`),
       onProgress: (bytes) =>
         progress.update(
           `  restore ${target}: ${formatBytes(bytes)} read at ${formatBytes(bytes / Math.max((Date.now() - started) / 1000, 0.001))}/s`,
@@ -58,6 +72,7 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
         'note: the restore revives the sessions stored in the backup; pass --clear-sessions to log everyone out',
       );
     }
+    keys.finish();
     if (!restored.report.passed) {
       const failed = restored.report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
       console.error(`the restored database failed checks: ${failed.join(', ')}`);

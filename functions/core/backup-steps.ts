@@ -255,6 +255,8 @@ export interface RestoreStepRequest {
   /** Restore from the DR bucket (the primary region is gone). */
   fromDr?: boolean;
   onProgress?: (bytes: number) => void;
+  /** Runs on the restored database before the Keycloak checks (e.g. disabling reintroduced realm keys). */
+  afterRestore?: (databaseUrl: string) => Promise<void>;
 }
 
 /** Restores a backup into an (empty) database and runs the Keycloak checks against its manifest. */
@@ -269,6 +271,7 @@ export async function restoreStep(
     request.databaseUrl,
     request.jobs,
   );
+  await request.afterRestore?.(request.databaseUrl);
   const report = await ports.tools.verifyKeycloak(request.databaseUrl, {
     source: manifest.contents,
     mode: 'dump',

@@ -1,6 +1,7 @@
 // The backup manifest: a versioned, validated record written last; a backup without one is incomplete.
 import { z } from 'zod';
 import { ManifestInvalidError } from './errors.js';
+import { realmKeySchema, sessionCountsSchema } from './keycloak/snapshot-schema.js';
 import { TIERS } from './schedule.js';
 
 export const MANIFEST_VERSION = 1;
@@ -66,6 +67,10 @@ export const manifestSchema = z.object({
     realms: z.array(z.string()),
     keyFingerprints: z.record(z.string(), z.string()),
     keycloakVersion: z.string().nullable().optional(),
+    /** Every realm key component (kid, provider, status; never material); absent in older manifests. */
+    keys: z.array(realmKeySchema).optional(),
+    /** Persistent sessions in the dump, by kind; absent in older manifests. */
+    sessions: sessionCountsSchema.nullable().optional(),
   }),
   verification: z.array(verification).default([]),
   copies: z

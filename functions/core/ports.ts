@@ -1,5 +1,7 @@
 // Port interfaces: what core needs from the outside world; aws/ and local/ adapters implement them.
 import type { Readable, Transform } from 'node:stream';
+import type { RealmKeyInventory } from './keycloak/realm-keys.js';
+import type { RealmKey, SessionCounts } from './keycloak/types.js';
 
 /** One stored object as listed. */
 export interface StoredObject {
@@ -145,6 +147,8 @@ export interface DumpContents {
   realms: string[];
   keyFingerprints: Record<string, string>;
   keycloakVersion?: string | null;
+  keys?: RealmKey[];
+  sessions?: SessionCounts | null;
 }
 
 export interface DumpRequest {
@@ -213,6 +217,10 @@ export interface DatabaseTools {
     databaseUrl: string,
     options: { source?: DumpContents; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
   ): Promise<KeycloakVerification>;
+  /** The realm keys of a database (kid, provider, status; never material), with its session counts when asked. */
+  readRealmKeys(databaseUrl: string, options?: { withSessions?: boolean }): Promise<RealmKeyInventory>;
+  /** Sets these key components disabled (enabled=false, not deleted); returns how many. */
+  disableKeyComponents(databaseUrl: string, componentIds: readonly string[]): Promise<number>;
   /** Creates an empty scratch database, hands its URL to `use`, and drops it afterwards whatever happens. */
   withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T>;
 }

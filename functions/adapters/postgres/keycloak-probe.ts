@@ -1,5 +1,6 @@
-// Gathers KeycloakFacts from a database with read-only queries; key material is analysed and hashed in SQL, never read.
-import { createHash } from 'node:crypto';
+// Gathers KeycloakFacts from a database with read-only queries; key material is analysed and hashed in SQL, never
+// read (only public certificates and public keys are, to derive the kid Keycloak publishes).
+import { createHash, X509Certificate } from 'node:crypto';
 import type pg from 'pg';
 import { ConfigurationError, DatabaseUnavailableError, TransientError } from '../../core/errors.js';
 import {
@@ -14,7 +15,9 @@ import {
   ORPHAN_RELATIONS,
   PUBLIC_SETTING_NAMES,
   type RealmFacts,
+  type RealmKeyInventory,
   type RestoreMode,
+  realmKeyInventoryOf,
   SECRET_MATERIAL_NAMES,
   type SourceSnapshot,
   type VerificationReport,
@@ -47,6 +50,35 @@ export interface VerifyDatabaseOptions {
 }
 
 const INVENTORY_TABLES = ['realm', 'user_entity', 'credential', 'client'];
+
+/** Config rows holding public material: the X.509 certificate, or the public key of EC and EdDSA providers. */
+const PUBLIC_KEY_NAMES = ['certificate', 'ecdsaPublicKey', 'ecdhPublicKey', 'eddsaPublicKey'] as const;
+
+const base64url = (bytes: Buffer) => bytes.toString('base64url');
+
+/**
+ * Keycloak's KeyUtils.createKeyId: base64url (no padding) of SHA-256 over the public key's X.509
+ * SubjectPublicKeyInfo encoding. From a certificate, its public key; a stored public key is that encoding already.
+ * null when nothing decodes (the kid is then unknown, never guessed).
+ */
+export function derivedKid(rows: readonly { name: string; value: string | null }[]): string | null {
+  const decode = (value: string | null) =>
+    value ? Buffer.from(value.replace(/-----[^-]*-----|\s/g, ''), 'base64') : Buffer.alloc(0);
+  const certificate = rows.find((r) => r.name === 'certificate');
+  if (certificate) {
+    try {
+      const spki = new X509Certificate(decode(certificate.value)).publicKey.export({
+        type: 'spki',
+        format: 'der',
+      });
+      return base64url(createHash('sha256').update(spki).digest());
+    } catch {
+      // not a certificate: fall through to a stored public key
+    }
+  }
+  const publicKey = rows.find((r) => r.name !== 'certificate' && decode(r.value).length > 0);
+  return publicKey ? base64url(createHash('sha256').update(decode(publicKey.value)).digest()) : null;
+}
 const MATERIAL_NAMES = [...DER_MATERIAL_NAMES, ...SECRET_MATERIAL_NAMES];
 
 /** Double-quoted identifier: schema and table names are data here, not SQL. */
@@ -120,7 +152,35 @@ class Probe {
       foreignKeys: await this.readForeignKeys(),
       invalidIndexes: await this.readInvalidIndexes(),
       rowCounts: await this.countRows(countAllTables ? [...this.tables.keys()] : INVENTORY_TABLES),
+      sessions: await this.countSessions(),
     };
+  }
+
+  /** Persistent sessions by kind: offline_flag '0' is a user (browser) session, '1' an offline token. */
+  private async countSessions(): Promise<KeycloakFacts['sessions']> {
+    if (!this.has('offline_user_session', 'offline_flag')) return null;
+    const [users] = await this.query<{ online: string; offline: string }>(
+      `select count(*) filter (where offline_flag = '0') as online,
+              count(*) filter (where offline_flag = '1') as offline
+         from ${this.rel('offline_user_session')}`,
+    );
+    const clients = this.has('offline_client_session')
+      ? await this.query<{ n: string }>(`select count(*) as n from ${this.rel('offline_client_session')}`)
+      : [];
+    return {
+      userSessions: Number(users?.online ?? 0),
+      offlineSessions: Number(users?.offline ?? 0),
+      clientSessions: Number(clients[0]?.n ?? 0),
+    };
+  }
+
+  /** Only what the realm-key report needs: realms, key providers and, when asked, the session counts. */
+  async gatherKeys(withSessions: boolean): Promise<RealmKeyInventory> {
+    await this.readTables();
+    const realms = await this.readRealms();
+    const keyProviders = await this.readKeyProviders();
+    const sessions = withSessions ? await this.countSessions() : null;
+    return realmKeyInventoryOf({ realms, keyProviders, sessions });
   }
 
   /** Tables and columns from information_schema: Keycloak's tables differ between versions. */
@@ -306,6 +366,20 @@ class Probe {
       const provider = providers.get(component_id);
       if (provider) provider.fingerprint = fingerprint;
     }
+
+    // Certificates and public keys are public (the realm's JWKS serves them): read them to derive the kid.
+    const publicRows = await this.query<{ component_id: string; name: string; value: string | null }>(
+      `select cc.component_id, cc.name, cc.value
+         from ${this.rel('component_config')} cc
+         join ${this.rel('component')} c on c.id = cc.component_id
+        where c.provider_type = $1 and cc.name = any($2)
+        order by cc.component_id, cc.name, cc.id`,
+      [KEY_PROVIDER_TYPE, [...PUBLIC_KEY_NAMES]],
+    );
+    for (const provider of providers.values()) {
+      const values = publicRows.filter((r) => r.component_id === provider.componentId);
+      provider.derivedKid = derivedKid(values);
+    }
     return [...providers.values()];
   }
 
@@ -403,6 +477,26 @@ export async function probeKeycloak(
     );
   } catch (error) {
     throw translateQueryError(error);
+  }
+}
+
+/**
+ * The realm keys of the Keycloak database at `url` (kid, provider, status; never material) and, with
+ * `withSessions`, its session counts. Read-only, in one REPEATABLE READ READ ONLY transaction; no table is scanned
+ * but the session tables, so it is cheap on a live replica.
+ */
+export async function readRealmKeys(
+  url: string,
+  options: { schema?: string; withSessions?: boolean } = {},
+): Promise<RealmKeyInventory> {
+  const client = await connect(url, 'keycloak-backup-keys');
+  try {
+    const probe = new Probe(client, options.schema ?? 'public');
+    return await inReadOnlyTransaction(client, false, () => probe.gatherKeys(options.withSessions ?? false));
+  } catch (error) {
+    throw translateQueryError(error);
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

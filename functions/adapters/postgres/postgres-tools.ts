@@ -13,9 +13,10 @@ import type {
 } from '../../core/ports.js';
 import type { PgBinaries } from './binaries.js';
 import { redact, withClient } from './connect.js';
-import { takeSourceSnapshot, verifyKeycloakDatabase } from './keycloak-probe.js';
+import { readRealmKeys, takeSourceSnapshot, verifyKeycloakDatabase } from './keycloak-probe.js';
 import { dumpToStore } from './pg-dump.js';
 import { readArchiveList, restoreFromStore, verifyStoredObject } from './pg-restore.js';
+import { disableKeyComponents } from './realm-keys.js';
 import { findStdbufLibrary, stdbufCandidates } from './stdout-buffer.js';
 
 export interface PostgresToolsOptions {
@@ -98,6 +99,14 @@ export class PostgresTools implements DatabaseTools {
     options: { source?: DumpOutcome['contents']; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
   ) {
     return verifyKeycloakDatabase(databaseUrl, { schema: this.options.schema, ...options });
+  }
+
+  readRealmKeys(databaseUrl: string, options: { withSessions?: boolean } = {}) {
+    return readRealmKeys(databaseUrl, { schema: this.options.schema, ...options });
+  }
+
+  disableKeyComponents(databaseUrl: string, componentIds: readonly string[]) {
+    return disableKeyComponents(databaseUrl, this.options.schema, componentIds);
   }
 
   async withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T> {

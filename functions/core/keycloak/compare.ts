@@ -1,6 +1,7 @@
 // The comparison rules: a restored database against the snapshot its backup recorded at dump time.
 import { CHECK_NAMES, classifyTable } from './catalogue.js';
 import { currentKeycloakVersion, listSome } from './health.js';
+import { realmKeyInventoryOf } from './realm-keys.js';
 import type { CheckResult, CountClass, KeycloakFacts, RestoreMode, SourceSnapshot } from './types.js';
 
 /** The canonical schema text whose SHA-256 is the schema digest: sorted `table.column:type` lines. */
@@ -35,6 +36,8 @@ export function buildSourceSnapshot(facts: KeycloakFacts): SourceSnapshot {
     realms: facts.realms.map((r) => r.name).sort(),
     keyFingerprints: keyFingerprintsOf(facts),
     keycloakVersion: currentKeycloakVersion(facts),
+    keys: realmKeyInventoryOf(facts).keys,
+    sessions: facts.sessions ?? null,
   };
 }
 

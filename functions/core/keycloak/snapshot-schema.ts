@@ -1,6 +1,29 @@
 // Validation of a SourceSnapshot read back from storage (it travels inside the manifest).
 import { z } from 'zod';
-import type { SourceSnapshot } from './types.js';
+import type { RealmKey, SessionCounts, SourceSnapshot } from './types.js';
+
+/** One key component as the manifest records it: names, kid, status; never material. */
+export const realmKeySchema = z.object({
+  realm: z.string(),
+  componentId: z.string(),
+  name: z.string(),
+  providerId: z.string(),
+  algorithm: z.string(),
+  use: z.enum(['sig', 'enc']),
+  kid: z.string().nullable(),
+  status: z.enum(['active', 'passive', 'disabled']),
+  priority: z.number(),
+  fingerprint: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
+}) satisfies z.ZodType<RealmKey>;
+
+export const sessionCountsSchema = z.object({
+  userSessions: z.number().int().nonnegative(),
+  offlineSessions: z.number().int().nonnegative(),
+  clientSessions: z.number().int().nonnegative(),
+}) satisfies z.ZodType<SessionCounts>;
 
 export const sourceSnapshotSchema = z.object({
   tableCounts: z.record(z.string(), z.number().int().nonnegative()),
@@ -8,4 +31,6 @@ export const sourceSnapshotSchema = z.object({
   realms: z.array(z.string()),
   keyFingerprints: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
   keycloakVersion: z.string().nullable().optional(),
+  keys: z.array(realmKeySchema).optional(),
+  sessions: sessionCountsSchema.nullable().optional(),
 }) satisfies z.ZodType<SourceSnapshot>;

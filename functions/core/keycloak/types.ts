@@ -72,6 +72,11 @@ export interface KeyProviderFacts {
   material: KeyMaterialFacts[];
   /** SHA-256 (hex) of the component's key material, computed in SQL; null when it has none in the database. */
   fingerprint: string | null;
+  /**
+   * KeyUtils.createKeyId of the public key (base64url SHA-256 of its X.509 encoding), from the stored certificate
+   * or public key; null or absent when the database holds neither (a keystore, HMAC, AES).
+   */
+  derivedKid?: string | null;
 }
 
 export interface OrphanFacts {
@@ -111,6 +116,8 @@ export interface KeycloakFacts {
   invalidIndexes: string[];
   /** Exact row counts of the tables that were counted (all of them when a comparison is asked). */
   rowCounts: Record<string, number>;
+  /** Persistent sessions by kind; null or absent when the session tables are not there. */
+  sessions?: SessionCounts | null;
 }
 
 /**
@@ -127,6 +134,41 @@ export interface SourceSnapshot {
   /** `realm/providerId/componentId` → SHA-256 of the key material. */
   keyFingerprints: Record<string, string>;
   keycloakVersion?: string | null;
+  /** Every key component, described without material (absent in manifests written before it was recorded). */
+  keys?: RealmKey[];
+  /** Persistent sessions in the dump (absent in older manifests). */
+  sessions?: SessionCounts | null;
 }
 
 export type RestoreMode = 'dump' | 'pitr';
+
+/** Keycloak's KeyStatus: DISABLED when not enabled, else ACTIVE or PASSIVE. */
+export type RealmKeyStatus = 'active' | 'passive' | 'disabled';
+
+/** One key component, described without its material. */
+export interface RealmKey {
+  realm: string;
+  componentId: string;
+  /** The component's name, as the admin console shows it. */
+  name: string;
+  /** rsa-generated, rsa-enc-generated, hmac-generated, aes-generated, java-keystore… */
+  providerId: string;
+  algorithm: string;
+  use: 'sig' | 'enc';
+  /** The kid the realm's JWKS (or, for secrets, the tokens' header) carries; null when not in the database. */
+  kid: string | null;
+  status: RealmKeyStatus;
+  priority: number;
+  /** SHA-256 of the material in the database (the manifest's keyFingerprints); null for keystores outside it. */
+  fingerprint: string | null;
+}
+
+/** Sessions a restore brings back (Keycloak 25+ keeps every persistent session in offline_user_session). */
+export interface SessionCounts {
+  /** offline_user_session rows with offline_flag '0': browser sessions. */
+  userSessions: number;
+  /** offline_user_session rows with offline_flag '1': offline tokens. */
+  offlineSessions: number;
+  /** offline_client_session rows (both kinds). */
+  clientSessions: number;
+}

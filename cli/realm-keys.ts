@@ -1,0 +1,90 @@
+// The realm-key report of `restore` and `pitr`: printed before and after the restore (or one JSON document with
+// --json), and --disable-reintroduced-keys carried out on the restored database.
+import type { KeyChangeReport, KeyDecision } from '../functions/core/keycloak/index.js';
+import { formatKeyChangeReport, formatKeyDecision } from '../functions/core/keycloak/index.js';
+import type { Manifest } from '../functions/core/manifest.js';
+import {
+  applyKeyDecision,
+  type KeyReferences,
+  keyReportAfter,
+  keyReportBefore,
+  readKeyReferences,
+} from '../functions/core/restore-keys.js';
+import type { Services } from '../functions/platform/services.js';
+
+export interface RealmKeyOptions {
+  /** One JSON document on stdout; every other line of the command goes to stderr. */
+  json?: boolean;
+  disableReintroducedKeys?: boolean;
+}
+
+export interface RealmKeyResult {
+  before: KeyChangeReport;
+  after?: KeyChangeReport;
+  decision?: KeyDecision;
+}
+
+/** Follows one restore: `before` reads what it compares with, `afterRestore` judges the restored database. */
+export class RestoreKeyReport {
+  private after?: KeyChangeReport;
+  private decision?: KeyDecision;
+  private readonly log: typeof console.log;
+
+  private constructor(
+    private readonly services: Services,
+    private readonly references: KeyReferences,
+    readonly before: KeyChangeReport,
+    private readonly options: RealmKeyOptions,
+  ) {
+    this.log = console.log;
+    // --json: stdout holds the document alone, so the command's own lines go to stderr meanwhile.
+    if (options.json) console.log = console.error;
+  }
+
+  /** Reads live and the newest verified backup, prints what restoring `restorePoint` would change. */
+  static async before(
+    services: Services,
+    target: string,
+    restorePoint: { label: string; manifest?: Manifest; unknown?: string },
+    options: RealmKeyOptions,
+  ): Promise<RestoreKeyReport> {
+    const references = await readKeyReferences(services, target);
+    const report = new RestoreKeyReport(
+      services,
+      references,
+      keyReportBefore(references, restorePoint),
+      options,
+    );
+    report.print(formatKeyChangeReport(report.before));
+    return report;
+  }
+
+  /** After pg_restore or the recovery, before anything else reads the copy: report, then disable when asked. */
+  async afterRestore(databaseUrl: string, label: string): Promise<void> {
+    const restored = await keyReportAfter(this.services, this.references, { label, databaseUrl });
+    this.after = restored.report;
+    this.decision = await applyKeyDecision(
+      this.services,
+      { databaseUrl, ...restored },
+      this.options.disableReintroducedKeys ?? false,
+    );
+    this.print([...formatKeyChangeReport(this.after), ...formatKeyDecision(this.after, this.decision)]);
+  }
+
+  /** The document --json promised; restores stdout. Call once, at the end of the command. */
+  finish(): RealmKeyResult {
+    console.log = this.log;
+    const result: RealmKeyResult = {
+      before: this.before,
+      ...(this.after ? { after: this.after } : {}),
+      ...(this.decision ? { decision: this.decision } : {}),
+    };
+    if (this.options.json) process.stdout.write(`${JSON.stringify({ realmKeys: result }, null, 2)}\n`);
+    return result;
+  }
+
+  private print(lines: string[]): void {
+    const out = this.options.json ? console.error : this.log;
+    for (const line of lines) out(line);
+  }
+}

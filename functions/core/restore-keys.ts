@@ -1,0 +1,139 @@
+// The realm-key side of a restore over the ports: what the restore point is compared with, the report, the decision.
+import { readCatalog } from './catalog.js';
+import { isKeycloakBackupError } from './errors.js';
+import {
+  algorithmsLeftWithoutKey,
+  buildKeyChangeReport,
+  type KeyChangeReport,
+  type KeyDecision,
+  type KeySide,
+  type RealmKeyInventory,
+} from './keycloak/index.js';
+import type { Manifest } from './manifest.js';
+import type { DatabaseLocator, DatabaseTools, ObjectStore } from './ports.js';
+
+export interface RestoreKeyPorts {
+  primaryStore: ObjectStore;
+  databases: DatabaseLocator;
+  tools: Pick<DatabaseTools, 'readRealmKeys' | 'disableKeyComponents'>;
+}
+
+/** What every stage of one restore compares with: read once, so before and after speak of the same thing. */
+export interface KeyReferences {
+  live: KeySide;
+  newestVerified: KeySide;
+}
+
+const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** A manifest's recorded keys as an inventory; undefined for manifests written before keys were recorded. */
+export function inventoryOfManifest(manifest: Manifest): RealmKeyInventory | undefined {
+  const keys = manifest.contents.keys;
+  if (!keys) return undefined;
+  return {
+    // The manifest records realm names only; disabled realms count as realms all the same.
+    realms: manifest.contents.realms.map((name) => ({ name, enabled: true })),
+    keys,
+    sessions: manifest.contents.sessions ?? null,
+  };
+}
+
+export function manifestSide(manifest: Manifest, label: string): KeySide {
+  const inventory = inventoryOfManifest(manifest);
+  return inventory
+    ? { label, inventory }
+    : {
+        label,
+        unavailable: `the manifest of backup ${manifest.backupId} records no per-key details (taken before they were recorded)`,
+      };
+}
+
+/** The newest verified backup of the target in the primary bucket, as a side to compare with. */
+export async function newestVerifiedSide(store: ObjectStore, target: string): Promise<KeySide> {
+  const label = 'the newest verified backup';
+  try {
+    const newest = (await readCatalog(store, target))
+      .filter((entry) => entry.parsed && entry.manifest?.verified)
+      .at(-1)?.parsed;
+    if (!newest) return { label, unavailable: `no verified backup of ${target}` };
+    return manifestSide(newest, `backup ${newest.backupId} (the newest verified)`);
+  } catch (error) {
+    if (!isKeycloakBackupError(error)) throw error;
+    return { label, unavailable: `the backups could not be listed: ${reason(error)}` };
+  }
+}
+
+/** The live source (the target's replica), when it answers; an unreachable source is said, not fatal. */
+export async function liveSide(ports: RestoreKeyPorts, target: string): Promise<KeySide> {
+  const label = 'the live database (replica)';
+  try {
+    const url = await ports.databases.connectionUrl(target, 'replica');
+    return { label, inventory: await ports.tools.readRealmKeys(url) };
+  } catch (error) {
+    if (!isKeycloakBackupError(error)) throw error;
+    return { label, unavailable: `not reachable: ${reason(error)}` };
+  }
+}
+
+export async function readKeyReferences(ports: RestoreKeyPorts, target: string): Promise<KeyReferences> {
+  const [live, newestVerified] = await Promise.all([
+    liveSide(ports, target),
+    newestVerifiedSide(ports.primaryStore, target),
+  ]);
+  return { live, newestVerified };
+}
+
+/** Before a restore: the restore point as its manifest recorded it (for a point in time, the nearest backup). */
+export function keyReportBefore(
+  references: KeyReferences,
+  restorePoint: { label: string; manifest?: Manifest; unknown?: string },
+): KeyChangeReport {
+  const side: KeySide = restorePoint.manifest
+    ? manifestSide(restorePoint.manifest, restorePoint.label)
+    : { label: restorePoint.label, unavailable: restorePoint.unknown ?? 'no backup manifest describes it' };
+  return buildKeyChangeReport({
+    stage: 'before',
+    restorePoint: side,
+    ...references,
+    sessions: restorePoint.manifest?.contents.sessions ?? null,
+  });
+}
+
+/** After a restore: the restored database itself. */
+export async function keyReportAfter(
+  ports: RestoreKeyPorts,
+  references: KeyReferences,
+  restored: { label: string; databaseUrl: string },
+): Promise<{ report: KeyChangeReport; inventory: RealmKeyInventory }> {
+  const inventory = await ports.tools.readRealmKeys(restored.databaseUrl, { withSessions: true });
+  const report = buildKeyChangeReport({
+    stage: 'after',
+    restorePoint: { label: restored.label, inventory },
+    ...references,
+  });
+  return { report, inventory };
+}
+
+/**
+ * With `disable`, sets the reintroduced key components disabled (enabled=false, never deleted) in the restored
+ * database; without it, changes nothing. Either way says which realms are left without an enabled key.
+ */
+export async function applyKeyDecision(
+  ports: RestoreKeyPorts,
+  restored: { databaseUrl: string; inventory: RealmKeyInventory; report: KeyChangeReport },
+  disable: boolean,
+): Promise<KeyDecision> {
+  if (!disable) return { disableReintroduced: false, disabled: [], leftWithoutKey: [] };
+  const disabled = restored.report.reintroduced.map((c) => c.key);
+  if (disabled.length > 0) {
+    await ports.tools.disableKeyComponents(
+      restored.databaseUrl,
+      disabled.map((k) => k.componentId),
+    );
+  }
+  return {
+    disableReintroduced: true,
+    disabled,
+    leftWithoutKey: algorithmsLeftWithoutKey(restored.inventory.keys, disabled),
+  };
+}
