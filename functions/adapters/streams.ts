@@ -1,7 +1,13 @@
 // Small pass-through stream stages of the data path: count and hash, check a header, hold the end for a verdict.
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
-import { ChecksumMismatchError, DumpFailedError } from '../core/errors.js';
+import {
+  createZstdCompress,
+  createZstdDecompress,
+  type ZstdOptions,
+  constants as zlibConstants,
+} from 'node:zlib';
+import { ChecksumMismatchError, DumpFailedError, RestoreFailedError } from '../core/errors.js';
 
 /** Larger buffers between stages mean fewer wake-ups per megabyte; 1 MiB matches the encryption frame. */
 export const STAGE_HIGH_WATER_MARK = 1024 * 1024;
@@ -235,4 +241,53 @@ export function discard(): Writable {
       callback();
     },
   });
+}
+
+/** The first four bytes of every zstd frame (RFC 8878): what the pipeline's compressed archive starts with. */
+export const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/**
+ * zstd compression of the archive, in the libuv thread pool: the main thread hands each 1 MiB chunk over and
+ * encrypts the previous output meanwhile, so on two cores pg_dump, the compression and the encryption overlap.
+ * The frame carries its content checksum (XXH64), which `zstd -d` checks too, and has no known size up front.
+ */
+export function zstdCompressStage(level: number): Transform {
+  return createZstdCompress(
+    withHighWaterMark(STAGE_HIGH_WATER_MARK, {
+      // One output buffer per MiB of compressed data, as the encryption's frames (coalesce after it gathers them).
+      chunkSize: STAGE_HIGH_WATER_MARK,
+      params: {
+        [zlibConstants.ZSTD_c_compressionLevel]: level,
+        [zlibConstants.ZSTD_c_checksumFlag]: 1,
+      },
+    }),
+  );
+}
+
+/**
+ * zstd decompression on the read path, in the thread pool. Refuses a frame whose window needs more than 8 MiB
+ * (levels up to 19 use at most that), so a crafted object cannot make a restore allocate without bound. A damaged
+ * frame fails the read (pg-restore.ts names it), though the authenticated decryption before it makes that unlikely.
+ */
+export function zstdDecompressStage(highWaterMark = STAGE_HIGH_WATER_MARK): Transform {
+  return createZstdDecompress(
+    withHighWaterMark(highWaterMark, {
+      chunkSize: STAGE_HIGH_WATER_MARK,
+      params: { [zlibConstants.ZSTD_d_windowLogMax]: 23 },
+    }),
+  );
+}
+
+/** zlib hands its options to the Transform underneath (lib/zlib.js ZlibBase); @types/node does not say so. */
+function withHighWaterMark(highWaterMark: number, options: ZstdOptions): ZstdOptions {
+  return { ...options, highWaterMark } as ZstdOptions;
+}
+
+/** Asserts the start of a zstd frame: what the pipeline's compression writes before anything else. */
+export function assertZstdHeader(head: Buffer): void {
+  if (head.length < 4 || !head.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    throw new RestoreFailedError('the decrypted dump does not start with a zstd frame', {
+      hint: 'the manifest says the pipeline compressed this dump, but its contents are not zstd: do not rely on it',
+    });
+  }
 }

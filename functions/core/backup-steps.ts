@@ -3,7 +3,7 @@ import { buildManifest, encryptionContextFor, withCopy, withVerification } from 
 import { readCatalog, readManifest } from './catalog.js';
 import { isKeycloakBackupError, ObjectNotFoundError, VerificationFailedError } from './errors.js';
 import { dumpKey, manifestKey } from './layout.js';
-import type { Manifest, ManifestVerification } from './manifest.js';
+import { archiveBytes, compressedBy, type Manifest, type ManifestVerification } from './manifest.js';
 import type {
   Clock,
   CopyObject,
@@ -74,9 +74,15 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
 
   const warnings: string[] = [];
   const previous = (await catalog).filter((b) => b.parsed && b.backupId !== backupId).at(-1);
-  if (previous?.parsed && outcome.plainBytes < previous.parsed.dump.plainBytes * SHRINK_WARNING_RATIO) {
+  // Archive sizes compare only at the same compression (a change of KB_DUMP_COMPRESSION changes them 4-fold).
+  const before = previous?.parsed?.dump;
+  const comparable =
+    before !== undefined &&
+    before.compression === outcome.compression &&
+    compressedBy(before) === outcome.compressedBy;
+  if (comparable && outcome.archiveBytes < archiveBytes(before) * SHRINK_WARNING_RATIO) {
     warnings.push(
-      `dump is ${outcome.plainBytes} bytes, less than half of the previous backup ${previous.backupId} (${previous.parsed.dump.plainBytes} bytes)`,
+      `dump is ${outcome.archiveBytes} bytes, less than half of the previous backup ${previous!.backupId} (${archiveBytes(before)} bytes)`,
     );
   }
 
@@ -101,8 +107,11 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
     dump: {
       key,
       compression: outcome.compression,
+      compressedBy: outcome.compressedBy,
       plainBytes: outcome.plainBytes,
       plainSha256: outcome.plainSha256,
+      // Only where it differs from plainBytes, so a manifest of pg_dump's own compression reads as before.
+      archiveBytes: outcome.compressedBy === 'pipeline' ? outcome.archiveBytes : undefined,
       storedBytes: outcome.storedBytes,
       storedSha256: outcome.storedSha256,
       durationMs: outcome.durationMs,
@@ -290,6 +299,7 @@ function storedDump(
     storedSha256: manifest.dump.storedSha256,
     encryptionContext: manifest.encryption.context,
     pgDumpVersion: manifest.source.pgDumpVersion,
+    compressedBy: compressedBy(manifest.dump),
     onProgress: options.onProgress,
     signal: options.signal,
   };

@@ -6,7 +6,9 @@ import type { Tier } from './schedule.js';
 export interface DumpFacts {
   key: string;
   compression: string;
+  compressedBy: 'pipeline' | 'pg_dump';
   plainBytes: number;
+  archiveBytes?: number;
   plainSha256: string;
   storedBytes: number;
   storedSha256: string;

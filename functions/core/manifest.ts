@@ -47,9 +47,19 @@ export const manifestSchema = z.object({
   dump: z.object({
     key: z.string(),
     format: z.literal('custom'),
+    /** e.g. 'zstd:3' or 'gzip:6'; `compressedBy` says whose. */
     compression: z.string(),
+    /**
+     * 'pipeline': pg_dump wrote an uncompressed archive and the pipeline wrapped it in one zstd frame before the
+     * encryption; 'pg_dump': the archive is compressed inside (pg_dump -Z). Absent in manifests written before
+     * the pipeline compressed (issue 16): those are 'pg_dump'.
+     */
+    compressedBy: z.enum(['pipeline', 'pg_dump']).optional(),
+    /** The decrypted object: its size and SHA-256 (with compressedBy 'pipeline', the zstd frame; else the archive). */
     plainBytes: z.number().int().nonnegative(),
     plainSha256: sha256,
+    /** The custom-format archive pg_restore reads (after the pipeline's decompression); absent: plainBytes. */
+    archiveBytes: z.number().int().nonnegative().optional(),
     storedBytes: z.number().int().positive(),
     storedSha256: sha256,
     durationMs: z.number().nonnegative(),
@@ -92,6 +102,16 @@ export function parseManifest(value: unknown, key: string): Manifest {
   throw new ManifestInvalidError(`manifest ${key} is invalid: ${problems}`, {
     hint: 'the backup cannot be trusted; take a new backup and inspect this object',
   });
+}
+
+/** Who compressed a stored dump: manifests from before the pipeline compressed say nothing, and mean pg_dump. */
+export function compressedBy(dump: Manifest['dump']): 'pipeline' | 'pg_dump' {
+  return dump.compressedBy ?? 'pg_dump';
+}
+
+/** The size of the archive pg_restore reads. */
+export function archiveBytes(dump: Manifest['dump']): number {
+  return dump.archiveBytes ?? dump.plainBytes;
 }
 
 /** A backup counts as verified when its newest verification passed. */

@@ -167,6 +167,10 @@ export interface DumpOutcome {
   storedSha256: string;
   durationMs: number;
   compression: string;
+  /** 'pipeline': zstd around an uncompressed archive (plainBytes/plainSha256 are the zstd frame's). */
+  compressedBy: 'pipeline' | 'pg_dump';
+  /** The archive pg_restore reads; equals plainBytes when pg_dump compressed. */
+  archiveBytes: number;
   pgDumpVersion: string;
   serverVersion: string;
   endpointRole: EndpointRole;
@@ -181,6 +185,8 @@ export interface StoredDump {
   storedSha256: string;
   encryptionContext: Record<string, string>;
   pgDumpVersion?: string;
+  /** 'pipeline': the decrypted bytes are a zstd frame around the archive (manifest dump.compressedBy). */
+  compressedBy?: 'pipeline' | 'pg_dump';
   onProgress?: (bytes: number) => void;
   signal?: AbortSignal;
 }

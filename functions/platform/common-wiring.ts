@@ -39,6 +39,7 @@ export function databaseTools(
   return new PostgresTools({
     ...ports,
     compression: config.KB_DUMP_COMPRESSION,
+    zstdLevel: config.KB_DUMP_ZSTD_LEVEL,
     schema: config.KB_KEYCLOAK_SCHEMA,
     scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
   });

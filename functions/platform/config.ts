@@ -4,12 +4,14 @@ import { ConfigurationError } from '../core/errors.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/** `pipeline`: pg_dump writes no compression, the pipeline zstd-compresses (KB_DUMP_ZSTD_LEVEL); else pg_dump's own. */
 const compression = z
   .string()
-  .regex(/^(none|gzip(:[0-9])?|lz4(:[0-9]{1,2})?|zstd(:[0-9]{1,2})?|[0-9])$/, {
-    message: 'expected none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
+  .regex(/^(pipeline|none|gzip(:[0-9])?|lz4(:[0-9]{1,2})?|zstd(:[0-9]{1,2})?|[0-9])$/, {
+    message:
+      'expected pipeline, or for pg_dump none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
   })
-  .default('gzip:6');
+  .default('pipeline');
 
 const target = z.object({
   /** Short name used in keys and tags: lower-case letters, digits and dashes. */
@@ -78,6 +80,8 @@ export const configSchema = z
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .default('public'),
     KB_DUMP_COMPRESSION: compression,
+    /** zstd level of the pipeline's compression (KB_DUMP_COMPRESSION=pipeline). */
+    KB_DUMP_ZSTD_LEVEL: z.coerce.number().int().min(1).max(19).default(3),
     KB_DAILY_HOUR_UTC: z.coerce.number().int().min(0).max(23).default(0),
     /** 0 = Sunday. */
     KB_WEEKLY_DAY_UTC: z.coerce.number().int().min(0).max(6).default(0),

@@ -32,6 +32,7 @@ import {
   DatabaseUnavailableError,
   DecryptionFailedError,
   DumpFailedError,
+  RestoreFailedError,
   TransientError,
   VersionMismatchError,
 } from '../../functions/core/errors.js';
@@ -102,12 +103,13 @@ async function readObject(objectKey: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function dump(objectKey: string, databaseUrl = stack.replicaUrl) {
+async function dump(objectKey: string, databaseUrl = stack.replicaUrl, compression = 'gzip:6') {
   return dumpToStore({
     databaseUrl,
     pgDumpPath: pgDump,
     stdbufLibrary,
-    compression: 'gzip:6',
+    compression,
+    zstdLevel: 3,
     envelope,
     store,
     key: objectKey,
@@ -142,12 +144,26 @@ afterAll(async () => {
   await stack?.remove();
 });
 
-describe('dump, store, verify and restore', () => {
-  const objectKey = 'kc/2026/01/01/20260101T0000Z/dump.pgdump.enc';
+/**
+ * Both stored forms: the pipeline's zstd around an uncompressed archive (the default since issue 16), and pg_dump's
+ * own gzip, read as a dump stored before issue 16 is read: its manifest says nothing of who compressed.
+ */
+const forms = [
+  { form: 'compressed by the pipeline', setting: 'pipeline', spec: 'zstd:3', compressedBy: 'pipeline' },
+  {
+    form: 'compressed by pg_dump (stored before issue 16)',
+    setting: 'gzip:6',
+    spec: 'gzip:6',
+    compressedBy: undefined,
+  },
+] as const;
+
+describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec, compressedBy }) => {
+  const objectKey = `kc/2026/01/01/20260101T0000Z-${setting}/dump.pgdump.enc`;
   let result: Awaited<ReturnType<typeof dump>>;
 
   beforeAll(async () => {
-    result = await dump(objectKey);
+    result = await dump(objectKey, stack.replicaUrl, setting);
   });
 
   it('stores an encrypted archive whose size and SHA-256 are what the dump reported', async () => {
@@ -157,7 +173,15 @@ describe('dump, store, verify and restore', () => {
     expect(result.plainBytes).toBeGreaterThan(10_000);
     expect(result.plainSha256).not.toBe(result.storedSha256);
     expect(result.pgDumpVersion).toMatch(/^\d+\.\d+/);
-    expect(result.compression).toBe('gzip:6');
+    expect(result.compression).toBe(spec);
+    expect(result.compressedBy).toBe(compressedBy ?? 'pg_dump');
+    if (compressedBy === 'pipeline') {
+      // pg_dump wrote the archive uncompressed; zstd made it several times smaller before the encryption.
+      expect(result.archiveBytes).toBeGreaterThan(3 * result.plainBytes);
+      expect(result.storedBytes).toBeLessThan(result.archiveBytes / 3);
+    } else {
+      expect(result.archiveBytes).toBe(result.plainBytes);
+    }
     // taken from the hot standby, which reports how far it is behind
     expect(result.inRecovery).toBe(true);
     expect(result.replicaLagSeconds === null || result.replicaLagSeconds >= 0).toBe(true);
@@ -184,11 +208,13 @@ describe('dump, store, verify and restore', () => {
       expectedPlainSha256: result.plainSha256,
       envelope,
       encryptionContext: context,
+      compressedBy,
       pgRestorePath: pgRestore,
     });
     expect(listed.tocEntries).toBeGreaterThan(87);
     expect(listed.storedBytes).toBe(result.storedBytes);
     expect(listed.plainBytes).toBe(result.plainBytes);
+    expect(listed.archiveBytes).toBe(result.archiveBytes);
     expect(listed.archive.database).toBe('keycloak');
     expect(listed.archive.pgDumpVersion.full).toBe(result.pgDumpVersion);
   });
@@ -200,13 +226,14 @@ describe('dump, store, verify and restore', () => {
       expectedSha256: result.storedSha256,
       envelope,
       encryptionContext: context,
+      compressedBy,
     });
     expect(verified.storedBytes).toBe(result.storedBytes);
     expect(verified.plainBytes).toBe(result.plainBytes);
     expect(verified.MBps).toBeGreaterThan(0);
   });
 
-  it('writes the plain archive to a file only its owner can read, byte for byte what pg_dump wrote', async () => {
+  it('writes the plain archive to a file only its owner can read, as pg_dump wrote it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
     try {
       const file = join(dir, 'archive.pgdump');
@@ -217,11 +244,17 @@ describe('dump, store, verify and restore', () => {
           expectedSha256: result.storedSha256,
           envelope,
           encryptionContext: context,
+          compressedBy,
           file,
         });
       const written = await write();
       const bytes = await readFile(file);
-      expect(createHash('sha256').update(bytes).digest('hex')).toBe(result.plainSha256);
+      expect(bytes.length).toBe(result.archiveBytes);
+      expect(bytes.subarray(0, 5).toString('latin1')).toBe('PGDMP');
+      // pg_dump's own compression: the decrypted bytes are the archive, byte for byte.
+      if (compressedBy === undefined) {
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(result.plainSha256);
+      }
       expect(written.plainBytes).toBe(result.plainBytes);
       expect(written.storedBytes).toBe(result.storedBytes);
       expect(written.archive.pgDumpVersion.full).toBe(result.pgDumpVersion);
@@ -238,7 +271,7 @@ describe('dump, store, verify and restore', () => {
   });
 
   it.each([1, 2])('restores into a new database with identical table counts (jobs=%i)', async (jobs) => {
-    const database = `restored_${jobs}`;
+    const database = `restored_${jobs}_${setting.replace(/\W/g, '')}`;
     await onPrimary(`create database ${database}`);
     const restored = await restoreFromStore({
       store,
@@ -246,6 +279,7 @@ describe('dump, store, verify and restore', () => {
       expectedSha256: result.storedSha256,
       envelope,
       encryptionContext: context,
+      compressedBy,
       pgRestorePath: pgRestore,
       databaseUrl: withDatabase(stack.primaryUrl, database),
       jobs,
@@ -253,6 +287,7 @@ describe('dump, store, verify and restore', () => {
     });
     expect(restored.jobs).toBe(jobs);
     expect(restored.storedBytes).toBe(result.storedBytes);
+    expect(restored.archiveBytes).toBe(result.archiveBytes);
     expect(await countsOf(withDatabase(stack.primaryUrl, database))).toEqual(result.snapshotResult);
   });
 
@@ -270,8 +305,23 @@ describe('dump, store, verify and restore', () => {
     expect(failure).toBeInstanceOf(VersionMismatchError);
   });
 
+  it.runIf(compressedBy === 'pipeline')(
+    'says what is wrong when a manifest does not say that the pipeline compressed the dump',
+    async () => {
+      const failure = await verifyStoredObject({
+        store,
+        key: objectKey,
+        expectedSha256: result.storedSha256,
+        envelope,
+        encryptionContext: context,
+      }).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(RestoreFailedError);
+      expect((failure as Error).message).toMatch(/zstd frame/);
+    },
+  );
+
   describe('with one byte of the stored object flipped', () => {
-    const tamperedKey = 'kc/2026/01/01/20260101T0000Z/tampered.pgdump.enc';
+    const tamperedKey = `kc/2026/01/01/20260101T0000Z-${setting}/tampered.pgdump.enc`;
 
     beforeAll(async () => {
       const bytes = await readObject(objectKey);
@@ -285,6 +335,7 @@ describe('dump, store, verify and restore', () => {
       expectedSha256: result.storedSha256,
       envelope,
       encryptionContext: context,
+      compressedBy,
     });
 
     it('fails the archive listing with ChecksumMismatchError naming the key', async () => {
@@ -311,11 +362,12 @@ describe('dump, store, verify and restore', () => {
     });
 
     it('fails the restore with ChecksumMismatchError', async () => {
-      await onPrimary('create database restored_tampered');
+      const database = `restored_tampered_${setting.replace(/\W/g, '')}`;
+      await onPrimary(`create database ${database}`);
       const failure = await restoreFromStore({
         ...read(),
         pgRestorePath: pgRestore,
-        databaseUrl: withDatabase(stack.primaryUrl, 'restored_tampered'),
+        databaseUrl: withDatabase(stack.primaryUrl, database),
       }).catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(ChecksumMismatchError);
     });
@@ -479,12 +531,13 @@ describe('failures while writing', () => {
       if (fakeDir) await rm(fakeDir, { recursive: true, force: true });
     });
 
-    const fakeRun = (program: string, objectKey: string) =>
+    const fakeRun = (program: string, objectKey: string, compression = 'gzip:6') =>
       dumpToStore({
         databaseUrl: stack.replicaUrl,
         pgDumpPath: join(fakeDir, program),
         pgDumpVersion: { major: 15, full: '15.18' },
-        compression: 'gzip:6',
+        compression,
+        zstdLevel: 3,
         envelope,
         store,
         key: objectKey,
@@ -502,6 +555,16 @@ describe('failures while writing', () => {
       expect(sentCommands).toContain('UploadPartCommand');
       expect(sentCommands).toContain('AbortMultipartUploadCommand');
       expect(sentCommands).not.toContain('CompleteMultipartUploadCommand');
+      expect(await store.head(objectKey)).toBeUndefined();
+      expect(await uploadsLeft()).toEqual([]);
+    });
+
+    it('stores no zstd frame either when the pipeline compresses: the frame ends only after pg_dump exited 0', async () => {
+      const objectKey = 'kc/2026/01/01/late-zstd/dump.pgdump.enc';
+      const failure = await fakeRun('pg_dump_fails', objectKey, 'pipeline').catch((e: unknown) => e);
+
+      expect(failure).toBeInstanceOf(DumpFailedError);
+      expect((failure as Error).message).toContain('the disk caught fire');
       expect(await store.head(objectKey)).toBeUndefined();
       expect(await uploadsLeft()).toEqual([]);
     });

@@ -20,6 +20,14 @@ describe('configuration', () => {
     expect(config.KB_RETAIN_MONTHLY_DAYS).toBe(365);
     expect(config.KB_SNAPSHOT_TIERS).toEqual(['daily', 'weekly', 'monthly']);
     expect(config.KB_TARGETS[0]?.database).toBe('keycloak');
+    expect(config.KB_DUMP_COMPRESSION).toBe('pipeline');
+    expect(config.KB_DUMP_ZSTD_LEVEL).toBe(3);
+  });
+
+  it("takes pg_dump's own compression settings and refuses a zstd level zstd does not have", () => {
+    expect(parseConfig({ ...local, KB_DUMP_COMPRESSION: 'gzip:6' }).KB_DUMP_COMPRESSION).toBe('gzip:6');
+    expect(parseConfig({ ...local, KB_DUMP_ZSTD_LEVEL: '7' }).KB_DUMP_ZSTD_LEVEL).toBe(7);
+    expect(() => parseConfig({ ...local, KB_DUMP_ZSTD_LEVEL: '23' })).toThrow(/KB_DUMP_ZSTD_LEVEL/);
   });
 
   it('lists every bad key in one error', () => {

@@ -1,5 +1,6 @@
+import { zstdCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { compressionArguments } from '../../functions/adapters/postgres/pg-dump.js';
+import { compressionArguments, dumpCompression } from '../../functions/adapters/postgres/pg-dump.js';
 import { lastLines, toolConnection } from '../../functions/adapters/postgres/pg-process.js';
 import { parseArchiveHeader } from '../../functions/adapters/postgres/pg-restore.js';
 import { ConfigurationError, RestoreFailedError } from '../../functions/core/errors.js';
@@ -62,6 +63,49 @@ describe('parseArchiveHeader', () => {
     );
     const cut = archiveHeader({ minor: 14, pgDump: '15.18' }).subarray(0, 40);
     expect(() => parseArchiveHeader(cut)).toThrow(/cut short/);
+  });
+});
+
+describe('dumpCompression', () => {
+  it('has pg_dump write no compression and the pipeline compress with zstd by default', () => {
+    expect(dumpCompression('pipeline', 3, 15)).toEqual({
+      spec: 'zstd:3',
+      compressedBy: 'pipeline',
+      pgDumpArgs: ['-Z', '0'],
+      zstdLevel: 3,
+    });
+    expect(dumpCompression('pipeline', 9, 17).pgDumpArgs).toEqual(['--compress=none']);
+  });
+
+  it("keeps pg_dump's own settings and their spelling", () => {
+    expect(dumpCompression('gzip', 3, 15)).toEqual({
+      spec: 'gzip:6',
+      compressedBy: 'pg_dump',
+      pgDumpArgs: ['-Z', '6'],
+    });
+    expect(dumpCompression('zstd:5', 3, 16)).toMatchObject({ spec: 'zstd:5', compressedBy: 'pg_dump' });
+    expect(dumpCompression('none', 3, 15)).toMatchObject({ spec: 'none', compressedBy: 'pg_dump' });
+  });
+
+  it('refuses a zstd level it cannot use, naming the setting', () => {
+    for (const level of [0, 20, 2.5, undefined]) {
+      expect(() => dumpCompression('pipeline', level, 15)).toThrow(/KB_DUMP_ZSTD_LEVEL/);
+    }
+  });
+});
+
+describe('parseArchiveHeader on a zstd frame', () => {
+  it('says that the dump is compressed and what to do', () => {
+    const failure = (() => {
+      try {
+        parseArchiveHeader(zstdCompressSync(archiveHeader({ minor: 14, pgDump: '15.18' })));
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(failure).toBeInstanceOf(RestoreFailedError);
+    expect((failure as RestoreFailedError).message).toMatch(/zstd frame/);
+    expect((failure as RestoreFailedError).hint).toMatch(/zstd -d/);
   });
 });
 

@@ -1,16 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   assertPgDumpHeader,
+  assertZstdHeader,
   coalesce,
   DigestStage,
   discard,
   holdEndUntil,
   peekHeader,
+  zstdCompressStage,
+  zstdDecompressStage,
 } from '../../functions/adapters/streams.js';
-import { ChecksumMismatchError, DumpFailedError } from '../../functions/core/errors.js';
+import { ChecksumMismatchError, DumpFailedError, RestoreFailedError } from '../../functions/core/errors.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -160,6 +164,55 @@ describe('coalesce', () => {
     await pipeline(source([data.subarray(0, 100), data.subarray(100)]), coalesce(4096), out.sink);
     expect(out.chunks.map((c) => c.length)).toEqual([4096, 4096, 808]);
     expect(out.bytes().equals(data)).toBe(true);
+  });
+});
+
+describe('zstd stages', () => {
+  // Compressible, as an archive is: repeated rows with some randomness.
+  const rows = (n: number) =>
+    Buffer.from(
+      Array.from(
+        { length: n },
+        (_, i) => `${i}\tuser-${i}@example.org\t${(i * 2654435761) % 1000003}\n`,
+      ).join(''),
+    );
+
+  it('compress into one zstd frame with a content checksum that zstd itself decompresses', async () => {
+    const input = rows(50_000);
+    const out = collector();
+    await pipeline(
+      source([input.subarray(0, 700_000), input.subarray(700_000)]),
+      zstdCompressStage(3),
+      out.sink,
+    );
+    const frame = out.bytes();
+
+    expect(frame.length).toBeLessThan(input.length / 3);
+    expect(() => assertZstdHeader(frame)).not.toThrow();
+    // Frame header descriptor (RFC 8878 3.1.1.1.1): bit 2 is the content checksum flag.
+    expect(frame[4]! & 0b100).toBe(0b100);
+    expect(zstdDecompressSync(frame).equals(input)).toBe(true);
+  });
+
+  it('decompress what zstd wrote, at any level, split anywhere', async () => {
+    const input = rows(20_000);
+    for (const level of [1, 3, 12]) {
+      const frame = zstdCompressSync(input, { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } });
+      const out = collector();
+      await pipeline(source([frame.subarray(0, 7), frame.subarray(7)]), zstdDecompressStage(), out.sink);
+      expect(out.bytes().equals(input)).toBe(true);
+    }
+  });
+
+  it('refuse a damaged frame instead of passing garbage on', async () => {
+    const frame = zstdCompressSync(rows(5_000));
+    frame[Math.floor(frame.length / 2)]! ^= 0xff;
+    await expect(pipeline(source([frame]), zstdDecompressStage(), discard())).rejects.toThrow();
+  });
+
+  it('say so when the bytes are not a zstd frame', () => {
+    expect(() => assertZstdHeader(Buffer.from('PGDMP\x01\x0e\x00'))).toThrow(RestoreFailedError);
+    expect(() => assertZstdHeader(Buffer.alloc(0))).toThrow(/zstd frame/);
   });
 });
 

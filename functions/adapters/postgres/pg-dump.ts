@@ -18,6 +18,7 @@ import {
   holdEndUntil,
   peekHeader,
   STAGE_HIGH_WATER_MARK,
+  zstdCompressStage,
 } from '../streams.js';
 import { connect } from './connect.js';
 import { lastLines, readToolVersion, spawnTool, toolConnection } from './pg-process.js';
@@ -28,8 +29,13 @@ export interface DumpToStoreOptions<T> {
   /** postgres:// URL of the endpoint to dump (the read replica). Its password goes to pg_dump by PGPASSWORD only. */
   databaseUrl: string;
   pgDumpPath: string;
-  /** KB_DUMP_COMPRESSION: none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9. */
+  /**
+   * KB_DUMP_COMPRESSION: `pipeline` (pg_dump writes an uncompressed archive, this pipeline compresses it with zstd
+   * at `zstdLevel`), or what pg_dump itself is told: none, gzip[:0-9], lz4[:level], zstd[:level], a gzip level 0-9.
+   */
   compression: string;
+  /** KB_DUMP_ZSTD_LEVEL: the pipeline's zstd level; needed when `compression` is `pipeline`. */
+  zstdLevel?: number;
   envelope: Envelope;
   store: ObjectStore;
   key: string;
@@ -55,8 +61,12 @@ export interface DumpResult<T> {
   storedSha256: string;
   durationMs: number;
   pgDumpVersion: string;
-  /** The compression as pg_dump was told, normalised (e.g. 'gzip:6', 'none'). */
+  /** The compression, normalised: the pipeline's ('zstd:3') or pg_dump's own ('gzip:6', 'none'). */
   compression: string;
+  /** Who compressed: 'pipeline' (zstd around an uncompressed archive) or 'pg_dump' (inside the archive). */
+  compressedBy: CompressedBy;
+  /** The custom-format archive as pg_dump wrote it (what pg_restore reads); plainBytes when pg_dump compressed. */
+  archiveBytes: number;
   serverVersion: string;
   /** True when the endpoint is a standby (the replica), false on a primary. */
   inRecovery: boolean;
@@ -65,12 +75,54 @@ export interface DumpResult<T> {
   snapshotResult: T;
 }
 
+export type CompressedBy = 'pipeline' | 'pg_dump';
+
+/** KB_DUMP_COMPRESSION's value for compression by the pipeline (the default). */
+export const PIPELINE_COMPRESSION = 'pipeline';
+
+export interface DumpCompression {
+  /** Recorded in the manifest: 'zstd:3' (the pipeline's) or pg_dump's own normalised setting. */
+  spec: string;
+  compressedBy: CompressedBy;
+  /** What pg_dump is told: no compression when the pipeline compresses. */
+  pgDumpArgs: string[];
+  /** Set when the pipeline compresses. */
+  zstdLevel?: number;
+}
+
+/**
+ * What a dump's compression settings mean. `pipeline`: pg_dump writes an uncompressed archive (-Z0, about a sixth
+ * of its CPU at -Z6: 1.7 s against 10.5 s for the medium bench database) and zstd compresses it on another core.
+ * Anything else is pg_dump's own compression, as before.
+ */
+export function dumpCompression(
+  setting: string,
+  zstdLevel: number | undefined,
+  pgDumpMajor: number,
+): DumpCompression {
+  if (setting.trim() === PIPELINE_COMPRESSION) {
+    if (zstdLevel === undefined || !Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19) {
+      throw new ConfigurationError(`KB_DUMP_ZSTD_LEVEL=${zstdLevel ?? '(unset)'} is not a zstd level`, {
+        hint: "use a zstd level from 1 to 19 (3 is zstd's own default)",
+      });
+    }
+    return {
+      spec: `zstd:${zstdLevel}`,
+      compressedBy: 'pipeline',
+      pgDumpArgs: compressionArguments('none', pgDumpMajor).args,
+      zstdLevel,
+    };
+  }
+  const native = compressionArguments(setting, pgDumpMajor);
+  return { spec: native.spec, compressedBy: 'pg_dump', pgDumpArgs: native.args };
+}
+
 /** Normalised spec and pg_dump arguments for a compression setting; lz4 and zstd need pg_dump 16 or later. */
 export function compressionArguments(setting: string, pgDumpMajor: number): { spec: string; args: string[] } {
   const match = /^(?:(none)|(gzip|lz4|zstd)(?::(\d{1,2}))?|(\d))$/.exec(setting.trim());
   if (!match) {
     throw new ConfigurationError(`KB_DUMP_COMPRESSION=${setting} is not a compression setting`, {
-      hint: 'use none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
+      hint: 'use pipeline (the default), or for pg_dump itself none, gzip[:0-9], lz4[:level], zstd[:level] or a gzip level 0-9',
     });
   }
   const [, none, method, level, bareLevel] = match;
@@ -104,7 +156,7 @@ export function compressionArguments(setting: string, pgDumpMajor: number): { sp
 export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<DumpResult<T>> {
   const started = performance.now();
   const tool = options.pgDumpVersion ?? (await readToolVersion(options.pgDumpPath));
-  const compression = compressionArguments(options.compression, tool.major);
+  const compression = dumpCompression(options.compression, options.zstdLevel, tool.major);
   const { dbname, env } = toolConnection(options.databaseUrl);
   const client = await connect(options.databaseUrl, 'keycloak-backup-dump');
   let inTransaction = false;
@@ -125,7 +177,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         '--format=custom',
         `--snapshot=${snapshotId}`,
         '--no-password',
-        ...compression.args,
+        ...compression.pgDumpArgs,
         '--dbname',
         dbname,
       ],
@@ -135,8 +187,16 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         stdout: 'pipe',
       },
     );
-    const plain = new DigestStage({ onProgress: options.onProgress });
+    // The archive as pg_dump wrote it (counted), and what the encryption protects (counted and hashed): the same
+    // bytes when pg_dump compressed, the zstd frame around the archive when the pipeline does.
+    const archive = new DigestStage({ hash: false, onProgress: options.onProgress });
+    const plain = new DigestStage();
     const stored = new DigestStage();
+    const compress =
+      compression.zstdLevel === undefined
+        ? []
+        : // zstd gives 100-300 KiB slices of its output buffer; the encryption runs faster per whole frame.
+          [zstdCompressStage(compression.zstdLevel), coalesce(FRAME_LENGTH)];
     let settled: PromiseSettledResult<T> | undefined;
     try {
       const dumpSucceeded = async () => {
@@ -156,6 +216,8 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
           peekHeader(5, assertPgDumpHeader),
           // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
           holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
+          archive,
+          ...compress,
           plain,
           options.envelope.encryptStream(options.encryptionContext),
           stored,
@@ -205,6 +267,8 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       durationMs: Math.round(performance.now() - started),
       pgDumpVersion: tool.full,
       compression: compression.spec,
+      compressedBy: compression.compressedBy,
+      archiveBytes: archive.bytes,
       serverVersion: source.serverVersion,
       inRecovery: source.inRecovery,
       replicaLagSeconds: source.replicaLagSeconds,

@@ -13,12 +13,15 @@ import {
 import type { Envelope, ObjectStore } from '../../core/ports.js';
 import { assertPgRestoreCanRead, type PgVersion, parsePgVersion } from '../../core/versions.js';
 import {
+  assertZstdHeader,
   checksumMismatch,
   DigestStage,
   discard,
   peekHeader,
   READ_HIGH_WATER_MARK,
   STAGE_HIGH_WATER_MARK,
+  ZSTD_MAGIC,
+  zstdDecompressStage,
 } from '../streams.js';
 import { lastLines, readToolVersion, spawnTool, type ToolProcess, toolConnection } from './pg-process.js';
 
@@ -45,6 +48,11 @@ export function parseArchiveHeader(head: Buffer): ArchiveHeader {
       hint: 'the object decrypted, but what it holds is not a custom-format dump',
     });
   };
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    throw new RestoreFailedError('the decrypted dump is a zstd frame, not a pg_dump custom-format archive', {
+      hint: "the pipeline compressed this dump but its manifest does not say so (dump.compressedBy 'pipeline'); decompress it with zstd -d before pg_restore",
+    });
+  }
   if (head.length < 12 || head.toString('latin1', 0, 5) !== 'PGDMP') fail('no PGDMP magic');
   let at = 5;
   const byte = (): number => {
@@ -99,7 +107,12 @@ export interface ReadStoredOptions {
   envelope: Envelope;
   /** Entries that must be in the message's encryption context (the backup's own). */
   encryptionContext: Record<string, string>;
-  /** SHA-256 of the plain archive (the manifest's plainSha256): checked too when given. The pipeline does not give
+  /**
+   * 'pipeline': the decrypted bytes are a zstd frame around the archive (manifest dump.compressedBy), decompressed
+   * on the way to pg_restore. Absent or 'pg_dump': the decrypted bytes are the archive (pg_dump compressed inside).
+   */
+  compressedBy?: 'pipeline' | 'pg_dump';
+  /** SHA-256 of the decrypted bytes (the manifest's plainSha256): checked too when given. The pipeline does not give
    * it: the stored SHA-256 and the authenticated decryption already prove the plaintext, and one more pass would
    * cost ~15 % of the verification CPU. It lets a test prove that the recorded plain digest is right. */
   expectedPlainSha256?: string;
@@ -110,16 +123,23 @@ export interface ReadStoredOptions {
 
 export interface VerifyResult {
   storedBytes: number;
+  /** Decrypted bytes (the zstd frame when the pipeline compressed). */
   plainBytes: number;
+  /** Archive bytes after the pipeline's decompression; plainBytes when pg_dump compressed; 0 when not decompressed. */
+  archiveBytes: number;
   durationMs: number;
   /** Stored megabytes (MiB) per second for read + SHA-256 + decryption. */
   MBps: number;
 }
 
-/** The fast verification pass: re-read, SHA-256 against the manifest, decrypt every frame, discard. */
+/**
+ * The fast verification pass: re-read, SHA-256 against the manifest, decrypt every frame, discard. A zstd frame is
+ * not decompressed here (the authenticated decryption already proves it is the frame that was written; only its
+ * magic is checked): readArchiveList and the restore decompress it.
+ */
 export async function verifyStoredObject(options: ReadStoredOptions): Promise<VerifyResult> {
   const started = performance.now();
-  const read = readStages(options);
+  const read = readStages(options, undefined, { decompress: false });
   await runRead(options, read, async (source) => {
     await pipeline([source, ...read.stages, discard()], signalOption(options));
   });
@@ -295,8 +315,12 @@ async function spool(
   }
 }
 
-/** The stages every read shares: hash the stored bytes, decrypt, check the archive header and version. */
-function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
+/**
+ * The stages every read shares: hash the stored bytes, decrypt, count (and when asked hash) the decrypted bytes,
+ * decompress the pipeline's zstd frame, check the archive header and version. With `decompress: false` a zstd
+ * frame is only checked for its magic and there is no archive header to read.
+ */
+function readStages(options: ReadStoredOptions, pgRestore?: PgVersion, { decompress = true } = {}) {
   // The socket's own 16-64 KiB reads go straight on, and every stage holds at most 64 KiB of them
   // (READ_HIGH_WATER_MARK): gathering them into 1 MiB buffers first (as the dump does with pg_dump's output), or
   // letting each stage hold 1 MiB, kept buffers alive across scavenges while the decryption holds a frame, and V8
@@ -315,18 +339,26 @@ function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
       : { expectSha256: options.expectedPlainSha256, objectKey: `${options.key} (decrypted)`, highWaterMark },
   );
   let header: ArchiveHeader | undefined;
+  const checkArchive = peekHeader(
+    ARCHIVE_HEADER_PEEK,
+    (head) => {
+      header = parseArchiveHeader(head);
+      if (pgRestore) assertPgRestoreCanRead({ pgRestore, archiveDumpedBy: header.pgDumpVersion });
+    },
+    highWaterMark,
+  );
+  const zstd = options.compressedBy === 'pipeline';
+  // Counts the archive after decompression (the decompressor's output is 1 MiB chunks: the spool's size).
+  const archive = zstd && decompress ? new DigestStage({ hash: false }) : undefined;
   const stages = [
     stored,
     options.envelope.decryptStream(options.encryptionContext),
-    peekHeader(
-      ARCHIVE_HEADER_PEEK,
-      (head) => {
-        header = parseArchiveHeader(head);
-        if (pgRestore) assertPgRestoreCanRead({ pgRestore, archiveDumpedBy: header.pgDumpVersion });
-      },
-      highWaterMark,
-    ),
     plain,
+    ...(!zstd
+      ? [checkArchive]
+      : decompress
+        ? [peekHeader(4, assertZstdHeader, highWaterMark), zstdDecompressStage(), archive!, checkArchive]
+        : [peekHeader(4, assertZstdHeader, highWaterMark)]),
   ];
   return {
     stages,
@@ -337,6 +369,7 @@ function readStages(options: ReadStoredOptions, pgRestore?: PgVersion) {
       return {
         storedBytes: stored.bytes,
         plainBytes: plain.bytes,
+        archiveBytes: !zstd ? plain.bytes : (archive?.bytes ?? 0),
         durationMs: Math.round(durationMs),
         MBps: Math.round((stored.bytes / 1048576 / Math.max(durationMs, 1)) * 1000 * 10) / 10,
       };

@@ -23,7 +23,9 @@ export interface PostgresToolsOptions {
   binaries: () => Promise<PgBinaries>;
   databases: DatabaseLocator;
   envelope: Envelope;
+  /** KB_DUMP_COMPRESSION and KB_DUMP_ZSTD_LEVEL (pg-dump.ts dumpCompression). */
   compression: string;
+  zstdLevel?: number;
   /** Keycloak's schema (KC_DB_SCHEMA). */
   schema: string;
   /** Maintenance database URL of the server that hosts scratch databases. */
@@ -51,6 +53,7 @@ export class PostgresTools implements DatabaseTools {
       pgDumpVersion: await binaries.version('pg_dump'),
       stdbufLibrary: await this.stdbufLibrary(binaries.dir),
       compression: this.options.compression,
+      zstdLevel: this.options.zstdLevel,
       envelope: this.options.envelope,
       store,
       key: request.key,
@@ -145,6 +148,7 @@ export class PostgresTools implements DatabaseTools {
       expectedSha256: dump.storedSha256,
       envelope: this.options.envelope,
       encryptionContext: dump.encryptionContext,
+      compressedBy: dump.compressedBy,
       onProgress: dump.onProgress,
       signal: dump.signal,
     };
