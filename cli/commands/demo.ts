@@ -2,6 +2,7 @@
 
 import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
+import { archiveBytes } from '../../functions/core/manifest.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { withSession } from '../session.js';
@@ -50,7 +51,7 @@ export async function demoCommand(options: { stateDir?: string }): Promise<numbe
 
     console.log('\nsummary:');
     console.log(
-      `  backup   ${backupId}: ${formatBytes(manifest.dump.plainBytes)} dump, ${formatBytes(manifest.dump.storedBytes)} encrypted, ` +
+      `  backup   ${backupId}: ${formatBytes(archiveBytes(manifest.dump))} dump, ${formatBytes(manifest.dump.storedBytes)} encrypted, ` +
         `verified ${verification?.level ?? 'no'} (${verification?.passed ? 'passed' : 'FAILED'}), in ${[services.primaryStore.bucket, ...manifest.copies.map((c) => c.bucket)].join(' and ')}`,
     );
     console.log(

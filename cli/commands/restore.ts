@@ -4,6 +4,7 @@ import { clearSessions, prepareRestoreTarget } from '../../functions/adapters/po
 import { restoreStep } from '../../functions/core/backup-steps.js';
 import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
+import { archiveBytes } from '../../functions/core/manifest.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
 import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
@@ -60,7 +61,7 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
       ]),
     );
     console.log(
-      `restored ${backupId} of ${target} (${formatBytes(restored.manifest.dump.plainBytes)}, Keycloak ${restored.report.keycloakVersion ?? 'unknown'}) in ${formatDuration(restored.durationMs)}`,
+      `restored ${backupId} of ${target} (${formatBytes(archiveBytes(restored.manifest.dump))}, Keycloak ${restored.report.keycloakVersion ?? 'unknown'}) in ${formatDuration(restored.durationMs)}`,
     );
     if (options.clearSessions) {
       const cleared = await clearSessions(options.to, services.config.KB_KEYCLOAK_SCHEMA);
