@@ -59,8 +59,11 @@ export class RestoreKeyReport {
     return report;
   }
 
-  /** After pg_restore or the recovery, before anything else reads the copy: report, then disable when asked. */
-  async afterRestore(databaseUrl: string, label: string): Promise<void> {
+  /**
+   * After pg_restore or the recovery, before anything else reads the copy: report, then disable when asked.
+   * Returns the rows it added, which the comparison with the backup's counts must expect.
+   */
+  async afterRestore(databaseUrl: string, label: string): Promise<{ addedRows: Record<string, number> }> {
     const restored = await keyReportAfter(this.services, this.references, { label, databaseUrl });
     this.after = restored.report;
     this.decision = await applyKeyDecision(
@@ -69,6 +72,7 @@ export class RestoreKeyReport {
       this.options.disableReintroducedKeys ?? false,
     );
     this.print([...formatKeyChangeReport(this.after), ...formatKeyDecision(this.after, this.decision)]);
+    return { addedRows: { component_config: this.decision.configRowsAdded } };
   }
 
   /** The document --json promised; restores stdout. Call once, at the end of the command. */

@@ -225,7 +225,7 @@ export interface DatabaseTools {
   ): Promise<KeycloakVerification>;
   /** The realm keys of a database (kid, provider, status; never material), with its session counts when asked. */
   readRealmKeys(databaseUrl: string, options?: { withSessions?: boolean }): Promise<RealmKeyInventory>;
-  /** Sets these key components disabled (enabled=false, not deleted); returns how many. */
+  /** Sets these key components disabled (enabled=false, not deleted); returns how many config rows it added. */
   disableKeyComponents(databaseUrl: string, componentIds: readonly string[]): Promise<number>;
   /** Creates an empty scratch database, hands its URL to `use`, and drops it afterwards whatever happens. */
   withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T>;

@@ -123,17 +123,19 @@ export async function applyKeyDecision(
   restored: { databaseUrl: string; inventory: RealmKeyInventory; report: KeyChangeReport },
   disable: boolean,
 ): Promise<KeyDecision> {
-  if (!disable) return { disableReintroduced: false, disabled: [], leftWithoutKey: [] };
+  if (!disable) return { disableReintroduced: false, disabled: [], leftWithoutKey: [], configRowsAdded: 0 };
   const disabled = restored.report.reintroduced.map((c) => c.key);
-  if (disabled.length > 0) {
-    await ports.tools.disableKeyComponents(
-      restored.databaseUrl,
-      disabled.map((k) => k.componentId),
-    );
-  }
+  const configRowsAdded =
+    disabled.length > 0
+      ? await ports.tools.disableKeyComponents(
+          restored.databaseUrl,
+          disabled.map((k) => k.componentId),
+        )
+      : 0;
   return {
     disableReintroduced: true,
     disabled,
     leftWithoutKey: algorithmsLeftWithoutKey(restored.inventory.keys, disabled),
+    configRowsAdded,
   };
 }

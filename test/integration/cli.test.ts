@@ -92,9 +92,42 @@ describe('keycloak-backup command', () => {
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.stdout).toMatch(/source-counts-exact\s+pass/);
     expect(restore.stdout).toMatch(/signing-keys\s+pass/);
+    expect(restore.stdout).toContain(`realm keys before the restore: restoring backup ${backupId}`);
+    expect(restore.stdout).toContain('compared with the live database (replica): no key changes');
+    expect(restore.stdout).toContain(
+      'kept the database exactly as at the restore point (no key is reintroduced)',
+    );
     const again = await cli('restore', backupId, '--to', target.toString());
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already has \d+ tables/);
+  });
+
+  it('gives the realm-key report as one JSON document on stdout with --json', async () => {
+    const primaryUrl = await withStored(async (_services, url) => url);
+    const target = new URL(primaryUrl);
+    target.pathname = '/keycloak_restored_json';
+
+    const restore = await cli(
+      'restore',
+      backupId,
+      '--to',
+      target.toString(),
+      '--json',
+      '--disable-reintroduced-keys',
+    );
+
+    expect(restore.code, restore.stderr).toBe(0);
+    const { realmKeys } = JSON.parse(restore.stdout) as {
+      realmKeys: {
+        before: { keyCount: number };
+        after: { decidedBy: string };
+        decision: { disabled: unknown[] };
+      };
+    };
+    expect(realmKeys.before.keyCount).toBe(8);
+    expect(realmKeys.after.decidedBy).toBe('live');
+    expect(realmKeys.decision).toMatchObject({ disableReintroduced: true, disabled: [] });
+    expect(restore.stderr).toMatch(/signing-keys\s+pass/);
   });
 
   it('fails verify, naming the checksum, after one byte of the stored dump is flipped', async () => {

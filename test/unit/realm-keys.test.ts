@@ -190,7 +190,12 @@ describe('buildKeyChangeReport', () => {
       newestVerified: { label: 'backup B', unavailable: 'none' },
     });
     expect(
-      formatKeyDecision(report, { disableReintroduced: false, disabled: [], leftWithoutKey: [] }),
+      formatKeyDecision(report, {
+        disableReintroduced: false,
+        disabled: [],
+        leftWithoutKey: [],
+        configRowsAdded: 0,
+      }),
     ).toEqual([
       'kept the database exactly as at the restore point: 1 reintroduced key(s) stay enabled; pass --disable-reintroduced-keys to disable them',
     ]);
@@ -198,6 +203,7 @@ describe('buildKeyChangeReport', () => {
       disableReintroduced: true,
       disabled: [old],
       leftWithoutKey: [{ realm: 'app', use: 'sig', algorithm: 'RS256' }],
+      configRowsAdded: 1,
     });
     expect(lines).toContain(
       '  app/rsa-old (id rsa-old, rsa-generated, sig RS256, kid kid-rsa-old, disabled)',

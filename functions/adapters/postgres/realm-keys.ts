@@ -8,7 +8,7 @@ import { quoteIdent } from './keycloak-probe.js';
 /**
  * Sets `enabled` to false on each key component, in one transaction: the existing config row is updated, or one is
  * added (generated keys store no `enabled` row, which means true). A component that is not a key provider of this
- * database is refused before anything changes. Returns how many components were disabled.
+ * database is refused before anything changes. Returns how many config rows were added (the rest were updated).
  */
 export async function disableKeyComponents(
   databaseUrl: string,
@@ -32,6 +32,7 @@ export async function disableKeyComponents(
           hint: 'the restored database changed since its keys were read: read them again',
         });
       }
+      let added = 0;
       for (const id of componentIds) {
         const updated = await client.query(
           `update ${config} set value = 'false' where component_id = $1 and name = 'enabled'`,
@@ -42,10 +43,11 @@ export async function disableKeyComponents(
             `insert into ${config} (id, component_id, name, value) values ($1, $2, 'enabled', 'false')`,
             [randomUUID(), id],
           );
+          added++;
         }
       }
       await client.query('commit');
-      return componentIds.length;
+      return added;
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
       throw error;

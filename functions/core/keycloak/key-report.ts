@@ -53,6 +53,8 @@ export interface KeyDecision {
   disabled: RealmKey[];
   /** Realms and algorithms that disabling left without an enabled key. */
   leftWithoutKey: AlgorithmLeftWithoutKey[];
+  /** component_config rows added to say enabled=false (the comparison with the backup's counts expects them). */
+  configRowsAdded: number;
 }
 
 export interface KeyReportInput {
