@@ -46,6 +46,7 @@ import {
   NON_DURABLE_SETTINGS,
 } from '../functions/adapters/local/postgres-cluster.js';
 import { compressionArguments } from '../functions/adapters/postgres/pg-dump.js';
+import { toolConnection } from '../functions/adapters/postgres/pg-process.js';
 import { S3ObjectStore } from '../functions/adapters/s3-object-store.js';
 import { describeError } from '../functions/core/errors.js';
 import { backupPrefix, targetPrefix } from '../functions/core/layout.js';
@@ -770,6 +771,18 @@ async function deletePrefix(store: S3ObjectStore, prefix: string): Promise<void>
   if (keys.length > 0) await store.deleteObjects(keys);
 }
 
+/** The local clusters' URLs carry their password: it goes to the program by PGPASSWORD, never in its argv. */
+function passwordsOutOfArgs(args: string[]): { args: string[]; password?: string } {
+  let password: string | undefined;
+  const stripped = args.map((arg) => {
+    if (!/^postgres(ql)?:\/\//.test(arg)) return arg;
+    const connection = toolConnection(arg);
+    password = connection.env.PGPASSWORD ?? password;
+    return connection.dbname;
+  });
+  return password === undefined ? { args: stripped } : { args: stripped, password };
+}
+
 /** Runs a program to completion: wall time, and the bytes of its stdout when counted. */
 async function timeProcess(
   file: string,
@@ -777,10 +790,11 @@ async function timeProcess(
   stdout: 'null' | 'count',
 ): Promise<{ ms: number; bytes: number }> {
   const devNull = stdout === 'null' ? openSync('/dev/null', 'w') : undefined;
+  const { args: argv, password } = passwordsOutOfArgs(args);
   const started = performance.now();
-  const child = spawn(file, args, {
+  const child = spawn(file, argv, {
     stdio: ['ignore', devNull ?? 'pipe', 'pipe'],
-    env: { ...process.env, ...LAMBDA_ENV },
+    env: { ...process.env, ...LAMBDA_ENV, ...(password === undefined ? {} : { PGPASSWORD: password }) },
   });
   unniceChild(child.pid);
   if (child.pid) liveChildren.add(child.pid);

@@ -7,7 +7,9 @@ import { FIXTURE_OWNER, loadKeycloakFixture } from '../functions/adapters/local/
 import { ensureKeyFile } from '../functions/adapters/local/key-file.js';
 import {
   allowServerTraversal,
+  generatePassword,
   isProcessRunning,
+  LOCAL_SUPERUSER,
   LocalPostgresCluster,
   makeServerDir,
   primarySettings,
@@ -88,6 +90,34 @@ interface StackState {
   /** The first run finished: primary initialised, database created, replica made. */
   ready: boolean;
   seeded: boolean;
+  /** The clusters were made with (or moved to) SCRAM and the password in PASSWORD_FILE. */
+  scram?: boolean;
+}
+
+/** The clusters' superuser password, in libpq's pass-file format (PGPASSFILE), mode 0600. */
+export const PASSWORD_FILE = 'pgpass';
+
+/** The stack's superuser password: read from PASSWORD_FILE, or made and written there on the first run. */
+async function stackPassword(stateDir: string, mustExist: boolean): Promise<string> {
+  const file = path.join(stateDir, PASSWORD_FILE);
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  const stored = text?.split('\n')[0]?.split(':')[4];
+  if (stored && /^[0-9a-f]{16,}$/.test(stored)) return stored;
+  if (text !== undefined || mustExist) {
+    throw new ConfigurationError(
+      `the local clusters' password file ${file} is ${text === undefined ? 'missing' : 'not one this stack wrote'}`,
+      {
+        hint: `restore it from a copy (the clusters admit nobody without it), or start afresh with \`keycloak-backup --state-dir ${shellArg(stateDir)} reset-local --yes\``,
+      },
+    );
+  }
+  const password = generatePassword();
+  const lines = ['127.0.0.1', 'localhost'].map((host) => `${host}:*:*:${LOCAL_SUPERUSER}:${password}`);
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+  return password;
 }
 
 type StateRead =
@@ -354,7 +384,7 @@ export async function resetLocalStack(dir: string, log: (line: string) => void =
         await new LocalPostgresCluster({ name, baseDir, binaries, port: 0, log }).stop();
       }
     }
-    for (const name of ['replica', 'primary', 'wal-archive', 'drills', 'tmp', STATE_FILE]) {
+    for (const name of ['replica', 'primary', 'wal-archive', 'drills', 'tmp', STATE_FILE, PASSWORD_FILE]) {
       const target = path.join(stateDir, name);
       if (await exists(target)) {
         await rm(target, { recursive: true, force: true });
@@ -399,6 +429,12 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
   const { stateDir, binaries, serverVersion, keyFile, durable, log, unlock } = context;
 
   const walArchiveDir = path.join(stateDir, 'wal-archive');
+  const read = await readState(stateDir);
+  // A stack that was made with SCRAM cannot be reached without its password: that is never made up again.
+  const password = await stackPassword(
+    stateDir,
+    read.kind === 'ok' && read.state.ready && read.state.scram === true,
+  );
   const primary = new LocalPostgresCluster({
     name: 'primary',
     baseDir: path.join(stateDir, 'primary'),
@@ -406,6 +442,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     port: 0,
     // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
     portFlexible: true,
+    password,
     log,
   });
   const replica = new LocalPostgresCluster({
@@ -415,10 +452,10 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     port: 0,
     // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
     portFlexible: true,
+    password,
     log,
   });
 
-  const read = await readState(stateDir);
   const onDisk = {
     primary: await exists(primary.baseDir),
     replica: await exists(replica.baseDir),
@@ -517,7 +554,13 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       if (state) state.seeded = true;
     };
     if (!state) {
-      state = { version: STATE_VERSION, pgMajor: serverVersion.major, ready: false, seeded: false };
+      state = {
+        version: STATE_VERSION,
+        pgMajor: serverVersion.major,
+        ready: false,
+        seeded: false,
+        scram: true,
+      };
       await writeState(stateDir, state);
       await makeServerDir(walArchiveDir);
       await primary.initdb({ durable });
@@ -532,20 +575,33 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       await primary.ensureReplicationSlot(REPLICA_SLOT);
       await replica.baseBackupFrom(primary, { slot: REPLICA_SLOT, durable });
       await replica.writeSettings(
-        replicaSettings({ primaryPort: primary.port, slot: REPLICA_SLOT, durable }),
+        replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
       );
       await replica.start();
       await replica.waitForReplayOf(primary);
       state.ready = true;
     } else {
       startS3();
+      // A stack made before SCRAM still says trust in its pg_hba.conf: it keeps it until the password is set.
+      const migrating = !state.scram;
       // Settings are rewritten at every start: the primary's port, and so the replica's connection, may change.
       await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
+      if (!migrating) await primary.writeHba();
       await primary.start();
       await replica.writeSettings(
-        replicaSettings({ primaryPort: primary.port, slot: REPLICA_SLOT, durable }),
+        replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
       );
+      if (!migrating) await replica.writeHba();
       await replica.start();
+      if (migrating) {
+        log('setting a password on the local clusters and turning trust authentication off');
+        await primary.setSuperuserPassword();
+        await replica.waitForReplayOf(primary);
+        await Promise.all([primary.writeHba(), replica.writeHba()]);
+        await Promise.all([primary.reload(), replica.reload()]);
+        state.scram = true;
+        await writeState(stateDir, state);
+      }
       if (options.seed && !state.seeded) {
         await seed();
       }

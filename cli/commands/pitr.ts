@@ -1,8 +1,10 @@
 // `keycloak-backup pitr`: a real point-in-time recovery kept running under a name, until `pitr --drop NAME`.
+import path from 'node:path';
 import { clearSessions } from '../../functions/adapters/postgres/restore-target.js';
 import { findNearestManifest, isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { formatDuration, formatTable } from '../format.js';
+import { PASSWORD_FILE } from '../local-stack.js';
 import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
 
@@ -90,7 +92,7 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     throw new InvalidInputError('--time is required', { hint: 'an ISO 8601 time with a zone, or latest' });
   }
   const time = parseRestoreTime(options.time);
-  return withSession({ stateDir: options.stateDir }, async ({ services }) => {
+  return withSession({ stateDir: options.stateDir }, async ({ services, stack }) => {
     const target = options.target ?? services.config.KB_TARGETS[0]?.name ?? '';
     const keys = await keyReportBeforeRecovery(services, target, time, options);
     const started = Date.now();
@@ -109,11 +111,17 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
         'note: the recovery revives the sessions stored at that time; pass --clear-sessions to log everyone out',
       );
     }
-    console.log(
-      `recovered ${target} to ${time === 'latest' ? 'the latest archived change' : time.toISOString()} in ${formatDuration(took)}`,
-    );
-    console.log(`  connect:  psql '${instance.databaseUrl ? printable(instance.databaseUrl) : '(unknown)'}'`);
-    if (instance.databaseUrl && new URL(instance.databaseUrl).password) {
+    const asked = time === 'latest' ? 'the latest archived change' : time.toISOString();
+    const reached = instance.reachedTime ? ` (recovery reached ${instance.reachedTime.toISOString()})` : '';
+    console.log(`recovered ${target} to ${asked}${reached} in ${formatDuration(took)}`);
+    const where = instance.databaseUrl ? printable(instance.databaseUrl) : '(unknown)';
+    if (stack) {
+      // The local clusters admit only by password (SCRAM); libpq reads it from the stack's pass file.
+      console.log(`  connect:  PGPASSFILE=${path.join(stack.stateDir, PASSWORD_FILE)} psql '${where}'`);
+    } else {
+      console.log(`  connect:  psql '${where}'`);
+    }
+    if (!stack && instance.databaseUrl && new URL(instance.databaseUrl).password) {
       console.log("            with the primary's password (its roles were recovered with it)");
     }
     console.log(`  stop it:  keycloak-backup pitr --drop ${name}`);

@@ -136,6 +136,18 @@ export class StepTimeoutError extends KeycloakBackupError {
   readonly kind = 'fatal';
 }
 
+/** The WAL archive misses a segment between a base backup and the recovery target: recovery would stop short. */
+export class WalArchiveGapError extends KeycloakBackupError {
+  override readonly name = 'WalArchiveGapError';
+  readonly kind = 'fatal';
+}
+
+/** The replica's replay is paused or further behind the primary than allowed: a dump from it would be stale. */
+export class StaleReplicaError extends KeycloakBackupError {
+  override readonly name = 'StaleReplicaError';
+  readonly kind = 'fatal';
+}
+
 /** Every error name in the catalogue, for ASL checks and for mapping names back to kinds. */
 export const ERROR_NAMES = [
   'TransientError',
@@ -156,6 +168,8 @@ export const ERROR_NAMES = [
   'SnapshotFailedError',
   'QuotaExceededError',
   'StepTimeoutError',
+  'WalArchiveGapError',
+  'StaleReplicaError',
 ] as const;
 
 export type ErrorName = (typeof ERROR_NAMES)[number];

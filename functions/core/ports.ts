@@ -96,6 +96,8 @@ export interface DrillInstance {
   createdAt: Date;
   /** Where the restored database answers, once available (credentials are resolved by the adapter). */
   databaseUrl?: string;
+  /** The time recovery actually reached, where the engine can tell (local); a drill fails when it is short. */
+  reachedTime?: Date;
 }
 
 /** Point-in-time restore of a target into a separate, disposable instance. */

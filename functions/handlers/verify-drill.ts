@@ -49,6 +49,15 @@ export function makeHandler(services: Services) {
       detail: c.detail,
       ...(c.class ? { class: c.class } : {}),
     }));
+    if (instance.reachedTime) {
+      // Recovery stops silently at the end of the WAL it finds: a copy short of the asked time is a failed drill.
+      const short = instance.reachedTime.getTime() < restoreTime.getTime();
+      checks.push({
+        name: 'reached-time',
+        status: short ? 'fail' : 'pass',
+        detail: `recovery reached ${instance.reachedTime.toISOString()}${short ? `, short of ${restoreTime.toISOString()}` : ''}`,
+      });
+    }
     if (!manifest) {
       checks.push({
         name: 'nearest-manifest',

@@ -28,6 +28,7 @@ import {
   RestoreFailedError,
   RestoreWindowError,
   TransientError,
+  WalArchiveGapError,
 } from '../../core/errors.js';
 import {
   type Clock,
@@ -41,6 +42,7 @@ import type { PgBinaries } from '../postgres/binaries.js';
 import { withClient } from '../postgres/connect.js';
 import { lastLines, spawnTool } from '../postgres/pg-process.js';
 import type { LocalSnapshotEngine, SnapshotMetadata } from './local-snapshots.js';
+import { PG_HBA } from './postgres-cluster.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -61,6 +63,8 @@ const recordSchema = z.object({
   snapshotId: z.string(),
   port: z.number().int().nullable(),
   pid: z.number().int().nullable(),
+  /** The time recovery actually reached (from the server's log at promotion); absent before. */
+  reachedTime: z.string().nullish(),
 });
 type InstanceRecord = z.infer<typeof recordSchema>;
 
@@ -101,7 +105,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
         hint: 'run a backup on a snapshot tier (daily and up by default) first',
       });
     }
-    const latest = await this.sealArchive(target);
+    const { latest } = await this.sealArchive(target);
     return { earliest: new Date(oldest.createdAt), latest };
   }
 
@@ -120,9 +124,14 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
       await this.teardown(instanceId);
     }
 
-    const window = await this.restorableWindow(target);
-    assertRestorable(time, window, this.clock.now());
-    const snapshot = this.pickSnapshot(await this.options.snapshots.listMetadata(target, 'primary'), time);
+    const stored = await this.options.snapshots.listMetadata(target, 'primary');
+    const oldest = stored[0];
+    if (!oldest) await this.restorableWindow(target); // throws the "nothing restorable" error
+    const seal = await this.sealArchive(target);
+    assertRestorable(time, { earliest: new Date(oldest!.createdAt), latest: seal.latest }, this.clock.now());
+    const snapshot = this.pickSnapshot(stored, time);
+    // Before anything is made: a gap in the archive would stop recovery short of the point it is asked for.
+    await this.checkArchiveChain(snapshot, time, seal);
 
     const owner = await postgresOwner();
     await this.prepareDrillsDir(owner);
@@ -161,8 +170,10 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
 
       const url = await this.drillUrl(target, port);
       await this.waitUntilPromoted(url, record.pid, path.join(dir, LOG_FILE));
+      const reached = reachedTime(await readFile(path.join(dir, LOG_FILE), 'utf8').catch(() => ''), time);
       record.status = 'available';
       record.availableAt = this.clock.now().toISOString();
+      record.reachedTime = reached?.toISOString() ?? null;
       await this.writeRecord(record);
       return {
         instanceId,
@@ -170,6 +181,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
         status: 'available',
         createdAt: new Date(record.createdAt),
         databaseUrl: url,
+        ...(reached ? { reachedTime: reached } : {}),
       };
     } catch (error) {
       await this.teardown(instanceId).catch(() => undefined);
@@ -198,7 +210,12 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     if (record.status === 'creating') return { ...base, status: 'creating' };
     if (record.pid === null || record.port === null || !isAlive(record.pid))
       return { ...base, status: 'failed' };
-    return { ...base, status: 'available', databaseUrl: await this.drillUrl(record.target, record.port) };
+    return {
+      ...base,
+      status: 'available',
+      databaseUrl: await this.drillUrl(record.target, record.port),
+      ...(record.reachedTime ? { reachedTime: new Date(record.reachedTime) } : {}),
+    };
   }
 
   /** Stops the instance by its own pid (immediate: nothing in it is worth a checkpoint) and removes its folder. */
@@ -257,8 +274,49 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     return chosen;
   }
 
-  /** Commits, switches WAL and waits for the archiver: returns a moment before that commit. */
-  private async sealArchive(target: string): Promise<Date> {
+  /**
+   * Archive continuity from the base backup's first segment to the one that covers the target (as pgBackRest's
+   * archive check and WAL-G's wal-verify do): recovery replays segment after segment and stops silently at the
+   * first one missing, so a gap before the target is refused here, naming the segment and how far it would get.
+   * A segment is complete when archived, so one archived at or after the target time covers it.
+   */
+  private async checkArchiveChain(snapshot: SnapshotMetadata, time: RestoreTime, seal: Seal): Promise<void> {
+    if (snapshot.startLsn === null || snapshot.timeline === null) return;
+    const segmentsPerId = 0x1_0000_0000 / seal.segmentBytes;
+    const first = lsnSegment(snapshot.startLsn, seal.segmentBytes);
+    const last = segmentNumber(seal.segment, segmentsPerId);
+    const archived = new Map<number, Date>();
+    for (const name of await readdir(this.options.walArchiveDir)) {
+      if (!/^[0-9A-F]{24}$/.test(name) || Number.parseInt(name.slice(0, 8), 16) < snapshot.timeline) continue;
+      const info = await stat(path.join(this.options.walArchiveDir, name)).catch(() => undefined);
+      if (info && info.size >= seal.segmentBytes)
+        archived.set(segmentNumber(name, segmentsPerId), info.mtime);
+    }
+    let coveredUntil: Date | undefined;
+    for (let segment = first; segment <= last; segment++) {
+      const archivedAt = archived.get(segment);
+      if (archivedAt === undefined) {
+        const name = segmentName(snapshot.timeline, segment, segmentsPerId);
+        const wanted = time === 'latest' ? 'the latest archived change' : time.toISOString();
+        const reach = coveredUntil
+          ? `recovery from it would stop at about ${coveredUntil.toISOString()}, short of ${wanted}`
+          : 'recovery from it cannot even reach a consistent state';
+        throw new WalArchiveGapError(
+          `the WAL archive misses segment ${name} after base backup ${snapshot.snapshotId}: ${reach}`,
+          {
+            hint:
+              `nothing was restored. ${coveredUntil ? `Times before ${coveredUntil.toISOString()} are still restorable; ` : ''}` +
+              'put the segment back into the archive (the primary may still hold it in pg_wal), or take a new base backup (a backup on a snapshot tier) to restore later times',
+          },
+        );
+      }
+      coveredUntil = archivedAt;
+      if (time !== 'latest' && archivedAt.getTime() >= time.getTime()) return;
+    }
+  }
+
+  /** Commits, switches WAL and waits for the archiver: a moment before that commit, and the sealed segment. */
+  private async sealArchive(target: string): Promise<Seal> {
     const before = this.clock.now();
     const url = await this.options.databases.connectionUrl(target, 'primary');
     const { segment, segmentBytes } = await withClient(url, async (client) => {
@@ -279,7 +337,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
       }
     });
     await this.waitForArchived(segment, segmentBytes);
-    return before;
+    return { latest: before, segment, segmentBytes };
   }
 
   private async waitForArchived(segment: string, segmentBytes: number): Promise<void> {
@@ -362,9 +420,8 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
       // A primary configured only on its command line has no config file in its data directory.
       if (!(await exists(path.join(dataDir, file)))) await writeOwned(path.join(dataDir, file), '', owner);
     }
-    if (!(await exists(path.join(dataDir, 'pg_hba.conf')))) {
-      await writeOwned(path.join(dataDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\n', owner);
-    }
+    // Whatever the primary's file said: the copy holds every password hash and admits only by password.
+    await writeOwned(path.join(dataDir, 'pg_hba.conf'), PG_HBA, owner);
     await appendFile(
       path.join(dataDir, 'postgresql.auto.conf'),
       `\n# keycloak-backup restore drill: these settings win over the primary's above\n${lines.join('\n')}\n`,
@@ -456,6 +513,48 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     await writeFile(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     await rename(`${file}.tmp`, file);
   }
+}
+
+interface Seal {
+  /** A moment before the sealing commit: every time up to it has a later commit to stop at. */
+  latest: Date;
+  /** The WAL segment the switch completed (archived by now). */
+  segment: string;
+  segmentBytes: number;
+}
+
+/** The segment number of a WAL file name TTTTTTTTXXXXXXXXYYYYYYYY. */
+function segmentNumber(name: string, segmentsPerId: number): number {
+  return Number.parseInt(name.slice(8, 16), 16) * segmentsPerId + Number.parseInt(name.slice(16, 24), 16);
+}
+
+function segmentName(timeline: number, segment: number, segmentsPerId: number): string {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+  return `${hex(timeline)}${hex(Math.floor(segment / segmentsPerId))}${hex(segment % segmentsPerId)}`;
+}
+
+/** The segment holding an LSN such as 0/2000028. */
+function lsnSegment(lsn: string, segmentBytes: number): number {
+  const [high, low] = lsn.split('/').map((part) => Number.parseInt(part, 16));
+  return Math.floor(((high ?? 0) * 0x1_0000_0000 + (low ?? 0)) / segmentBytes);
+}
+
+/**
+ * How far recovery got, from the server's log at the end of recovery: stopped by a target time means complete up
+ * to that time; otherwise the commit time of the last transaction it replayed (the end of the archive, or a gap).
+ */
+export function reachedTime(log: string, time: RestoreTime): Date | undefined {
+  if (time !== 'latest' && /recovery stopping (before|after) (commit|abort)/.test(log)) return time;
+  const matches = [...log.matchAll(/last completed transaction was at log time (\S+ \S+)/g)];
+  const text = matches.at(-1)?.[1];
+  if (!text) return undefined;
+  // 2026-12-04 17:00:00.123456+00 → 2026-12-04T17:00:00.123+00:00
+  const iso = text
+    .replace(' ', 'T')
+    .replace(/(\.\d{3})\d+/, '$1')
+    .replace(/([+-]\d{2})$/, '$1:00');
+  const parsed = new Date(iso);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
 }
 
 function checkInstanceId(instanceId: string): void {

@@ -1,5 +1,6 @@
 // One local PostgreSQL cluster run from the machine's binaries: initdb, settings, start/stop, replica, replay wait.
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   chmod,
@@ -87,7 +88,7 @@ export async function runPgProgram(
   binaries: PgBinaries,
   program: PgProgram,
   args: readonly string[],
-  options: { asServer?: boolean; cwd?: string; timeoutMs?: number } = {},
+  options: { asServer?: boolean; cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
   const user = options.asServer ? await serverUser() : undefined;
   const file = binaries.path(program);
@@ -96,7 +97,7 @@ export async function runPgProgram(
       // libuv drops root's supplementary groups when it switches uid.
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
       cwd: options.cwd ?? '/',
-      env: cleanEnvironment(user ? { HOME: options.cwd ?? '/' } : {}),
+      env: cleanEnvironment({ ...(user ? { HOME: options.cwd ?? '/' } : {}), ...options.env }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -232,6 +233,8 @@ export function primarySettings(options: { walArchiveDir: string; durable: boole
  */
 export function replicaSettings(options: {
   primaryPort: number;
+  /** The superuser's password on the primary (SCRAM): the settings file is 0600 and the server user's. */
+  password: string;
   slot: string;
   applicationName?: string;
   durable: boolean;
@@ -240,6 +243,7 @@ export function replicaSettings(options: {
     'host=127.0.0.1',
     `port=${options.primaryPort}`,
     `user=${LOCAL_SUPERUSER}`,
+    `password=${options.password}`,
     `application_name=${options.applicationName ?? options.slot}`,
   ].join(' ');
   return {
@@ -256,6 +260,24 @@ export function replicaSettings(options: {
   };
 }
 
+/** A password for a local superuser: hex, so it needs no quoting in a URL, a conninfo string or SQL. */
+export function generatePassword(): string {
+  return randomBytes(24).toString('hex');
+}
+
+/**
+ * Who may connect: SCRAM with the generated password for everyone, over loopback TCP and the private socket; never
+ * `trust`, which let any local account in as superuser (and run programs as postgres through COPY … TO PROGRAM).
+ */
+export const PG_HBA = [
+  '# Written by keycloak-backup at every start; edits are overwritten.',
+  'local   all          all                scram-sha-256',
+  'host    all          all  127.0.0.1/32  scram-sha-256',
+  'local   replication  all                scram-sha-256',
+  'host    replication  all  127.0.0.1/32  scram-sha-256',
+  '',
+].join('\n');
+
 // ---------------------------------------------------------------------------------------------------------------
 // The cluster
 
@@ -268,6 +290,8 @@ export interface ClusterOptions {
   port: number;
   /** Pick another port if the chosen one is taken when starting (false when others already rely on it). */
   portFlexible?: boolean;
+  /** The superuser's password; a fresh one when absent (a throwaway cluster). */
+  password?: string;
   log?: (line: string) => void;
 }
 
@@ -304,6 +328,7 @@ export class LocalPostgresCluster {
   readonly logFile: string;
   readonly binaries: PgBinaries;
   port: number;
+  readonly password: string;
   private readonly portFlexible: boolean;
   private readonly log: (line: string) => void;
   /** The postmaster we started or adopted, for a synchronous last-resort signal at process exit. */
@@ -318,12 +343,13 @@ export class LocalPostgresCluster {
     this.binaries = options.binaries;
     this.port = options.port;
     this.portFlexible = options.portFlexible ?? false;
+    this.password = options.password ?? generatePassword();
     this.log = options.log ?? (() => {});
   }
 
-  /** A URL for the local superuser; loopback with trust authentication, so it carries no password. */
+  /** A URL for the local superuser with its password: never print or log it (see connect.ts redact). */
   url(database = 'postgres'): string {
-    return `postgres://${LOCAL_SUPERUSER}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
+    return `postgres://${LOCAL_SUPERUSER}:${this.password}@127.0.0.1:${this.port}/${encodeURIComponent(database)}`;
   }
 
   async isInitialized(): Promise<boolean> {
@@ -341,28 +367,52 @@ export class LocalPostgresCluster {
   }
 
   /**
-   * Creates the data directory. Authentication is `trust`: acceptable only because the cluster listens on
-   * 127.0.0.1 alone and its socket directory is private (0700); it is a local development cluster, never a
-   * production one. The superuser is `postgres`.
+   * Creates the data directory: superuser `postgres` with this cluster's password, SCRAM for every connection
+   * (PG_HBA). The password reaches initdb through a 0600 file of the server user's, removed right after.
    */
   async initdb(options: { durable: boolean }): Promise<void> {
     await this.prepareDirs();
     this.log(`${this.name}: initdb`);
-    await runPgProgram(
-      this.binaries,
-      'initdb',
-      [
-        '-D',
-        this.dataDir,
-        '-U',
-        LOCAL_SUPERUSER,
-        '--auth=trust',
-        '--encoding=UTF8',
-        '--locale=C',
-        ...(options.durable ? [] : ['--no-sync']),
-      ],
-      { asServer: true, cwd: this.baseDir },
-    );
+    const passwordFile = path.join(this.baseDir, 'initdb.pw');
+    await this.writeServerFile(passwordFile, `${this.password}\n`);
+    try {
+      await runPgProgram(
+        this.binaries,
+        'initdb',
+        [
+          '-D',
+          this.dataDir,
+          '-U',
+          LOCAL_SUPERUSER,
+          '--auth=scram-sha-256',
+          `--pwfile=${passwordFile}`,
+          '--encoding=UTF8',
+          '--locale=C',
+          ...(options.durable ? [] : ['--no-sync']),
+        ],
+        { asServer: true, cwd: this.baseDir },
+      );
+    } finally {
+      await rm(passwordFile, { force: true });
+    }
+    await this.writeHba();
+  }
+
+  /** Replaces pg_hba.conf with PG_HBA; read at the next start or reload. */
+  async writeHba(): Promise<void> {
+    await this.writeServerFile(path.join(this.dataDir, 'pg_hba.conf'), PG_HBA);
+  }
+
+  /** Sets the superuser's password to this cluster's (a cluster made before SCRAM, still on trust). */
+  async setSuperuserPassword(): Promise<void> {
+    // Hex only (generatePassword), so the literal needs no escaping; ALTER ROLE takes no parameters.
+    if (!/^[0-9a-f]+$/.test(this.password)) throw new Error('unexpected password format');
+    await this.query(`alter role ${LOCAL_SUPERUSER} password '${this.password}'`);
+  }
+
+  /** Makes a running server re-read pg_hba.conf and its settings. */
+  async reload(): Promise<void> {
+    await this.query('select pg_reload_conf()');
   }
 
   /** Makes this cluster a copy of `source` taken with pg_basebackup through `slot`, to be started as a standby. */
@@ -389,7 +439,7 @@ export class LocalPostgresCluster {
         'fast',
         ...(options.durable ? [] : ['--no-sync']),
       ],
-      { asServer: true, cwd: this.baseDir, timeoutMs: 600_000 },
+      { asServer: true, cwd: this.baseDir, timeoutMs: 600_000, env: { PGPASSWORD: source.password } },
     );
     // Not `-R`: it would pin the primary's current port in postgresql.auto.conf, which overrides our settings
     // file; the connection is written by writeSettings() before every start instead.

@@ -1,0 +1,163 @@
+// Faults and attacks on the real local stack: who may connect to its clusters and to the drill copies, a broken WAL
+// chain under a point-in-time restore.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, PASSWORD_FILE, startLocalStack } from '../../cli/local-stack.js';
+import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
+import { WalArchiveGapError } from '../../functions/core/errors.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+const TARGET = 'keycloak';
+const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 300_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+let stateDir: string;
+let stack: LocalStack;
+let services: Services;
+const started: string[] = [];
+
+async function query<T extends Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+function withPassword(url: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.password = password;
+  return parsed.toString();
+}
+
+/** The rules the server loaded: auth methods, and any line it could not read. */
+async function hbaMethods(url: string): Promise<string[]> {
+  const rows = await query<{ auth_method: string | null; error: string | null }>(
+    url,
+    'select auth_method, error from pg_hba_file_rules',
+  );
+  return rows.map((row) => row.error ?? row.auth_method ?? '?');
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-faults-'));
+  stack = await startLocalStack({ stateDir, seed: false, durable: false, handleSignals: false });
+  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
+  await (services.snapshots as LocalSnapshotEngine).create({
+    target: TARGET,
+    snapshotId: 'kb-keycloak-20261123t0000z',
+    backupId: '20261123T0000Z',
+    retainUntil: new Date(Date.now() + 86_400_000),
+  });
+  await query(stack.primaryUrl, 'create table marker (name text)');
+  await query(stack.primaryUrl, "insert into marker values ('after the base backup')");
+});
+
+afterAll(async () => {
+  for (const instanceId of started) await services?.pitr.teardown(instanceId).catch(() => undefined);
+  await stack?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('local servers admit only the stack', () => {
+  it('runs primary and replica with SCRAM only and refuses a wrong password', async () => {
+    for (const url of [stack.primaryUrl, stack.replicaUrl]) {
+      const methods = await hbaMethods(url);
+      expect(methods.length).toBeGreaterThan(0);
+      expect(new Set(methods)).toEqual(new Set(['scram-sha-256']));
+      await expect(query(withPassword(url, 'guessed'), 'select 1')).rejects.toMatchObject({ code: '28P01' });
+    }
+    const passFile = await stat(path.join(stateDir, PASSWORD_FILE));
+    expect(passFile.mode & 0o777).toBe(0o600);
+  });
+
+  it('gives a point-in-time copy the same rule, whatever its source said', async () => {
+    started.push('auth-copy');
+    const copy = await services.pitr.restore({ target: TARGET, instanceId: 'auth-copy', time: 'latest' });
+    const url = copy.databaseUrl!;
+
+    expect(new Set(await hbaMethods(url))).toEqual(new Set(['scram-sha-256']));
+    await expect(query(withPassword(url, 'guessed'), 'select 1')).rejects.toMatchObject({ code: '28P01' });
+    expect(await query(url, 'select name from marker')).toEqual([{ name: 'after the base backup' }]);
+    await services.pitr.teardown('auth-copy');
+  });
+});
+
+describe('a broken WAL chain', () => {
+  it('reports the time a recovery actually reached', async () => {
+    const before = new Date();
+    started.push('reach-latest');
+    const copy = await services.pitr.restore({ target: TARGET, instanceId: 'reach-latest', time: 'latest' });
+    expect(copy.reachedTime?.getTime()).toBeGreaterThanOrEqual(before.getTime());
+    expect((await services.pitr.describe('reach-latest')).reachedTime).toEqual(copy.reachedTime);
+    await services.pitr.teardown('reach-latest');
+  });
+
+  it('refuses latest naming the missing segment; a time before the gap still restores', async () => {
+    // A segment per change; the one holding 'three' is removed, 'after the gap' follows in the next.
+    const archive = stack.walArchiveDir;
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 1100));
+    const changeAndSwitch = async (name: string) => {
+      await query(stack.primaryUrl, `insert into marker values ('${name}')`);
+      const [row] = await query<{ segment: string }>(
+        stack.primaryUrl,
+        'select pg_walfile_name(pg_switch_wal()) as segment',
+      );
+      return row!.segment;
+    };
+    await changeAndSwitch('one');
+    await pause();
+    const beforeGap = new Date();
+    await pause();
+    await changeAndSwitch('two');
+    const removed = await changeAndSwitch('three');
+    await changeAndSwitch('after the gap');
+    for (let waited = 0; !(await readdir(archive)).includes(removed) && waited < 30_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await rename(path.join(archive, removed), path.join(stateDir, removed));
+
+    started.push('gap-latest');
+    const refused = services.pitr.restore({ target: TARGET, instanceId: 'gap-latest', time: 'latest' });
+    await expect(refused).rejects.toThrow(WalArchiveGapError);
+    await expect(refused).rejects.toThrow(`misses segment ${removed}`);
+    expect((await services.pitr.describe('gap-latest')).status).toBe('gone');
+
+    started.push('gap-before');
+    const copy = await services.pitr.restore({ target: TARGET, instanceId: 'gap-before', time: beforeGap });
+    expect(copy.reachedTime).toEqual(beforeGap);
+    expect(await query(copy.databaseUrl!, 'select name from marker order by name')).toEqual(
+      ['after the base backup', 'one'].map((name) => ({ name })),
+    );
+    await services.pitr.teardown('gap-before');
+  });
+
+  it('fails the drill on a gap, with an alert, and tears down', async () => {
+    await stack.stop();
+    const drill = await cli(['--state-dir', stateDir, 'drill', '--latest']);
+
+    expect(drill.code, drill.stdout + drill.stderr).toBe(1);
+    expect(drill.stdout + drill.stderr).toContain('WalArchiveGapError');
+    expect(drill.stdout + drill.stderr).not.toContain('PASSED');
+    const outbox = await readFile(path.join(stateDir, 'outbox.jsonl'), 'utf8');
+    expect(outbox).toContain('misses segment');
+    const drills = await readdir(path.join(stateDir, 'drills')).catch(() => []);
+    expect(drills.filter((name) => name.startsWith('drill-'))).toEqual([]);
+  });
+});
