@@ -30,7 +30,8 @@ const FUNCTION_PERMISSIONS = {
   validateDrill: ['instancesDescribe'],
   startDrillRestore: ['instancesDescribe', 'drillRestore'],
   checkDrillRestore: ['instancesDescribe', 'secretRead'],
-  verifyDrill: ['instancesDescribe', 'secretRead', 'keysDecrypt', 'primaryRead'],
+  // Writes the realm-key changes beside the drill report and alerts when a restore would reintroduce a key.
+  verifyDrill: ['instancesDescribe', 'secretRead', 'keysUse', 'primaryRead', 'primaryWrite', 'alertPublish'],
   teardownDrill: ['instancesDescribe', 'drillDelete'],
   recordDrill: ['keysUse', 'primaryRead', 'primaryWrite'],
   sweepDrills: ['instancesDescribe', 'drillDelete', 'alertPublish'],

@@ -1,6 +1,7 @@
 // `keycloak-backup drill`: runs the restore-drill workflow locally, shows its progress, then the checks and recovery time.
 
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
+import { formatKeyChangeReport } from '../../functions/core/keycloak/index.js';
 import { DRILL_REPORT_FILE } from '../../functions/core/layout.js';
 import { formatDuration, formatTable } from '../format.js';
 import type { WorkflowResult } from '../local-workflow.js';
@@ -124,6 +125,9 @@ export function formatDrillRun(run: DrillRun): string {
       ]),
     );
     lines.push('');
+  }
+  if (report.keyChanges) {
+    lines.push(...formatKeyChangeReport(report.keyChanges), '');
   }
   const restoredTo =
     report.requested.time === 'latest' ? 'the latest restorable time' : report.requested.time;

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { readManifest } from './catalog.js';
 import { InvalidInputError, isKeycloakBackupError, RestoreWindowError } from './errors.js';
+import type { KeyChangeReport } from './keycloak/key-report.js';
+import { keyChangeReportSchema } from './keycloak/snapshot-schema.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
@@ -276,6 +278,8 @@ export const drillReportSchema = z.object({
     totalSeconds: z.number().nonnegative().nullable(),
   }),
   verification: drillVerificationSchema.nullable(),
+  /** The realm keys a restore to this point brings back or loses, against live and the newest backup. */
+  keyChanges: keyChangeReportSchema.nullable().optional(),
   /** The step that failed and its error, when the drill failed before its verification could judge. */
   failure: z.object({ step: z.string(), error: z.string(), cause: z.string() }).nullable(),
   tornDown: z.boolean(),
@@ -294,6 +298,7 @@ export interface DrillReportInput {
   verifiedAt?: Date;
   recordedAt: Date;
   verification?: DrillVerification;
+  keyChanges?: KeyChangeReport;
   failure?: { step: string; error: string; cause: string };
   tornDown: boolean;
 }
@@ -320,6 +325,7 @@ export function buildDrillReport(input: DrillReportInput): DrillReport {
     },
     recovery: recoveryTimes(input),
     verification: input.verification ?? null,
+    keyChanges: input.keyChanges ?? null,
     failure: input.failure ?? null,
     tornDown: input.tornDown,
   } satisfies DrillReport);

@@ -4,6 +4,7 @@ import { timeOfBackupId } from './schedule.js';
 export const DUMP_FILE = 'dump.pgdump.enc';
 export const MANIFEST_FILE = 'manifest.json';
 export const DRILL_REPORT_FILE = 'drill-report.json';
+export const DRILL_KEY_CHANGES_FILE = 'key-changes.json';
 export const RUN_REPORT_FILE = 'run-report.json';
 
 /** `<target>/<yyyy>/<mm>/<dd>/<backupId>/` */
@@ -23,6 +24,11 @@ export function manifestKey(target: string, backupId: string): string {
 /** Drill reports sit beside the backups, under the target, by drill id. */
 export function drillReportKey(target: string, drillId: string): string {
   return `${drillReportsPrefix(target)}${drillId}/${DRILL_REPORT_FILE}`;
+}
+
+/** The realm-key changes a drill found, written by its verification and folded into its report. */
+export function drillKeyChangesKey(target: string, drillId: string): string {
+  return `${drillReportsPrefix(target)}${drillId}/${DRILL_KEY_CHANGES_FILE}`;
 }
 
 export function drillReportsPrefix(target: string): string {

@@ -1,16 +1,16 @@
 // The realm-key side of a restore over the ports: what the restore point is compared with, the report, the decision.
 import { readCatalog } from './catalog.js';
-import { isKeycloakBackupError } from './errors.js';
 import {
   algorithmsLeftWithoutKey,
   buildKeyChangeReport,
+  describeKey,
   type KeyChangeReport,
   type KeyDecision,
   type KeySide,
   type RealmKeyInventory,
 } from './keycloak/index.js';
 import type { Manifest } from './manifest.js';
-import type { DatabaseLocator, DatabaseTools, ObjectStore } from './ports.js';
+import type { Alert, DatabaseLocator, DatabaseTools, ObjectStore } from './ports.js';
 
 export interface RestoreKeyPorts {
   primaryStore: ObjectStore;
@@ -58,7 +58,7 @@ export async function newestVerifiedSide(store: ObjectStore, target: string): Pr
     if (!newest) return { label, unavailable: `no verified backup of ${target}` };
     return manifestSide(newest, `backup ${newest.backupId} (the newest verified)`);
   } catch (error) {
-    if (!isKeycloakBackupError(error)) throw error;
+    // The primary region may be the thing that is gone: the restore goes on, and says what it could not compare.
     return { label, unavailable: `the backups could not be listed: ${reason(error)}` };
   }
 }
@@ -70,7 +70,7 @@ export async function liveSide(ports: RestoreKeyPorts, target: string): Promise<
     const url = await ports.databases.connectionUrl(target, 'replica');
     return { label, inventory: await ports.tools.readRealmKeys(url) };
   } catch (error) {
-    if (!isKeycloakBackupError(error)) throw error;
+    // Restoring is what one does when the source is broken: any failure to read it is said, never fatal.
     return { label, unavailable: `not reachable: ${reason(error)}` };
   }
 }
@@ -137,5 +137,25 @@ export async function applyKeyDecision(
     disabled,
     leftWithoutKey: algorithmsLeftWithoutKey(restored.inventory.keys, disabled),
     configRowsAdded,
+  };
+}
+
+/**
+ * The alert a drill raises when restoring to its point would bring back keys the live database no longer has (a
+ * key removed or disabled after a leak would sign again); undefined when there are none or live was not reached.
+ */
+export function reintroducedKeysAlert(
+  report: KeyChangeReport,
+  drill: { target: string; drillId: string; restoredTo: string; execution?: string | null },
+): Alert | undefined {
+  if (report.decidedBy !== 'live' || report.reintroduced.length === 0) return undefined;
+  const keys = report.reintroduced.map((c) => `${describeKey(c.key)} (${c.reason} in the live database)`);
+  return {
+    subject: `keycloak-backup ${drill.target}: a restore to ${drill.restoredTo} would reintroduce ${keys.length} realm key(s) no longer in the live database`,
+    target: drill.target,
+    step: 'drill-verify',
+    error: 'ReintroducedRealmKeys',
+    cause: `drill ${drill.drillId}: ${keys.join('; ')}. A restore to this point should use --disable-reintroduced-keys if these keys were removed because they leaked.`,
+    execution: drill.execution ?? undefined,
   };
 }

@@ -2,7 +2,9 @@
 import { z } from 'zod';
 import { causeMessage } from '../core/alerts.js';
 import { buildDrillReport, drillCheckSchema, drillMetricsEmf, parseRestoreTime } from '../core/drill.js';
-import { drillReportKey } from '../core/layout.js';
+import { ObjectNotFoundError } from '../core/errors.js';
+import { keyChangeReportSchema } from '../core/keycloak/snapshot-schema.js';
+import { drillKeyChangesKey, drillReportKey } from '../core/layout.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { defaultMetricsSink, type MetricsSink } from '../platform/metrics-sink.js';
 import { deferred, type Services } from '../platform/services.js';
@@ -69,6 +71,7 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
             cause: causeMessage(failure.error.Cause),
           }
         : undefined,
+      keyChanges: await readKeyChanges(services, drill.target, drill.drillId),
       tornDown: Boolean(teardown),
     });
     const reportKey = drillReportKey(drill.target, drill.drillId);
@@ -87,6 +90,21 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
       totalSeconds: report.recovery.totalSeconds,
     };
   });
+}
+
+/** The key changes the verification wrote; absent when the drill did not get that far. */
+async function readKeyChanges(services: Services, target: string, drillId: string) {
+  let stored: unknown;
+  try {
+    stored = await services.primaryStore.getJson(drillKeyChangesKey(target, drillId));
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+  const parsed = keyChangeReportSchema.safeParse(stored);
+  if (parsed.success) return parsed.data;
+  services.logger.warn('drill key changes unreadable: left out of the report', { drillId });
+  return undefined;
 }
 
 export const handler = deferred(async () => makeHandler(await servicesFromEnv()));

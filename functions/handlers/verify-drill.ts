@@ -9,6 +9,8 @@ import {
   parseRestoreTime,
 } from '../core/drill.js';
 import { DatabaseUnavailableError } from '../core/errors.js';
+import { drillKeyChangesKey } from '../core/layout.js';
+import { keyReportAfter, readKeyReferences, reintroducedKeysAlert } from '../core/restore-keys.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
@@ -65,6 +67,14 @@ export function makeHandler(services: Services) {
         detail: `no backup manifest taken before ${restoreTime.toISOString()}: only the standalone checks ran`,
       });
     }
+    const restoredTo = request.time === 'latest' ? 'the latest restorable time' : request.time;
+    const keys = await keyReportAfter(services, await readKeyReferences(services, request.target), {
+      label: `${restoredTo} (drill ${request.drillId})`,
+      databaseUrl: instance.databaseUrl,
+    });
+    await services.primaryStore.putJson(drillKeyChangesKey(request.target, request.drillId), keys.report);
+    const alert = reintroducedKeysAlert(keys.report, { ...request, restoredTo });
+    if (alert) await services.notifier.publish(alert);
     const failedChecks = failedCheckNames(checks);
     const passed = failedChecks.length === 0;
     const summary = passed
@@ -75,6 +85,7 @@ export function makeHandler(services: Services) {
       passed,
       failedChecks,
       manifestBackupId: manifest?.backupId ?? null,
+      reintroducedKeys: keys.report.reintroduced.length,
     });
     return {
       passed,

@@ -2,8 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { drillReportSchema } from '../../functions/core/drill.js';
 import { InvalidInputError, RestoreWindowError } from '../../functions/core/errors.js';
-import { drillReportKey, manifestKey } from '../../functions/core/layout.js';
-import type { DrillInstance, KeycloakVerification, PointInTimeEngine } from '../../functions/core/ports.js';
+import type { RealmKey, RealmKeyInventory } from '../../functions/core/keycloak/index.js';
+import { drillKeyChangesKey, drillReportKey, manifestKey } from '../../functions/core/layout.js';
+import type {
+  Alert,
+  DrillInstance,
+  KeycloakVerification,
+  PointInTimeEngine,
+} from '../../functions/core/ports.js';
 import { makeHandler as makeRecord } from '../../functions/handlers/record-drill.js';
 import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
@@ -44,9 +50,35 @@ class FakePitr implements PointInTimeEngine {
   }
 }
 
+/** Realm keys: the replica (live) answers with `live`, any other URL (the drill copy) with `restored`. */
+function keyTools(restored: RealmKey[], live: RealmKey[]) {
+  const inventory = (keys: RealmKey[]): RealmKeyInventory => ({
+    realms: [{ name: 'app', enabled: true }],
+    keys,
+    sessions: { userSessions: 3, offlineSessions: 1, clientSessions: 4 },
+  });
+  return {
+    readRealmKeys: async (url: string) => inventory(url.includes('replica') ? live : restored),
+    disableKeyComponents: async () => 0,
+  };
+}
+
+const rsaKey = (componentId: string): RealmKey => ({
+  realm: 'app',
+  componentId,
+  name: componentId,
+  providerId: 'rsa-generated',
+  algorithm: 'RS256',
+  use: 'sig',
+  kid: `kid-${componentId}`,
+  status: 'active',
+  priority: 100,
+  fingerprint: componentId.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a'),
+});
+
 function fakeServices(
   overrides: Partial<Services> = {},
-): Services & { store: MemoryObjectStore; pitrFake: FakePitr } {
+): Services & { store: MemoryObjectStore; pitrFake: FakePitr; alerts: Alert[] } {
   const config = parseConfig({
     KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
     KB_PRIMARY_BUCKET: 'kb-primary',
@@ -58,15 +90,20 @@ function fakeServices(
   });
   const store = new MemoryObjectStore({ bucket: 'kb-primary', region: 'eu-west-1', now: () => now });
   const pitrFake = new FakePitr();
+  const alerts: Alert[] = [];
   const services = {
     config,
     logger: createLogger({ silent: true }),
     clock: { now: () => now },
     primaryStore: store,
     pitr: pitrFake,
+    databases: {
+      connectionUrl: async (_target: string, role: string) => `postgres://${role}@127.0.0.1:2/keycloak`,
+    },
+    notifier: { publish: async (alert: Alert) => void alerts.push(alert) },
     ...overrides,
   } as unknown as Services;
-  return Object.assign(services, { store, pitrFake });
+  return Object.assign(services, { store, pitrFake, alerts });
 }
 
 describe('validateDrill', () => {
@@ -133,6 +170,7 @@ describe('verifyDrill', () => {
   it('returns a failed verification with its failing checks instead of throwing, so teardown still runs', async () => {
     let asked: unknown;
     const tools = {
+      ...keyTools([], []),
       verifyKeycloak: async (_url: string, options: unknown) => {
         asked = options;
         return failing;
@@ -205,6 +243,7 @@ describe('verifyDrill', () => {
     );
     let source: { schemaDigest?: string } | undefined;
     const tools = {
+      ...keyTools([], []),
       verifyKeycloak: async (_url: string, options: { source?: { schemaDigest: string } }) => {
         source = options.source;
         return { keycloakVersion: '26.0.8', passed: true, checks: [] };
@@ -223,6 +262,82 @@ describe('verifyDrill', () => {
     expect(result.manifestBackupId).toBe('20261123T1000Z');
     expect(source?.schemaDigest).toBe('20261123T1000Z');
     expect(result.passed).toBe(true);
+  });
+});
+
+describe('verifyDrill and realm keys', () => {
+  const request = {
+    target: 'keycloak',
+    drillId: 'drill-keycloak-20261123t120000',
+    instanceId: 'drill-keycloak-20261123t120000',
+    time: '2026-11-23T10:30:00Z',
+    requestedAt: '2026-11-23T12:00:00Z',
+    execution: 'exec-1',
+  };
+  const passing = async () => ({ keycloakVersion: '26.0.8', passed: true, checks: [] });
+
+  it('stores the key changes and alerts when the restore point would reintroduce a key live no longer has', async () => {
+    const leaked = rsaKey('leaked');
+    const fresh = rsaKey('fresh');
+    const services = fakeServices();
+    const tools = { ...keyTools([leaked], [fresh]), verifyKeycloak: passing };
+    const result = (await makeVerify({ ...services, tools: tools as never })(request, context)) as {
+      passed: boolean;
+    };
+
+    // The verification still passes: the alert is the signal, not a failed drill.
+    expect(result.passed).toBe(true);
+    const stored = (await services.store.getJson(drillKeyChangesKey('keycloak', request.drillId))) as {
+      reintroduced: { key: { kid: string } }[];
+      sessions: unknown;
+    };
+    expect(stored.reintroduced.map((c) => c.key.kid)).toEqual(['kid-leaked']);
+    expect(stored.sessions).toEqual({ userSessions: 3, offlineSessions: 1, clientSessions: 4 });
+    expect(services.alerts).toHaveLength(1);
+    expect(services.alerts[0]).toMatchObject({
+      subject:
+        'keycloak-backup keycloak: a restore to 2026-11-23T10:30:00Z would reintroduce 1 realm key(s) no longer in the live database',
+      target: 'keycloak',
+      step: 'drill-verify',
+      execution: 'exec-1',
+    });
+    expect(services.alerts[0]?.cause).toContain(
+      'app/leaked (id leaked, rsa-generated, sig RS256, kid kid-leaked, active)',
+    );
+  });
+
+  it('raises no alert when the restore point brings back nothing live lacks', async () => {
+    const key = rsaKey('same');
+    const services = fakeServices();
+    const tools = { ...keyTools([key], [key, rsaKey('newer')]), verifyKeycloak: passing };
+    await makeVerify({ ...services, tools: tools as never })(request, context);
+    expect(services.alerts).toEqual([]);
+  });
+
+  it('folds the stored key changes into the drill report', async () => {
+    const services = fakeServices();
+    const tools = { ...keyTools([rsaKey('leaked')], [rsaKey('fresh')]), verifyKeycloak: passing };
+    const verification = (await makeVerify({ ...services, tools: tools as never })(
+      request,
+      context,
+    )) as Record<string, unknown>;
+    await makeRecord(services, { metrics: async () => undefined })(
+      {
+        drill: { ...request, keepMinutes: 0 },
+        instance: { status: 'available', observedAt: '2026-11-23T12:00:00Z' },
+        verification,
+        teardown: { tornDownAt: '2026-11-23T12:07:00Z' },
+        execution: 'exec-1',
+      },
+      context,
+    );
+    const report = drillReportSchema.parse(
+      await services.store.getJson(drillReportKey('keycloak', request.drillId)),
+    );
+    expect(report.keyChanges?.reintroduced.map((c) => c.key.componentId)).toEqual(['leaked']);
+    expect(report.keyChanges?.comparisons[0]?.realms?.[0]?.lost.map((c) => c.key.componentId)).toEqual([
+      'fresh',
+    ]);
   });
 });
 

@@ -15,6 +15,8 @@ import {
   type RealmKeyInventory,
   realmKeyInventoryOf,
 } from '../../functions/core/keycloak/index.js';
+import { readKeyReferences } from '../../functions/core/restore-keys.js';
+import { MemoryObjectStore } from '../support/memory-object-store.js';
 
 const fp = (seed: string) => seed.padEnd(64, '0').slice(0, 64);
 
@@ -304,5 +306,28 @@ describe('signing-keys check after reintroduced keys are disabled', () => {
   it('still fails when the realm has no signing key component at all', () => {
     const facts = { ...base(undefined), keyProviders: [] };
     expect(signing(facts)?.status).toBe('fail');
+  });
+});
+
+describe('readKeyReferences', () => {
+  it('says the live database is not reachable instead of failing the restore', async () => {
+    const ports = {
+      primaryStore: new MemoryObjectStore({ bucket: 'b', region: 'r' }),
+      databases: {
+        connectionUrl: async () => {
+          throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+        },
+      },
+      tools: { readRealmKeys: async () => inventory([]), disableKeyComponents: async () => 0 },
+    };
+    const references = await readKeyReferences(ports, 'keycloak');
+    expect(references.live).toEqual({
+      label: 'the live database (replica)',
+      unavailable: 'not reachable: connect ECONNREFUSED 127.0.0.1:5432',
+    });
+    expect(references.newestVerified).toEqual({
+      label: 'the newest verified backup',
+      unavailable: 'no verified backup of keycloak',
+    });
   });
 });
