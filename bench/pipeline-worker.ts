@@ -10,6 +10,7 @@ import { dumpStep, restoreStep } from '../functions/core/backup-steps.js';
 import { readManifest } from '../functions/core/catalog.js';
 import { describeError } from '../functions/core/errors.js';
 import { retentionPolicy } from '../functions/core/expire.js';
+import { compressedBy } from '../functions/core/manifest.js';
 import type { StoredDump } from '../functions/core/ports.js';
 import { timeOfBackupId } from '../functions/core/schedule.js';
 import { parseConfig } from '../functions/platform/config.js';
@@ -101,8 +102,10 @@ async function operate(job: WorkerJob, services: Services): Promise<Record<strin
       return {
         key: dump.key,
         plainBytes: dump.plainBytes,
+        archiveBytes: dump.archiveBytes ?? dump.plainBytes,
         storedBytes: dump.storedBytes,
         compression: dump.compression,
+        compressedBy: dump.compressedBy,
         /** The dump's own measurement (pg_dump start to upload complete), without the manifest around it. */
         dumpMs: dump.durationMs,
         pgDumpVersion: source.pgDumpVersion,
@@ -152,6 +155,7 @@ async function operate(job: WorkerJob, services: Services): Promise<Record<strin
         expectedSha256: stored.storedSha256,
         envelope: services.envelope,
         encryptionContext: stored.encryptionContext,
+        compressedBy: stored.compressedBy,
         file: job.file,
       });
       return { file: job.file, plainBytes: written.plainBytes };
@@ -168,6 +172,7 @@ async function storedDumpOf(services: Services, target: string, backupId: string
     storedSha256: manifest.dump.storedSha256,
     encryptionContext: manifest.encryption.context,
     pgDumpVersion: manifest.source.pgDumpVersion,
+    compressedBy: compressedBy(manifest.dump),
   };
 }
 

@@ -8,8 +8,12 @@
 // - Restores go into a separate, standalone cluster (no WAL archive, no standby) in the same state dir, into a
 //   fresh database each time (dropped, re-created and checkpointed, untimed): restoring into the stack's primary
 //   would archive and stream every restored byte, which is work no real scratch server does.
-// - Each pair runs the raw tool and the pipeline back to back, in alternating order, ≥ 3 pairs; medians.
-//   Raw dump: `pg_dump -Fc` with the pipeline's compression arguments, stdout to /dev/null. Pipeline dump:
+// - Each round runs the raw tools and the pipeline back to back, in rotating order, ≥ 3 rounds; medians.
+//   What users would run instead (issue 16): `pg_dump -Fc` at its default compression (gzip, bytes counted through a
+//   pipe), `pg_dump -Fc -Z0` to /dev/null (the physical limit of producing the archive), and `pg_restore --jobs N`
+//   from the default archive on local disk (written once, untimed).
+//   Raw dump: `pg_dump -Fc` with the pipeline's pg_dump arguments (-Z0 when the pipeline compresses), stdout to
+//   /dev/null. Pipeline dump:
 //   dumpStep (what the dump Lambda runs: pg_dump in an exported snapshot on the replica, the table counts,
 //   encryption, multipart upload to s3rver, manifest) in a separate node process, run as the Lambdas run it (one
 //   esbuild bundle, plain node; --no-bundle runs the sources through tsx); the ratio uses the step's own
@@ -45,7 +49,7 @@ import {
   LocalPostgresCluster,
   NON_DURABLE_SETTINGS,
 } from '../functions/adapters/local/postgres-cluster.js';
-import { compressionArguments } from '../functions/adapters/postgres/pg-dump.js';
+import { compressionArguments, dumpCompression } from '../functions/adapters/postgres/pg-dump.js';
 import { toolConnection } from '../functions/adapters/postgres/pg-process.js';
 import { S3ObjectStore } from '../functions/adapters/s3-object-store.js';
 import { describeError } from '../functions/core/errors.js';
@@ -69,7 +73,6 @@ import {
   mibPerSecond,
   type OtherRun,
   pairedRatios,
-  pairOrder,
   ratio,
   rotation,
   round,
@@ -101,6 +104,7 @@ interface Options {
   jobs: number;
   stateDir?: string;
   compression: string;
+  zstdLevel: number;
   seed: number;
   table: boolean;
   results: string;
@@ -146,7 +150,12 @@ async function main(): Promise<number> {
     )
     .option('--jobs <n>', 'pg_restore --jobs on both sides', positive('--jobs'), 2)
     .option('--state-dir <dir>', 'the bench stack (default bench/out/stack-<size>)')
-    .option('--compression <setting>', 'KB_DUMP_COMPRESSION for both dump sides', 'gzip:6')
+    .option(
+      '--compression <setting>',
+      'KB_DUMP_COMPRESSION of the pipeline (the raw side gets its pg_dump arguments)',
+      'pipeline',
+    )
+    .option('--zstd-level <n>', 'KB_DUMP_ZSTD_LEVEL of the pipeline', positive('--zstd-level'), 3)
     .option('--seed <n>', 'generator seed', positive('--seed', 0), 1)
     .option('--no-table', 'skip the compression table')
     .option(
@@ -270,10 +279,28 @@ async function main(): Promise<number> {
       '--dbname',
       stack.replicaUrl,
     ];
+    // The raw side gets what the pipeline's pg_dump gets: -Z0 when the pipeline compresses.
+    const pipelinePgDumpArgs = dumpCompression(
+      options.compression,
+      options.zstdLevel,
+      pgDumpVersion.major,
+    ).pgDumpArgs;
+    const sameArgs = [
+      '--format=custom',
+      '--no-password',
+      ...pipelinePgDumpArgs,
+      '--dbname',
+      stack.replicaUrl,
+    ];
+    // What a user runs: pg_dump -Fc, no compression option (gzip at zlib's default level).
+    const defaultArgs = ['--format=custom', '--no-password', '--dbname', stack.replicaUrl];
+    const uncompressedArgs = dumpArgs('none');
+    const rawIsUncompressed = sameArgs.join(' ') === uncompressedArgs.join(' ');
     const workerEnv = {
       ...process.env,
       ...stack.env(),
       KB_DUMP_COMPRESSION: options.compression,
+      KB_DUMP_ZSTD_LEVEL: String(options.zstdLevel),
       KB_RESTORE_JOBS: String(options.jobs),
       KB_LOG_LEVEL: 'ERROR',
       ...LAMBDA_ENV,
@@ -292,28 +319,46 @@ async function main(): Promise<number> {
     const dumpReports: WorkerReport[] = [];
     let reference: string | undefined;
     for (let pair = 0; pair < (phases.has('dump') ? options.pairs : 0); pair++) {
-      const sides = rotation(pair, ['raw', 'pipeline', 'piped'] as const);
+      const sides = rotation(
+        pair,
+        rawIsUncompressed
+          ? (['raw', 'default', 'pipeline', 'piped'] as const)
+          : (['raw', 'default', 'uncompressed', 'pipeline', 'piped'] as const),
+      );
       for (const [index, side] of sides.entries()) {
         const load1 = os.loadavg()[0]!;
         const position = index + 1;
         const replicaPid = await stack.replica.pid();
-        if (side === 'raw' || side === 'piped') {
+        if (side !== 'pipeline') {
+          const args =
+            side === 'default' ? defaultArgs : side === 'uncompressed' ? uncompressedArgs : sameArgs;
+          const counted = side === 'default' || side === 'piped';
           const {
             result: raw,
             main,
             server,
-          } = await withCpu(replicaPid, () =>
-            timeProcess(pgDump, dumpArgs(options.compression), side === 'raw' ? 'null' : 'count'),
-          );
+          } = await withCpu(replicaPid, () => timeProcess(pgDump, args, counted ? 'count' : 'null'));
           const cpu = breakdown({
             tool: main?.children,
-            consumer: side === 'piped' ? main?.self : undefined,
+            consumer: counted ? main?.self : undefined,
             server,
           });
-          dumpSamples.push({ pair, position, side, ms: raw.ms, load1, cpu });
-          say(
-            `dump round ${pair + 1}: ${side === 'raw' ? 'raw pg_dump' : 'pg_dump | node'} ${(raw.ms / 1000).toFixed(2)} s`,
-          );
+          dumpSamples.push({
+            pair,
+            position,
+            side,
+            ms: raw.ms,
+            load1,
+            cpu,
+            bytes: counted ? raw.bytes : undefined,
+          });
+          const label = {
+            raw: 'raw pg_dump (pipeline arguments)',
+            default: 'raw pg_dump -Fc (default compression)',
+            uncompressed: 'raw pg_dump -Z0',
+            piped: 'pg_dump | node',
+          }[side];
+          say(`dump round ${pair + 1}: ${label} ${(raw.ms / 1000).toFixed(2)} s`);
         } else {
           const backupId = backupIdFor(new Date(FIRST_BACKUP_TIME + pair * 60_000));
           const {
@@ -329,6 +374,7 @@ async function main(): Promise<number> {
             side,
             ms: report.durationMs,
             load1,
+            storedBytes: Number(report.details.storedBytes),
             dataPathMs: report.details.dumpMs,
             processMs: report.processMs,
             maxRssMib: kibToMib(report.maxRssKib),
@@ -351,10 +397,17 @@ async function main(): Promise<number> {
 
     // -- restore ----------------------------------------------------------------------------------------------
     const archive = path.join(work, 'archive.pgdump');
+    const defaultArchive = path.join(work, 'default.pgdump');
     if (phases.has('restore')) {
       say('decrypting the stored archive once to disk for the raw pg_restore');
       await rm(archive, { force: true }); // left by a run that was killed: the worker writes a new file only
       await worker({ mode: 'fetch', target: STACK_TARGET, backupId: reference, file: archive });
+      say('writing the default pg_dump -Fc archive once to disk for the raw pg_restore from it');
+      await timeProcess(
+        pgDump,
+        [...defaultArgs.slice(0, -2), '--file', defaultArchive, ...defaultArgs.slice(-2)],
+        'null',
+      );
     }
     const restoreUrl = restoreCluster.url(RESTORE_DATABASE);
     const freshDatabase = async () => {
@@ -373,13 +426,14 @@ async function main(): Promise<number> {
     const restoreSamples: Sample[] = [];
     const restoreReports: WorkerReport[] = [];
     for (let pair = 0; pair < (phases.has('restore') ? options.pairs : 0); pair++) {
-      for (const [index, side] of pairOrder(pair, 'raw' as const, 'pipeline' as const).entries()) {
+      for (const [index, side] of rotation(pair, ['raw', 'default', 'pipeline'] as const).entries()) {
         await freshDatabase();
         const load1 = os.loadavg()[0]!;
         const position = index + 1;
         const serverPid = await restoreCluster.pid();
-        if (side === 'raw') {
+        if (side !== 'pipeline') {
           const restoreArgs = ['--no-owner', '--no-acl', '--exit-on-error', '--no-password'];
+          const file = side === 'raw' ? archive : defaultArchive;
           const {
             result: raw,
             main,
@@ -387,13 +441,15 @@ async function main(): Promise<number> {
           } = await withCpu(serverPid, () =>
             timeProcess(
               pgRestore,
-              [...restoreArgs, `--jobs=${options.jobs}`, '--dbname', restoreUrl, archive],
+              [...restoreArgs, `--jobs=${options.jobs}`, '--dbname', restoreUrl, file],
               'null',
             ),
           );
           const cpu = breakdown({ tool: main?.children, server });
           restoreSamples.push({ pair, position, side, ms: raw.ms, load1, cpu });
-          say(`restore pair ${pair + 1}: raw pg_restore ${(raw.ms / 1000).toFixed(2)} s`);
+          say(
+            `restore round ${pair + 1}: raw pg_restore from ${side === 'raw' ? "the pipeline's archive" : 'the default archive'} ${(raw.ms / 1000).toFixed(2)} s`,
+          );
         } else {
           const {
             result: report,
@@ -437,6 +493,7 @@ async function main(): Promise<number> {
     }
     await restoreCluster.query(`drop database if exists ${RESTORE_DATABASE} with (force)`);
     await rm(archive, { force: true });
+    await rm(defaultArchive, { force: true });
 
     // -- verification and memory baseline ----------------------------------------------------------------------
     const verifyReports: WorkerReport[] = [];
@@ -502,7 +559,19 @@ async function main(): Promise<number> {
     const restoreRss = rss(restoreReports);
     const dumpRatios = summarize(pairedRatios(dumpSamples));
     const restoreRatios = summarize(pairedRatios(restoreSamples));
+    const uncompressedSide = rawIsUncompressed ? 'raw' : 'uncompressed';
+    const dumpVsDefault = summarize(pairedRatios(dumpSamples, 'pipeline', 'default'));
+    const dumpVsUncompressed = summarize(pairedRatios(dumpSamples, 'pipeline', uncompressedSide));
+    const restoreVsDefault = summarize(pairedRatios(restoreSamples, 'pipeline', 'default'));
+    const bytesOf = (which: Sample['side'], field: string) =>
+      median(dumpSamples.filter((s) => s.side === which).map((s) => Number(s[field])));
+    const defaultBytes = bytesOf('default', 'bytes');
+    const storedBytes = bytesOf('pipeline', 'storedBytes');
     const figures = {
+      dumpVsPgDumpDefault: dumpVsDefault.median,
+      dumpVsUncompressed: dumpVsUncompressed.median,
+      storedVsPgDumpDefault: ratio(storedBytes, defaultBytes),
+      restoreVsPgRestoreDefault: restoreVsDefault.median,
       dumpRatio: dumpRatios.median,
       restoreRatio: restoreRatios.median,
       verifyMBps: verifyMBps.median,
@@ -542,6 +611,7 @@ async function main(): Promise<number> {
         pairs: options.pairs,
         jobs: options.jobs,
         compression: options.compression,
+        zstdLevel: options.zstdLevel,
         durable,
         seed: options.seed,
         worker: `${options.bundle ? 'esbuild bundle, plain node' : 'tsx loader'}, GLIBC_TUNABLES=${lambdaRuntime.glibcTunables}`,
@@ -554,6 +624,12 @@ async function main(): Promise<number> {
         raw: dumpRaw,
         pipeline: dumpPipeline,
         piped: summarize(side(dumpSamples, 'piped')),
+        default: summarize(side(dumpSamples, 'default')),
+        uncompressed: summarize(side(dumpSamples, uncompressedSide)),
+        vsDefaultRatios: dumpVsDefault,
+        vsUncompressedRatios: dumpVsUncompressed,
+        defaultBytes,
+        archiveBytes: Number(lastDump.details.archiveBytes ?? lastDump.details.plainBytes),
         ratios: dumpRatios,
         ratioOfMedians: ratio(dumpPipeline.median, dumpRaw.median),
         pipedRatios: summarize(pairedRatios(dumpSamples, 'piped', 'raw')),
@@ -561,6 +637,7 @@ async function main(): Promise<number> {
           raw: cpuMedians(dumpSamples, 'raw'),
           pipeline: cpuMedians(dumpSamples, 'pipeline'),
           piped: cpuMedians(dumpSamples, 'piped'),
+          default: cpuMedians(dumpSamples, 'default'),
         },
         pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
         pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
@@ -573,7 +650,13 @@ async function main(): Promise<number> {
         pipeline: restorePipeline,
         ratios: restoreRatios,
         ratioOfMedians: ratio(restorePipeline.median, restoreRaw.median),
-        cpu: { raw: cpuMedians(restoreSamples, 'raw'), pipeline: cpuMedians(restoreSamples, 'pipeline') },
+        default: summarize(side(restoreSamples, 'default')),
+        vsDefaultRatios: restoreVsDefault,
+        cpu: {
+          raw: cpuMedians(restoreSamples, 'raw'),
+          pipeline: cpuMedians(restoreSamples, 'pipeline'),
+          default: cpuMedians(restoreSamples, 'default'),
+        },
         pipelineStep: summarize(restoreReports.map((r) => r.durationMs)),
         samples: restoreSamples,
       },

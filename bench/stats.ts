@@ -92,12 +92,18 @@ export function judge(measured: number | null | undefined, limit: number, kind: 
   return (kind === 'max' ? measured <= limit : measured >= limit) ? 'PASS' : 'FAIL';
 }
 
-/** The issue's targets (issue 5, "Make it fast and lean"). */
+/**
+ * The targets of issue 16 ("Faster than pg_dump itself"): against what a user would run instead, pg_dump -Fc at its
+ * default compression and pg_restore from that archive. The same-compression ratios of issue 5 are kept in the
+ * result as information (Figures.dumpRatio, restoreRatio), not judged.
+ */
 export const TARGETS = {
-  dumpRatio: 1.1,
-  restoreRatio: 1.15,
-  peakRssMb: 256,
-  verifyMBps: 150,
+  dumpVsPgDumpDefault: 0.4,
+  dumpVsUncompressed: 1.6,
+  storedVsPgDumpDefault: 1.0,
+  restoreVsPgRestoreDefault: 0.9,
+  peakRssMb: 160,
+  verifyMBps: 300,
   /** "Flat from medium to large": the larger database may cost at most this share more peak memory. */
   rssGrowthAllowed: 0.1,
 } as const;
@@ -116,11 +122,20 @@ export function isFlat(
 }
 
 export interface Figures {
-  dumpRatio: number;
-  restoreRatio: number;
+  /** Pipeline dump wall / raw `pg_dump -Fc` (default compression) wall, median of the rounds. */
+  dumpVsPgDumpDefault: number;
+  /** Pipeline dump wall / raw `pg_dump -Fc -Z0` to /dev/null wall, median of the rounds. */
+  dumpVsUncompressed: number;
+  /** Stored bytes / bytes of the default `pg_dump -Fc` archive. */
+  storedVsPgDumpDefault: number;
+  /** Pipeline restore data path / raw `pg_restore --jobs N` from the default archive on local disk. */
+  restoreVsPgRestoreDefault: number;
   verifyMBps: number;
   dumpPeakRssMb: number;
   restorePeakRssMb: number;
+  /** Information (issue 5's targets): pipeline / raw at the same pg_dump arguments, and restore from the same archive. */
+  dumpRatio: number;
+  restoreRatio: number;
 }
 
 /** Peak RSS of another size's recorded run, to judge flatness against. */
@@ -135,52 +150,79 @@ export interface OtherRun {
  * without it the verdict is N/A.
  */
 export function evaluateTargets(figures: Figures, smaller?: OtherRun): TargetResult[] {
+  const target = (
+    name: string,
+    description: string,
+    measured: number,
+    limit: number,
+    kind: 'max' | 'min',
+    unit: string,
+  ): TargetResult => ({
+    name,
+    description,
+    measured,
+    limit,
+    kind,
+    unit,
+    verdict: judge(measured, limit, kind),
+  });
   const results: TargetResult[] = [
-    {
-      name: 'dump time',
-      description: 'pipeline dump wall / raw pg_dump wall (median of the rounds)',
-      measured: figures.dumpRatio,
-      limit: TARGETS.dumpRatio,
-      kind: 'max',
-      unit: '×',
-      verdict: judge(figures.dumpRatio, TARGETS.dumpRatio, 'max'),
-    },
-    {
-      name: 'restore time',
-      description: 'pipeline restore wall / raw pg_restore wall (median of the rounds)',
-      measured: figures.restoreRatio,
-      limit: TARGETS.restoreRatio,
-      kind: 'max',
-      unit: '×',
-      verdict: judge(figures.restoreRatio, TARGETS.restoreRatio, 'max'),
-    },
-    {
-      name: 'dump memory',
-      description: 'peak RSS of the pipeline dump process',
-      measured: figures.dumpPeakRssMb,
-      limit: TARGETS.peakRssMb,
-      kind: 'max',
-      unit: 'MiB',
-      verdict: judge(figures.dumpPeakRssMb, TARGETS.peakRssMb, 'max'),
-    },
-    {
-      name: 'restore memory',
-      description: 'peak RSS of the pipeline restore process',
-      measured: figures.restorePeakRssMb,
-      limit: TARGETS.peakRssMb,
-      kind: 'max',
-      unit: 'MiB',
-      verdict: judge(figures.restorePeakRssMb, TARGETS.peakRssMb, 'max'),
-    },
-    {
-      name: 'verification',
-      description: 'verification pass (re-read, SHA-256, decrypt) over stored bytes',
-      measured: figures.verifyMBps,
-      limit: TARGETS.verifyMBps,
-      kind: 'min',
-      unit: 'MiB/s',
-      verdict: judge(figures.verifyMBps, TARGETS.verifyMBps, 'min'),
-    },
+    target(
+      'dump vs pg_dump default',
+      'pipeline dump wall / raw pg_dump -Fc (its default compression) wall, median of the rounds',
+      figures.dumpVsPgDumpDefault,
+      TARGETS.dumpVsPgDumpDefault,
+      'max',
+      '×',
+    ),
+    target(
+      'dump vs uncompressed',
+      'pipeline dump wall / raw pg_dump -Fc -Z0 to /dev/null wall, median of the rounds',
+      figures.dumpVsUncompressed,
+      TARGETS.dumpVsUncompressed,
+      'max',
+      '×',
+    ),
+    target(
+      'stored vs pg_dump default',
+      'stored (compressed, encrypted) bytes / bytes of the default pg_dump -Fc archive',
+      figures.storedVsPgDumpDefault,
+      TARGETS.storedVsPgDumpDefault,
+      'max',
+      '×',
+    ),
+    target(
+      'restore vs pg_restore default',
+      'pipeline restore wall (download, decrypt, decompress, spool, pg_restore) / raw pg_restore from the default archive on disk, median of the rounds',
+      figures.restoreVsPgRestoreDefault,
+      TARGETS.restoreVsPgRestoreDefault,
+      'max',
+      '×',
+    ),
+    target(
+      'dump memory',
+      'peak RSS of the pipeline dump process',
+      figures.dumpPeakRssMb,
+      TARGETS.peakRssMb,
+      'max',
+      'MiB',
+    ),
+    target(
+      'restore memory',
+      'peak RSS of the pipeline restore process',
+      figures.restorePeakRssMb,
+      TARGETS.peakRssMb,
+      'max',
+      'MiB',
+    ),
+    target(
+      'verification',
+      'verification pass (re-read, SHA-256, decrypt) over stored bytes',
+      figures.verifyMBps,
+      TARGETS.verifyMBps,
+      'min',
+      'MiB/s',
+    ),
   ];
   for (const [name, mine, theirs] of [
     ['dump memory flat', figures.dumpPeakRssMb, smaller?.dumpPeakRssMb],
