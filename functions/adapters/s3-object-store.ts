@@ -27,8 +27,12 @@ import {
 import type { ObjectStore, PutOptions, StoredObject } from '../core/ports.js';
 import { awsErrorName, classifyAwsError, describeAwsError, httpStatusOf } from './aws/errors.js';
 
-/** 16 MiB parts: 10,000 parts cover 160 GB, and few requests per GB. */
-export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/**
+ * 8 MiB parts: 10,000 parts cover 80 GB of stored (compressed) dump, and an upload holds (3 + 1) × 8 = 32 MiB of
+ * part buffers instead of 64 MiB at 16 MiB parts, half the dump worker's Buffers (issue 16: peak RSS ≤ 160 MiB; it
+ * was 156–171 MiB at 16 MiB parts, bench/RESULTS.md).
+ */
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** Parts in flight; an upload holds at most (queueSize + 1) × partSize of part buffers. */
 export const DEFAULT_QUEUE_SIZE = 3;
 const DELETE_BATCH = 1000;
