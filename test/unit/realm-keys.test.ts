@@ -150,6 +150,19 @@ describe('buildKeyChangeReport', () => {
     expect(report.realmsWithoutKeys).toEqual(['empty']);
   });
 
+  it('says "the same changes" instead of listing them twice, and "none" for an algorithm live has no key for', () => {
+    const report = buildKeyChangeReport({
+      stage: 'after',
+      restorePoint: { label: 'backup A', inventory: inventory([old]) },
+      live: { label: 'live', inventory: inventory([]) },
+      newestVerified: { label: 'backup B', inventory: inventory([]) },
+    });
+    const text = formatKeyChangeReport(report);
+    expect(text).toContain('compared with backup B: the same changes');
+    expect(text).toContain('    ACTIVE KEY CHANGES sig RS256: none -> rsa-old (kid kid-rsa-old)');
+    expect(text.filter((line) => line.includes('REINTRODUCED'))).toHaveLength(1);
+  });
+
   it('decides with the newest verified backup when live is not reachable, and says why', () => {
     const report = buildKeyChangeReport({
       stage: 'before',

@@ -121,11 +121,13 @@ const LOST_WHY: Record<KeyChange['reason'], string> = {
   replaced: 'the restore point has older material under the same component',
 };
 
-const shortKey = (key: RealmKey | null) =>
-  key ? `${key.name} (kid ${key.kid ?? 'unknown'})` : 'none (Keycloak generates a new key at start)';
+const shortKey = (key: RealmKey | null, none: string) =>
+  key ? `${key.name} (kid ${key.kid ?? 'unknown'})` : none;
 
 function describeActive(change: ActiveKeyChange, kind: string): string {
-  return `${kind} ${change.use} ${change.algorithm}: ${shortKey(change.from)} -> ${shortKey(change.to)}`;
+  const from = shortKey(change.from, 'none');
+  const to = shortKey(change.to, 'none (Keycloak generates a new key at start)');
+  return `${kind} ${change.use} ${change.algorithm}: ${from} -> ${to}`;
 }
 
 function realmLines(realm: RealmKeyChanges): string[] {
@@ -159,7 +161,15 @@ export function formatKeyChangeReport(report: KeyChangeReport): string[] {
       lines.push(`  realm ${realm}: no key components (Keycloak generates its keys at start)`);
     }
   }
+  let previous: KeyComparison | undefined;
   for (const comparison of report.comparisons) {
+    const same =
+      previous?.realms != null && JSON.stringify(previous.realms) === JSON.stringify(comparison.realms);
+    previous = comparison;
+    if (same && comparison.realms?.length) {
+      lines.push(`compared with ${comparison.label}: the same changes`);
+      continue;
+    }
     if (comparison.realms === null) {
       if (!report.restorePointUnknown) {
         lines.push(`compared with ${comparison.label}: not compared (${comparison.unavailable})`);
