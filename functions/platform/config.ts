@@ -94,6 +94,10 @@ export const configSchema = z
     KB_RETAIN_MONTHLY_DAYS: positiveInt(365),
     KB_INCOMPLETE_GRACE_HOURS: positiveInt(6),
     KB_DRILL_MAX_MINUTES: positiveInt(180),
+    /** Recovery point objective: the newest verified backup may be at most this old (report; the RPO alarm on AWS). */
+    KB_RPO_SECONDS: positiveInt(7200),
+    /** Recovery time objective: a restore drill should be verified within this (report, dashboard). */
+    KB_RTO_SECONDS: positiveInt(3600),
     /** Near-class tolerance for a point-in-time restore compared with the nearest manifest, in percent. */
     KB_DRILL_NEAR_TOLERANCE_PERCENT: z.coerce.number().min(0).max(100).default(5),
     KB_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),

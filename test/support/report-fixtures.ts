@@ -1,10 +1,9 @@
-// Manifests, drill reports and a bucket in memory for the report and run-metrics tests (no I/O).
+// Manifests and drill reports for the report and run-metrics tests (no I/O).
 import { Readable } from 'node:stream';
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
-import { ObjectNotFoundError } from '../../functions/core/errors.js';
 import { dumpKey, manifestKey } from '../../functions/core/layout.js';
 import { type Manifest, manifestSchema } from '../../functions/core/manifest.js';
-import type { ObjectStore, StoredObject } from '../../functions/core/ports.js';
+import type { ObjectStore } from '../../functions/core/ports.js';
 import type { Tier } from '../../functions/core/schedule.js';
 import { timeOfBackupId } from '../../functions/core/schedule.js';
 
@@ -140,48 +139,8 @@ export function sampleDrillReport(d: SampleDrill): DrillReport {
   });
 }
 
-/** A bucket in memory, enough for listing and JSON objects. */
-export class MemoryStore implements ObjectStore {
-  readonly objects = new Map<string, Buffer>();
-  constructor(
-    readonly bucket = 'kb-primary',
-    readonly region = 'eu-west-1',
-  ) {}
-  async putStream(key: string, body: Readable) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of body) chunks.push(chunk as Buffer);
-    this.objects.set(key, Buffer.concat(chunks));
-    return { bytes: this.objects.get(key)?.length ?? 0 };
-  }
-  async putJson(key: string, value: unknown) {
-    this.objects.set(key, Buffer.from(JSON.stringify(value)));
-  }
-  async getStream(key: string) {
-    const body = this.objects.get(key);
-    if (!body) throw new ObjectNotFoundError(key);
-    return Readable.from([body]);
-  }
-  async getJson(key: string) {
-    const body = this.objects.get(key);
-    if (!body) throw new ObjectNotFoundError(key);
-    return JSON.parse(body.toString()) as unknown;
-  }
-  async head(key: string) {
-    const body = this.objects.get(key);
-    return body ? { key, size: body.length, lastModified: new Date(0) } : undefined;
-  }
-  async *list(prefix: string): AsyncIterable<StoredObject> {
-    for (const key of [...this.objects.keys()].sort()) {
-      if (key.startsWith(prefix))
-        yield { key, size: this.objects.get(key)?.length ?? 0, lastModified: new Date(0) };
-    }
-  }
-  async deleteObjects(keys: readonly string[]) {
-    for (const key of keys) this.objects.delete(key);
-  }
-  /** Stores a manifest and a dump object beside it, as a backup leaves them. */
-  async putBackup(manifest: Manifest) {
-    this.objects.set(manifest.dump.key, Buffer.alloc(manifest.dump.storedBytes > 0 ? 16 : 0));
-    await this.putJson(manifestKey(manifest.target, manifest.backupId), manifest);
-  }
+/** Stores a manifest and a dump object beside it, as a backup leaves them. */
+export async function putBackup(store: ObjectStore, manifest: Manifest): Promise<void> {
+  await store.putStream(manifest.dump.key, Readable.from([Buffer.alloc(16)]));
+  await store.putJson(manifestKey(manifest.target, manifest.backupId), manifest);
 }

@@ -8,12 +8,13 @@ import { makeHandler } from '../../functions/handlers/report-backup.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
-import { MemoryStore, sampleManifest } from '../support/report-fixtures.js';
+import { MemoryObjectStore } from '../support/memory-object-store.js';
+import { putBackup, sampleManifest } from '../support/report-fixtures.js';
 
 const now = new Date('2026-11-23T12:10:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 
-function fakeServices(store: MemoryStore): Services {
+function fakeServices(store: MemoryObjectStore): Services {
   const config = parseConfig({
     KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
     KB_PRIMARY_BUCKET: 'kb-primary',
@@ -40,7 +41,7 @@ const run = (results: unknown[], retention: Record<string, unknown> = {}) => ({
   execution: 'exec-1',
 });
 
-async function report(store: MemoryStore, input: unknown) {
+async function report(store: MemoryObjectStore, input: unknown) {
   const emitted: EmfRecord[] = [];
   const result = await makeHandler(fakeServices(store), {
     metrics: async (emf) => void emitted.push(emf as EmfRecord),
@@ -50,9 +51,10 @@ async function report(store: MemoryStore, input: unknown) {
 
 describe('reportBackup', () => {
   it('emits sizes, durations, DR copies, the backup age and key rotation from the stored manifests', async () => {
-    const store = new MemoryStore();
-    await store.putBackup(sampleManifest({ backupId: '20261123T1100Z', keys: { 'master/rsa/a': 'fp-a' } }));
-    await store.putBackup(
+    const store = new MemoryObjectStore();
+    await putBackup(store, sampleManifest({ backupId: '20261123T1100Z', keys: { 'master/rsa/a': 'fp-a' } }));
+    await putBackup(
+      store,
       sampleManifest({
         backupId: '20261123T1200Z',
         plainBytes: 5000,
@@ -78,13 +80,13 @@ describe('reportBackup', () => {
       // the dump started at 12:00:05; the run ends at 12:10:00
       NewestVerifiedBackupAgeSeconds: 595,
     });
-    expect(store.objects.has(runReportKey('keycloak', '20261123T1200Z'))).toBe(false);
+    expect(await store.head(runReportKey('keycloak', '20261123T1200Z'))).toBeUndefined();
   });
 
   it('stores a run report naming the failed step and counts the failure by step', async () => {
-    const store = new MemoryStore();
-    await store.putBackup(sampleManifest({ backupId: '20261123T1000Z' }));
-    await store.putBackup(sampleManifest({ backupId: '20261123T1100Z', verified: false }));
+    const store = new MemoryObjectStore();
+    await putBackup(store, sampleManifest({ backupId: '20261123T1000Z' }));
+    await putBackup(store, sampleManifest({ backupId: '20261123T1100Z', verified: false }));
     const { emitted, result } = await report(
       store,
       run([
@@ -109,18 +111,18 @@ describe('reportBackup', () => {
   });
 
   it('counts a failed retention against every target of the run', async () => {
-    const store = new MemoryStore();
-    await store.putBackup(sampleManifest({ backupId: '20261123T1200Z' }));
+    const store = new MemoryObjectStore();
+    await putBackup(store, sampleManifest({ backupId: '20261123T1200Z' }));
     const { emitted } = await report(
       store,
       run([{ target: 'keycloak', dump: ok, snapshot: ok }], { failed: true }),
     );
     expect(emitted.map((e) => e.Step)).toEqual([undefined, 'retention']);
-    expect(store.objects.has(runReportKey('keycloak', '20261123T1200Z'))).toBe(true);
+    expect(await store.head(runReportKey('keycloak', '20261123T1200Z'))).toBeDefined();
   });
 
   it('leaves the backup age out when no backup of the target was ever verified', async () => {
-    const store = new MemoryStore();
+    const store = new MemoryObjectStore();
     const { emitted } = await report(
       store,
       run([
