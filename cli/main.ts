@@ -5,6 +5,7 @@ import { backupCommand } from './commands/backup.js';
 import { demoCommand } from './commands/demo.js';
 import { drillCommand, pitrCommand } from './commands/drill.js';
 import { listCommand } from './commands/list.js';
+import { reportCommand } from './commands/report.js';
 import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
 import { defaultStateDir, repairStackState, resetLocalStack } from './local-stack.js';
@@ -47,6 +48,17 @@ program
   .option('--json', 'machine-readable output')
   .action(async (options) => {
     exitCode = await listCommand({ stateDir: stateDir(), json: options.json });
+  });
+
+program
+  .command('report')
+  .description(
+    'one HTML page per run of the pipeline: restore points by tier, RPO, sizes, verification, DR copies, drills, realm keys',
+  )
+  .option('--out <file>', 'where to write it (default: report.html in the state folder)')
+  .option('--json', 'the report as JSON (on stdout unless --out is given)')
+  .action(async (options) => {
+    exitCode = await reportCommand({ stateDir: stateDir(), out: options.out, json: options.json });
   });
 
 program

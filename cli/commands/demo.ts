@@ -1,4 +1,5 @@
-// `npm start`: brings up the local stack, takes a daily backup, lists it, runs a restore drill, and stops.
+// `npm start`: brings up the local stack, takes a daily backup, lists it, runs a restore drill, writes the report,
+// and stops.
 
 import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
@@ -8,6 +9,7 @@ import { formatBytes, formatDuration } from '../format.js';
 import { withSession } from '../session.js';
 import { runDrillInSession } from './drill.js';
 import { formatBackupList, listBackups } from './list.js';
+import { buildReport, defaultReportFile, writeReport } from './report.js';
 
 /** The latest daily run (00:00 UTC today): the demo's backup gets the daily tier, a snapshot and a full verify. */
 export function latestDailyRun(now: Date, dailyHourUtc: number): Date {
@@ -58,6 +60,8 @@ export async function demoCommand(options: { stateDir?: string }): Promise<numbe
       `  drill    ${drill.passed ? 'passed' : 'FAILED'}; recovery time ${drill.recoveryTimeMs === undefined ? 'not measured' : formatDuration(drill.recoveryTimeMs)}`,
     );
     console.log(`  workflow ${formatDuration(backup.durationMs)} for the backup`);
+    const report = await writeReport(await buildReport(services), defaultReportFile(options.stateDir));
+    console.log(`  report   ${report} (open it in a browser; keycloak-backup report writes it anew)`);
     return drill.passed ? 0 : 1;
   });
 }

@@ -122,7 +122,7 @@ export interface TargetReport {
     ageSeconds: number | null;
     met: boolean;
   };
-  /** Age of the newest verified backup over time: [ISO time, seconds], a sawtooth ending now. */
+  /** Age of the newest verified backup over the hourly retention: [ISO time, seconds], a sawtooth ending now. */
   backupAge: [string, number][];
   backups: BackupRow[];
   failures: FailureRow[];
@@ -184,7 +184,7 @@ function buildTargetReport(records: TargetRecords, input: ReportInput): TargetRe
       ageSeconds,
       met: ageSeconds !== null && ageSeconds <= input.objectives.rpoSeconds,
     },
-    backupAge: backupAgeSeries(verified, now),
+    backupAge: backupAgeSeries(verified, now, now - retentionMs('hourly', input.policy)),
     backups: backupRows(records),
     failures: failureRows(records),
     drills,
@@ -218,18 +218,21 @@ function availableAt(manifest: Manifest): number {
 
 /**
  * The age of the newest verified backup over time: it drops when a newer backup is verified and grows until
- * the next one. Ages are measured from the dump's start, when its data was taken.
+ * the next one. Ages are measured from the dump's start, when its data was taken. Drawn from the first backup
+ * verified after `since` (the hourly retention horizon): before that, expired backups are gone and the gaps would
+ * be retention's, not the pipeline's.
  */
-function backupAgeSeries(verified: readonly Manifest[], now: number): [string, number][] {
+function backupAgeSeries(verified: readonly Manifest[], now: number, since: number): [string, number][] {
   const ordered = [...verified].sort((a, b) => availableAt(a) - availableAt(b));
   const series: [string, number][] = [];
   let newestStart: number | undefined;
   for (const manifest of ordered) {
     const at = availableAt(manifest);
     const start = Date.parse(manifest.startedAt);
-    if (newestStart !== undefined) series.push([iso(at), seconds(at - newestStart)]);
+    const drawn = at >= since && newestStart !== undefined;
+    if (drawn && series.length > 0) series.push([iso(at), seconds(at - (newestStart as number))]);
     if (newestStart === undefined || start > newestStart) newestStart = start;
-    series.push([iso(at), seconds(at - newestStart)]);
+    if (drawn || at >= since) series.push([iso(at), seconds(at - newestStart)]);
   }
   if (newestStart !== undefined) series.push([iso(now), seconds(now - newestStart)]);
   return series;

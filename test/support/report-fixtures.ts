@@ -144,3 +144,93 @@ export async function putBackup(store: ObjectStore, manifest: Manifest): Promise
   await store.putStream(manifest.dump.key, Readable.from([Buffer.alloc(16)]));
   await store.putJson(manifestKey(manifest.target, manifest.backupId), manifest);
 }
+
+/**
+ * A pipeline's history as its buckets would hold it at `now`: hourly backups for two days, dailies for two weeks,
+ * weeklies and a monthly, a key rotation, a verification that failed, a failed DR copy and six weekly drills (one
+ * failed, one over the RTO).
+ */
+export async function storeSampleHistory(
+  stores: { primary: ObjectStore; dr: ObjectStore },
+  now: Date,
+  target = 'keycloak',
+): Promise<void> {
+  const hour = 3_600_000;
+  const top = Math.floor(now.getTime() / hour) * hour;
+  const rotation = top - 5 * 24 * hour;
+  const keysAt = (t: number): Record<string, string> =>
+    t < rotation
+      ? {
+          'master/rsa-generated/c1': 'a1b2c3d4e5f6',
+          'master/hmac-generated/c2': '0f1e2d3c4b5a',
+          'demo/rsa-generated/c3': '99aa88bb77cc',
+        }
+      : {
+          'master/rsa-generated/c4': 'd4c3b2a1f0e9',
+          'master/hmac-generated/c2': '0f1e2d3c4b5a',
+          'demo/rsa-generated/c3': '99aa88bb77cc',
+        };
+  const times = new Map<number, Tier[]>();
+  for (let t = top - 47 * hour; t <= top; t += hour) times.set(t, ['hourly']);
+  const midnight = Math.floor(now.getTime() / (24 * hour)) * 24 * hour;
+  for (let d = 0; d < 14; d++) {
+    const t = midnight - d * 24 * hour;
+    const day = new Date(t);
+    const tiers: Tier[] = t >= top - 47 * hour ? ['hourly', 'daily'] : ['daily'];
+    if (day.getUTCDay() === 0) tiers.push('weekly');
+    if (day.getUTCDate() === 1) tiers.push('monthly');
+    times.set(t, tiers);
+  }
+  for (let w = 2; w < 8; w++) {
+    const t = midnight - (((new Date(midnight).getUTCDay() + 7) % 7) + 7 * w) * 24 * hour;
+    times.set(t, ['weekly']);
+  }
+  const { backupIdFor } = await import('../../functions/core/schedule.js');
+  let i = 0;
+  for (const [t, tiers] of [...times].sort((a, b) => a[0] - b[0])) {
+    i++;
+    const backupId = backupIdFor(new Date(t));
+    const copied = i % 29 !== 7;
+    const manifest = sampleManifest({
+      target,
+      backupId,
+      tiers,
+      plainBytes: Math.round(11_500_000 + i * 41_000 + (i % 5) * 90_000),
+      storedBytes: Math.round(2_600_000 + i * 9_000 + (i % 5) * 20_000),
+      dumpSeconds: 9 + (i % 7) * 0.8 + (tiers.includes('daily') ? 3 : 0),
+      verified: i % 23 === 11 ? false : undefined,
+      copies: copied ? ['eu-central-1'] : [],
+      keys: keysAt(t),
+      retainDays: tiers.includes('monthly')
+        ? 365
+        : tiers.includes('weekly')
+          ? 90
+          : tiers.includes('daily')
+            ? 14
+            : 2,
+    });
+    await putBackup(stores.primary, manifest);
+    if (copied) await putBackup(stores.dr, manifest);
+    else {
+      await stores.primary.putJson(`${target}/runs/${backupId}/run-report.json`, {
+        reportVersion: 1,
+        backupId,
+        target,
+        tiers,
+        execution: null,
+        recordedAt: new Date(t + 60_000).toISOString(),
+        failures: [{ step: 'copy', error: 'ChecksumMismatchError' }],
+      });
+    }
+  }
+  for (let w = 0; w < 6; w++) {
+    const requestedAt = new Date(midnight - (w * 7 + 2) * 24 * hour + 3 * hour).toISOString();
+    const drill = sampleDrillReport({
+      target,
+      requestedAt,
+      passed: w !== 3,
+      totalSeconds: w === 1 ? 4300 : 1500 + w * 170,
+    });
+    await stores.primary.putJson(`${target}/drills/${drill.drillId}/drill-report.json`, drill);
+  }
+}

@@ -220,3 +220,20 @@ describe('operator report', () => {
     expect(report.targets[0]?.backupAge).toEqual([]);
   });
 });
+
+describe('backup age over time', () => {
+  it('starts at the first backup verified within the hourly retention, where every run is still stored', async () => {
+    const report = await reportOf([
+      { backupId: '20261120T0000Z', tiers: ['hourly', 'daily'] },
+      { backupId: '20261122T0000Z', tiers: ['hourly', 'daily'] },
+      { backupId: '20261123T1200Z' },
+    ]);
+    // horizon 2026-11-21T12:30: 20 Nov's backup is older, so the series starts with 22 Nov's
+    expect(report.targets[0]?.backupAge).toEqual([
+      ['2026-11-22T00:00:27.000Z', 22],
+      ['2026-11-23T12:00:27.000Z', 129622],
+      ['2026-11-23T12:00:27.000Z', 22],
+      ['2026-11-23T12:30:00.000Z', 1795],
+    ]);
+  });
+});
