@@ -202,7 +202,9 @@ function sizeChart(t: TargetReport): string {
 
 function ageChart(t: TargetReport, now: number): string {
   const hours = (s: number) => round(s / 3600, 3);
-  const first = t.backupAge[0] ? ms(t.backupAge[0][0]) : now - 86_400_000;
+  // The hourly tier's window at least: every run's backup is still stored there.
+  const window = (t.tiers.find((tier) => tier.tier === 'hourly')?.retentionSeconds ?? 172_800) * 1000;
+  const first = Math.min(now - window, t.backupAge[0] ? ms(t.backupAge[0][0]) : now);
   return chart('backup-age', 'Age of the newest verified backup against the RPO', {
     xAxis: timeAxis(first, now),
     yAxis: {
