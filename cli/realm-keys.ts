@@ -1,5 +1,6 @@
 // The realm-key report of `restore` and `pitr`: printed before and after the restore (or one JSON document with
 // --json), and --disable-reintroduced-keys carried out on the restored database.
+import { findNearestManifest, type RestoreTime } from '../functions/core/drill.js';
 import type { KeyChangeReport, KeyDecision } from '../functions/core/keycloak/index.js';
 import { formatKeyChangeReport, formatKeyDecision } from '../functions/core/keycloak/index.js';
 import type { Manifest } from '../functions/core/manifest.js';
@@ -57,6 +58,32 @@ export class RestoreKeyReport {
     );
     report.print(formatKeyChangeReport(report.before));
     return report;
+  }
+
+  /** Before a recovery only the nearest backup before the time describes its keys: an estimate, and said so. */
+  static async beforeRecovery(
+    services: Services,
+    target: string,
+    time: RestoreTime,
+    options: RealmKeyOptions,
+  ): Promise<RestoreKeyReport> {
+    const at = time === 'latest' ? services.clock.now() : time;
+    const what = time === 'latest' ? 'the latest archived change' : `the state at ${time.toISOString()}`;
+    const manifest = await findNearestManifest(services.primaryStore, target, at);
+    return RestoreKeyReport.before(
+      services,
+      target,
+      manifest
+        ? {
+            label: `${what}, as backup ${manifest.backupId} (the nearest before it) recorded it; changes after that backup show after the recovery`,
+            manifest,
+          }
+        : {
+            label: what,
+            unknown: `no backup of ${target} before ${at.toISOString()}: shown after the recovery`,
+          },
+      options,
+    );
   }
 
   /**

@@ -1,7 +1,7 @@
 // `keycloak-backup pitr`: a real point-in-time recovery kept running under a name, until `pitr --drop NAME`.
 import path from 'node:path';
 import { clearSessions } from '../../functions/adapters/postgres/restore-target.js';
-import { findNearestManifest, isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
+import { isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { formatDuration, formatTable } from '../format.js';
 import { PASSWORD_FILE } from '../local-stack.js';
@@ -94,7 +94,7 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
   const time = parseRestoreTime(options.time);
   return withSession({ stateDir: options.stateDir }, async ({ services, stack }) => {
     const target = options.target ?? services.config.KB_TARGETS[0]?.name ?? '';
-    const keys = await keyReportBeforeRecovery(services, target, time, options);
+    const keys = await RestoreKeyReport.beforeRecovery(services, target, time, options);
     const started = Date.now();
     console.error(`recovering ${target} to ${options.time} as ${name}…`);
     const instance = await services.pitr.restore({ target, instanceId: name, time });
@@ -129,30 +129,4 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     keys.finish();
     return 0;
   });
-}
-
-/** Before a recovery only the nearest backup before the time describes its keys: an estimate, and said so. */
-async function keyReportBeforeRecovery(
-  services: Parameters<typeof RestoreKeyReport.before>[0],
-  target: string,
-  time: ReturnType<typeof parseRestoreTime>,
-  options: PitrOptions,
-) {
-  const at = time === 'latest' ? services.clock.now() : time;
-  const what = time === 'latest' ? 'the latest archived change' : `the state at ${time.toISOString()}`;
-  const manifest = await findNearestManifest(services.primaryStore, target, at);
-  return RestoreKeyReport.before(
-    services,
-    target,
-    manifest
-      ? {
-          label: `${what}, as backup ${manifest.backupId} (the nearest before it) recorded it; changes after that backup show after the recovery`,
-          manifest,
-        }
-      : {
-          label: what,
-          unknown: `no backup of ${target} before ${at.toISOString()}: shown after the recovery`,
-        },
-    options,
-  );
 }

@@ -5,6 +5,7 @@ import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:cryp
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RestoreKeyReport } from '../../cli/realm-keys.js';
@@ -189,6 +190,8 @@ const names = (changes: readonly KeyChange[] | undefined) =>
 
 let first: string;
 let second: string;
+let beforeChanges: Date;
+const recovered: string[] = [];
 
 beforeAll(async () => {
   scratch = await mkdtemp(path.join(tmpdir(), 'kb-realm-keys-'));
@@ -210,6 +213,16 @@ beforeAll(async () => {
   const day = new Date();
   day.setUTCHours(0, 0, 0, 0);
   first = await backup(new Date(day.getTime() - 2 * 3600_000));
+  // A base backup for point-in-time recovery, and a moment after it and before any key changes.
+  await services.snapshots.create({
+    target: 'keycloak',
+    snapshotId: 'kb-keycloak-realm-keys',
+    backupId: first,
+    retainUntil: new Date(Date.now() + 86_400_000),
+  });
+  await sleep(700);
+  beforeChanges = new Date();
+  await sleep(700);
 
   // master: a routine rotation (new active RSA key, the old one passive), a new AES secret above the old one, and
   // the keystore key removed after it leaked.
@@ -254,6 +267,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  for (const instanceId of recovered) await services?.pitr.teardown(instanceId).catch(() => undefined);
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
@@ -422,5 +436,49 @@ describe('realm keys across a restore', () => {
     const status = new Map(after.keys.map((k) => [k.componentId, k.status]));
     expect(status.get(FIXTURE.masterRsa.id)).toBe('active');
     expect(status.get(FIXTURE.appRsa.id)).toBe('disabled');
+  });
+
+  it('pitr to a moment before the changes names the same keys, estimated before and exact after, and disables them', async () => {
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+      lines.push(args.join(' '));
+    });
+    let result: Awaited<ReturnType<RestoreKeyReport['finish']>>;
+    let databaseUrl: string;
+    try {
+      const keys = await RestoreKeyReport.beforeRecovery(services, 'keycloak', beforeChanges, {
+        disableReintroducedKeys: true,
+      });
+      recovered.push('rk-recovered');
+      const instance = await services.pitr.restore({
+        target: 'keycloak',
+        instanceId: 'rk-recovered',
+        time: beforeChanges,
+      });
+      databaseUrl = instance.databaseUrl ?? '';
+      await keys.afterRestore(databaseUrl, 'rk-recovered (the recovered database)');
+      result = keys.finish();
+    } finally {
+      log.mockRestore();
+    }
+    const text = lines.join('\n');
+
+    expect(result.before.restorePoint).toBe(
+      `the state at ${beforeChanges.toISOString()}, as backup ${first} (the nearest before it) recorded it; changes after that backup show after the recovery`,
+    );
+    expect(names(result.before.reintroduced)).toEqual(REINTRODUCED);
+    expect(names(result.after?.reintroduced)).toEqual(REINTRODUCED);
+    expect(result.decision?.disabled.map((k) => k.componentId).sort()).toEqual(
+      [FIXTURE.appHmac.id, FIXTURE.appRsa.id, FIXTURE.appRsaEnc.id, KEYSTORE_ID].sort(),
+    );
+    expect(text).toContain('realm keys after the restore: restoring rk-recovered (the recovered database)');
+    expect(text).toContain('disabled 4 reintroduced key component(s) (enabled=false, not deleted):');
+    const after = await services.tools.readRealmKeys(databaseUrl);
+    expect(
+      after.keys
+        .filter((k) => k.status === 'disabled')
+        .map((k) => k.componentId)
+        .sort(),
+    ).toEqual([FIXTURE.appHmac.id, FIXTURE.appRsa.id, FIXTURE.appRsaEnc.id, KEYSTORE_ID].sort());
   });
 });
