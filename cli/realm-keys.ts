@@ -47,9 +47,10 @@ export class RestoreKeyReport {
     services: Services,
     target: string,
     restorePoint: { label: string; manifest?: Manifest; unknown?: string },
-    options: RealmKeyOptions,
+    options: RealmKeyOptions & { fromDr?: boolean },
   ): Promise<RestoreKeyReport> {
-    const references = await readKeyReferences(services, target);
+    const store = options.fromDr ? services.drStore : services.primaryStore;
+    const references = await readKeyReferences(services, target, store);
     const report = new RestoreKeyReport(
       services,
       references,

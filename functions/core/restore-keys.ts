@@ -75,10 +75,15 @@ export async function liveSide(ports: RestoreKeyPorts, target: string): Promise<
   }
 }
 
-export async function readKeyReferences(ports: RestoreKeyPorts, target: string): Promise<KeyReferences> {
+/** Live and the newest verified backup in `store` (the primary bucket unless the restore reads the DR one). */
+export async function readKeyReferences(
+  ports: RestoreKeyPorts,
+  target: string,
+  store: ObjectStore = ports.primaryStore,
+): Promise<KeyReferences> {
   const [live, newestVerified] = await Promise.all([
     liveSide(ports, target),
-    newestVerifiedSide(ports.primaryStore, target),
+    newestVerifiedSide(store, target),
   ]);
   return { live, newestVerified };
 }
