@@ -248,9 +248,12 @@ function checksChart(t: TargetReport): string {
     cells[b.regions.primary ? 'ok' : 'failed'].push([x, 'primary bucket']);
     cells[b.regions.dr ? 'ok' : 'missing'].push([x, 'DR bucket']);
   }
+  // A failed run's step on the row it concerns: the copies on the DR row, verification on its own, the rest primary.
+  const rowOf = (step: string) =>
+    step === 'verify' ? 'verification' : step.includes('copy') ? 'DR bucket' : 'primary bucket';
   const failedRuns = t.failures
     .filter((f) => f.source === 'backup')
-    .map((f) => ({ value: [ms(f.at), 'verification'], name: f.step }));
+    .map((f) => ({ value: [ms(f.at), rowOf(f.step)], name: f.step }));
   return chart(
     'checks',
     'Verification and DR copies per backup',
@@ -372,6 +375,7 @@ function keysChart(t: TargetReport, now: number): string {
           data: events('appeared'),
           symbol: 'triangle',
           symbolSize: 13,
+          z: 5,
           itemStyle: { color: COLORS.ok },
         },
         {
@@ -380,6 +384,7 @@ function keysChart(t: TargetReport, now: number): string {
           data: events('disappeared'),
           symbol: 'pin',
           symbolSize: 16,
+          z: 5,
           itemStyle: { color: COLORS.failed },
         },
       ],
