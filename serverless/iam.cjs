@@ -11,7 +11,7 @@ const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3
 const FUNCTION_PERMISSIONS = {
   planBackup: ['keysUse', 'secretRead'],
   dumpDatabase: ['keysUse', 'secretRead', 'primaryRead', 'primaryWrite'],
-  verifyBackup: ['keysUse', 'primaryRead', 'primaryWrite'],
+  verifyBackup: ['keysUse', 'primaryRead', 'primaryWrite', 'scratchSecretRead'],
   copyBackupToDr: ['keysUse', 'primaryRead', 'primaryWrite', 'drRead', 'drWrite'],
   createSnapshot: ['snapshotsDescribe', 'snapshotCreate'],
   checkSnapshot: ['snapshotsDescribe'],
@@ -32,6 +32,8 @@ const FUNCTION_PERMISSIONS = {
   checkDrillRestore: ['instancesDescribe', 'secretRead'],
   // Writes the realm-key changes beside the drill report and alerts when a restore would reintroduce a key.
   verifyDrill: ['instancesDescribe', 'secretRead', 'keysUse', 'primaryRead', 'primaryWrite', 'alertPublish'],
+  // aws-asl: the drill's restore of the nearest dump from the DR bucket, decrypted with the DR key alone.
+  verifyDrillDump: ['instancesDescribe', 'secretRead', 'drKeyDecrypt', 'primaryRead', 'drRead'],
   teardownDrill: ['instancesDescribe', 'drillDelete'],
   recordDrill: ['keysUse', 'primaryRead', 'primaryWrite'],
   sweepDrills: ['instancesDescribe', 'drillDelete', 'alertPublish'],
@@ -75,6 +77,12 @@ function permissionSets(p) {
       },
     ],
     keysDecrypt: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: keys }],
+    // aws-asl: the DR key alone (the drill proves the DR region decrypts its copy without the primary key).
+    drKeyDecrypt: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: p.drKmsKeyArn }],
+    // aws-asl: full verification's scratch server, from its secret (never a password in the environment).
+    scratchSecretRead: p.scratchSecretArn
+      ? [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: p.scratchSecretArn }]
+      : [],
     secretRead: [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: p.secretArn }],
     primaryRead: read(primaryBucket),
     primaryWrite: write(primaryBucket),
@@ -219,6 +227,7 @@ async function roles({ resolveVariable, resolveConfigurationProperty }) {
     instanceKmsKeyArn: await resolveVariable('param:instanceKmsKeyArn'),
     instanceId: await resolveVariable('param:instanceId'),
     secretArn: await resolveVariable('param:secretArn'),
+    scratchSecretArn: await resolveVariable('param:scratchSecretArn'),
     pipeline: await resolveVariable('self:custom.pipelineName'),
   };
   const sets = permissionSets(p);

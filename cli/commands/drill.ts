@@ -148,6 +148,7 @@ export function formatDrillRun(run: DrillRun): string {
   } else {
     lines.push('recovery time not measured: the restored copy never became available');
   }
+  lines.push(formatDrDump(report));
   lines.push(
     `instance ${report.instanceId} ${report.tornDown ? 'torn down' : 'NOT torn down (the sweeper removes it)'}`,
   );
@@ -159,6 +160,21 @@ export function formatDrillRun(run: DrillRun): string {
     lines.push(`drill FAILED: ${verification?.failedChecks.join(', ') || workflow.cause || workflow.error}`);
   }
   return lines.join('\n');
+}
+
+/** The second recovery, in one line: the dump from the DR bucket with the DR key, or plainly why it was not restored. */
+function formatDrDump(report: DrillReport): string {
+  const dump = report.drDump;
+  if (!dump) return 'dump from the DR bucket: not tried (the drill stopped before it)';
+  const restored = dump.restoreSeconds !== null ? ` in ${formatDuration(dump.restoreSeconds * 1000)}` : '';
+  switch (dump.status) {
+    case 'passed':
+      return `dump from the DR bucket (${dump.bucket}, ${dump.region}): backup ${dump.backupId} restored${restored} with ${dump.keyIds.join(', ')}, all ${dump.checks.length} checks passed`;
+    case 'failed':
+      return `dump from the DR bucket FAILED: ${dump.summary}`;
+    default:
+      return `dump from the DR bucket: ${dump.summary}`;
+  }
 }
 
 /** `keycloak-backup drill [--time ISO | --latest] [--keep-minutes N]`: 0 passed, 1 failed, 2 refused. */

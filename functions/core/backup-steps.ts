@@ -300,13 +300,15 @@ function withAddedRows(contents: Manifest['contents'], added: Record<string, num
   return { ...contents, tableCounts };
 }
 
-function storedDump(
+/** What a manifest says its stored dump must be, to read it back from `store`. */
+export function storedDump(
   store: ObjectStore,
   manifest: Manifest,
-  options: { onProgress?: (bytes: number) => void; signal?: AbortSignal },
+  options: { onProgress?: (bytes: number) => void; signal?: AbortSignal; envelope?: Envelope } = {},
 ): StoredDump {
   return {
     store,
+    ...(options.envelope ? { envelope: options.envelope } : {}),
     key: manifest.dump.key,
     storedSha256: manifest.dump.storedSha256,
     encryptionContext: manifest.encryption.context,

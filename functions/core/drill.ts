@@ -255,6 +255,27 @@ export const drillVerificationSchema = z.object({
 });
 export type DrillVerification = z.infer<typeof drillVerificationSchema>;
 
+/**
+ * What the drill report records of the dump recovery. `status`: restored and checked (`passed`/`failed`), `too-large`
+ * (not restored: it would not fit one Lambda's time; `detail` says by how much and what to do), `none` (no backup
+ * older than the restore time exists in either bucket).
+ */
+export const drDumpResultSchema = z.object({
+  status: z.enum(['passed', 'failed', 'too-large', 'none']),
+  passed: z.boolean(),
+  backupId: z.string().nullable(),
+  region: z.string(),
+  bucket: z.string(),
+  /** The keys the dump was decrypted with: the DR key alone on AWS. */
+  keyIds: z.array(z.string()),
+  plainBytes: z.number().int().nonnegative().nullable(),
+  restoreSeconds: z.number().nonnegative().nullable(),
+  checks: z.array(drillCheckSchema),
+  failedChecks: z.array(z.string()),
+  summary: z.string(),
+});
+export type DrDumpResult = z.infer<typeof drDumpResultSchema>;
+
 export const drillReportSchema = z.object({
   reportVersion: z.literal(DRILL_REPORT_VERSION),
   drillId: z.string(),
@@ -283,6 +304,8 @@ export const drillReportSchema = z.object({
   /** The step that failed and its error, when the drill failed before its verification could judge. */
   failure: z.object({ step: z.string(), error: z.string(), cause: z.string() }).nullable(),
   tornDown: z.boolean(),
+  /** The second recovery: the nearest dump from the DR bucket with the DR key (null in reports older than it). */
+  drDump: drDumpResultSchema.nullable().default(null),
 });
 export type DrillReport = z.infer<typeof drillReportSchema>;
 
@@ -301,11 +324,16 @@ export interface DrillReportInput {
   keyChanges?: KeyChangeReport;
   failure?: { step: string; error: string; cause: string };
   tornDown: boolean;
+  drDump?: DrDumpResult;
 }
 
 /** A drill passes only when it was verified, every check passed, and nothing failed along the way. */
 export function buildDrillReport(input: DrillReportInput): DrillReport {
-  const passed = input.failure === undefined && input.verification?.passed === true && input.tornDown;
+  const passed =
+    input.failure === undefined &&
+    input.verification?.passed === true &&
+    input.drDump?.passed !== false &&
+    input.tornDown;
   return drillReportSchema.parse({
     reportVersion: DRILL_REPORT_VERSION,
     drillId: input.drillId,
@@ -328,6 +356,7 @@ export function buildDrillReport(input: DrillReportInput): DrillReport {
     keyChanges: input.keyChanges ?? null,
     failure: input.failure ?? null,
     tornDown: input.tornDown,
+    drDump: input.drDump ?? null,
   } satisfies DrillReport);
 }
 
@@ -341,6 +370,7 @@ export function failedDrillStep(report: DrillReport): string | undefined {
   if (report.outcome === 'passed') return undefined;
   if (report.failure) return report.failure.step;
   if (report.verification && !report.verification.passed) return 'drill-verify';
+  if (report.drDump && !report.drDump.passed) return 'drill-dr-dump';
   if (!report.tornDown) return 'drill-teardown';
   return undefined;
 }

@@ -189,6 +189,8 @@ export interface StoredDump {
   pgDumpVersion?: string;
   /** 'pipeline': the decrypted bytes are a zstd frame around the archive (manifest dump.compressedBy). */
   compressedBy?: 'pipeline' | 'pg_dump';
+  /** Decrypt with this envelope instead of the tools' own (the drill reads the DR copy with the DR key alone). */
+  envelope?: Envelope;
   onProgress?: (bytes: number) => void;
   signal?: AbortSignal;
 }
@@ -229,8 +231,15 @@ export interface DatabaseTools {
   readRealmKeys(databaseUrl: string, options?: { withSessions?: boolean }): Promise<RealmKeyInventory>;
   /** Sets these key components disabled (enabled=false, not deleted); returns how many config rows it added. */
   disableKeyComponents(databaseUrl: string, componentIds: readonly string[]): Promise<number>;
-  /** Creates an empty scratch database, hands its URL to `use`, and drops it afterwards whatever happens. */
-  withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T>;
+  /**
+   * Creates an empty scratch database, hands its URL to `use`, and drops it afterwards whatever happens: on
+   * `serverUrl` (a server the caller owns, e.g. a drill instance), else on the configured scratch server.
+   */
+  withScratchDatabase<T>(
+    name: string,
+    use: (databaseUrl: string) => Promise<T>,
+    serverUrl?: string,
+  ): Promise<T>;
 }
 
 /** Streams `key` from one store into another, hashing on the way; throws ChecksumMismatchError (and leaves

@@ -17,6 +17,7 @@ import * as teardownDrill from './teardown-drill.js';
 import * as validateDrill from './validate-drill.js';
 import * as verifyBackup from './verify-backup.js';
 import * as verifyDrill from './verify-drill.js';
+import * as verifyDrillDump from './verify-drill-dump.js';
 
 /** A Lambda entry as the runtime calls it. */
 export type LambdaEntry = (event: unknown, context: unknown) => Promise<unknown>;
@@ -43,6 +44,7 @@ export const handlerFactories: Record<string, Factory> = {
   startDrillRestore: asEntry(startDrillRestore),
   checkDrillRestore: asEntry(checkDrillRestore),
   verifyDrill: asEntry(verifyDrill),
+  verifyDrillDump: asEntry(verifyDrillDump),
   teardownDrill: asEntry(teardownDrill),
   recordDrill: asEntry(recordDrill),
   sweepDrills: asEntry(sweepDrills),

@@ -1,7 +1,13 @@
 // Lambda: writes the drill report beside the backups and emits the drill metrics (EMF) the alarm watches.
 import { z } from 'zod';
 import { causeMessage } from '../core/alerts.js';
-import { buildDrillReport, drillCheckSchema, drillMetricsEmf, parseRestoreTime } from '../core/drill.js';
+import {
+  buildDrillReport,
+  drDumpResultSchema,
+  drillCheckSchema,
+  drillMetricsEmf,
+  parseRestoreTime,
+} from '../core/drill.js';
 import { ObjectNotFoundError } from '../core/errors.js';
 import { keyChangeReportSchema } from '../core/keycloak/snapshot-schema.js';
 import { drillKeyChangesKey, drillReportKey } from '../core/layout.js';
@@ -32,6 +38,7 @@ const input = z.object({
       verifiedAt: isoTime,
     })
     .nullish(),
+  drDump: drDumpResultSchema.nullish(),
   teardown: z.object({ tornDownAt: isoTime }).nullish(),
   failure: z
     .object({ step: z.string(), error: z.object({ Error: z.string().optional(), Cause: z.unknown() }) })
@@ -42,7 +49,7 @@ const input = z.object({
 export function makeHandler(services: Services, deps: { metrics?: MetricsSink } = {}) {
   const metrics = deps.metrics ?? defaultMetricsSink(services);
   return lambdaHandler('drill-record', input, services.logger, async (state, { logger }) => {
-    const { drill, instance, verification, teardown, failure } = state;
+    const { drill, instance, verification, drDump, teardown, failure } = state;
     const recordedAt = services.clock.now();
     const report = buildDrillReport({
       drillId: drill.drillId,
@@ -73,6 +80,7 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
         : undefined,
       keyChanges: await readKeyChanges(services, drill.target, drill.drillId),
       tornDown: Boolean(teardown),
+      ...(drDump ? { drDump } : {}),
     });
     const reportKey = drillReportKey(drill.target, drill.drillId);
     await services.primaryStore.putJson(reportKey, report);

@@ -9,7 +9,7 @@ import { copyObjectVerified } from '../adapters/copy-object.js';
 import { EsdkEnvelope } from '../adapters/crypto/envelope.js';
 import { S3ObjectStore } from '../adapters/s3-object-store.js';
 import { type Envelope, systemClock } from '../core/ports.js';
-import { databaseTools, pgBinaries, requiredSetting } from './common-wiring.js';
+import { databaseTools, memoize, pgBinaries, requiredSetting } from './common-wiring.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Services } from './services.js';
@@ -56,6 +56,9 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
     },
   };
 
+  // The drill reads the DR copy of a dump with the DR key alone (decrypt only).
+  const drEnvelope = new EsdkEnvelope({ keyring: keys.drOnlyKeyring(), keyIds: [drKeyArn] });
+
   const databases = new SecretsDatabaseLocator({
     targets: config.KB_TARGETS,
     sslRootCert: config.KB_PG_SSL_ROOT_CERT,
@@ -99,9 +102,25 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
     }),
     databases,
     binaries,
-    tools: databaseTools(config, { binaries, databases, envelope, tempDir: `${LAMBDA_TMP}/tmp` }),
+    drEnvelope,
+    tools: databaseTools(config, {
+      binaries,
+      databases,
+      envelope,
+      tempDir: `${LAMBDA_TMP}/tmp`,
+      // Full verification's scratch server: its credentials come from Secrets Manager, never the environment.
+      scratchServerUrl: scratchServer(config, databases),
+    }),
     copyObject: copyObjectVerified,
   };
+}
+
+function scratchServer(config: Config, databases: SecretsDatabaseLocator) {
+  const secretArn = config.KB_SCRATCH_SECRET_ARN;
+  if (!secretArn) return undefined;
+  return memoize(() =>
+    databases.serverUrlFromSecret(secretArn, 'the scratch server (KB_SCRATCH_SECRET_ARN)'),
+  );
 }
 
 function required(value: string | undefined, name: string): string {

@@ -34,6 +34,8 @@ export function databaseTools(
     databases: DatabaseLocator;
     envelope: Envelope;
     tempDir: string;
+    /** Where scratch databases go when not KB_SCRATCH_DATABASE_URL (AWS: resolved from a secret). */
+    scratchServerUrl?: () => Promise<string>;
   },
 ): PostgresTools {
   return new PostgresTools({
@@ -41,6 +43,6 @@ export function databaseTools(
     compression: config.KB_DUMP_COMPRESSION,
     zstdLevel: config.KB_DUMP_ZSTD_LEVEL,
     schema: config.KB_KEYCLOAK_SCHEMA,
-    scratchServerUrl: config.KB_SCRATCH_DATABASE_URL,
+    scratchServerUrl: ports.scratchServerUrl ?? config.KB_SCRATCH_DATABASE_URL,
   });
 }

@@ -106,6 +106,15 @@ export const configSchema = z
     /** A server where the pipeline may create and drop scratch databases for full verification (URL of its
      * maintenance database, e.g. postgres://verifier@host/postgres); required when KB_FULL_VERIFY_TIERS is not empty. */
     KB_SCRATCH_DATABASE_URL: z.string().optional(),
+    /** On AWS, the scratch server instead: a Secrets Manager secret {username, password, host, port?, dbname?}, read
+     * when first needed, so no password sits in any function's environment. */
+    KB_SCRATCH_SECRET_ARN: z
+      .union([z.literal(''), z.string().startsWith('arn:', 'a Secrets Manager secret ARN')])
+      .optional()
+      .transform((text) => text || undefined),
+    /** Projected restore rate (plain MiB/s) a drill uses to decide whether the dump from the DR bucket can be
+     * restored within one Lambda's time; a dump that cannot is reported as too large, not skipped in silence. */
+    KB_DRILL_DUMP_RESTORE_MIB_PER_SECOND: z.coerce.number().positive().default(20),
     /** pg_restore parallelism for scratch restores and the CLI's default. */
     KB_RESTORE_JOBS: positiveInt(2),
     /** Value of the `pipeline` tag on snapshots and drill instances (AWS): one per stage, so stages never touch each other's. */
@@ -141,7 +150,13 @@ export const configSchema = z
       need('KB_DR_KMS_KEY_ID', 'on AWS');
       need('KB_ALERT_TOPIC_ARN', 'on AWS');
       if (c.KB_FULL_VERIFY_TIERS.length > 0)
-        need('KB_SCRATCH_DATABASE_URL', 'on AWS while KB_FULL_VERIFY_TIERS is set');
+        need('KB_SCRATCH_SECRET_ARN', 'on AWS while KB_FULL_VERIFY_TIERS is set');
+      if (c.KB_SCRATCH_DATABASE_URL)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['KB_SCRATCH_DATABASE_URL'],
+          message: 'not allowed on AWS (a password in the environment): set KB_SCRATCH_SECRET_ARN instead',
+        });
     } else {
       need('KB_S3_ENDPOINT', 'locally');
       need('KB_LOCAL_KEY_FILE', 'locally');

@@ -23,6 +23,8 @@ export interface Services {
   primaryStore: ObjectStore;
   drStore: ObjectStore;
   envelope: Envelope;
+  /** Decrypts with the DR key alone (AWS), for the drill's restore from the DR bucket; locally one key serves both. */
+  drEnvelope?: Envelope;
   snapshots: SnapshotEngine;
   pitr: PointInTimeEngine;
   notifier: Notifier;

@@ -16,6 +16,7 @@ export const FUNCTIONS = {
   startDrillRestore: { timeoutSeconds: 60 },
   checkDrillRestore: { timeoutSeconds: 60 },
   verifyDrill: { timeoutSeconds: 900 },
+  verifyDrillDump: { timeoutSeconds: 900 },
   teardownDrill: { timeoutSeconds: 120 },
   recordDrill: { timeoutSeconds: 60 },
   sweepDrills: { timeoutSeconds: 300 },

@@ -1,5 +1,6 @@
 // The restore-drill machine: sweep, validate, point-in-time restore into a drill instance (poll until available),
-// Keycloak verification against the nearest manifest, teardown on every path, the drill report, an alert on failure.
+// Keycloak verification against the nearest manifest, the nearest dump from the DR bucket with the DR key restored
+// beside it, teardown on every path, the drill report, an alert on failure.
 import {
   type Definition,
   EXECUTION_ID,
@@ -28,10 +29,21 @@ const teardown = (options: {
     next: options.next,
   });
 
+/** What the two verifications are told: the drill, its instance, and the moment it restored to. */
+const drillTarget = {
+  'target.$': '$.drill.target',
+  'drillId.$': '$.drill.drillId',
+  'instanceId.$': '$.drill.instanceId',
+  'time.$': '$.drill.time',
+  'requestedAt.$': '$.drill.requestedAt',
+  'execution.$': EXECUTION_ID,
+};
+
 const drillRecord = (failure: string | null) => ({
   'drill.$': '$.drill',
   'instance.$': '$.instance',
   'verification.$': '$.verification',
+  'drDump.$': '$.drDump',
   'teardown.$': '$.teardown',
   ...(failure === null ? { failure: null } : { 'failure.$': failure }),
   'execution.$': EXECUTION_ID,
@@ -39,7 +51,7 @@ const drillRecord = (failure: string | null) => ({
 
 export const restoreDrill: Definition = {
   Comment:
-    'keycloak-backup: restore drill. Point-in-time restore of a target into a disposable drill instance, Keycloak verification against the nearest manifest, measured recovery time, teardown on every path. Started weekly by the schedule ({} or {target}) and by hand ({target, time: ISO 8601 | latest, keepMinutes}).',
+    'keycloak-backup: restore drill. Point-in-time restore of a target into a disposable drill instance, Keycloak verification against the nearest manifest, the nearest dump restored from the DR bucket with the DR key into a scratch database on the drill instance, measured recovery time, teardown on every path. Started weekly by the schedule ({} or {target}) and by hand ({target, time: ISO 8601 | latest, keepMinutes}).',
   StartAt: 'PrepareDrill',
   TimeoutSeconds: 18000,
   States: {
@@ -52,6 +64,7 @@ export const restoreDrill: Definition = {
         drill: null,
         instance: null,
         verification: null,
+        drDump: null,
         teardown: null,
         failure: null,
         caught: null,
@@ -165,14 +178,7 @@ export const restoreDrill: Definition = {
       fn: 'verifyDrill',
       comment:
         'Keycloak health checks and counts against the nearest manifest (exact/near/churn); a failed check is a result, not an error, so teardown still runs',
-      payload: {
-        'target.$': '$.drill.target',
-        'drillId.$': '$.drill.drillId',
-        'instanceId.$': '$.drill.instanceId',
-        'time.$': '$.drill.time',
-        'requestedAt.$': '$.drill.requestedAt',
-        'execution.$': EXECUTION_ID,
-      },
+      payload: drillTarget,
       select: [
         'passed',
         'failedChecks',
@@ -184,9 +190,32 @@ export const restoreDrill: Definition = {
       ],
       resultPath: '$.verification',
       onError: 'VerifyDrillFailed',
-      next: 'KeepForInspection',
+      next: 'VerifyDrillDump',
     }),
     VerifyDrillFailed: drillFailure('drill-verify', 'TeardownAfterFailure'),
+    VerifyDrillDump: lambdaTask({
+      fn: 'verifyDrillDump',
+      comment:
+        'the second recovery: the nearest dump from the DR bucket, decrypted with the DR key alone, restored into a scratch database on the drill instance and checked against its manifest; too large for one Lambda is reported, not skipped',
+      payload: drillTarget,
+      select: [
+        'status',
+        'passed',
+        'backupId',
+        'region',
+        'bucket',
+        'keyIds',
+        'plainBytes',
+        'restoreSeconds',
+        'checks',
+        'failedChecks',
+        'summary',
+      ],
+      resultPath: '$.drDump',
+      onError: 'VerifyDrillDumpFailed',
+      next: 'KeepForInspection',
+    }),
+    VerifyDrillDumpFailed: drillFailure('drill-dr-dump', 'TeardownAfterFailure'),
     KeepForInspection: {
       Type: 'Choice',
       Choices: [{ Variable: '$.drill.keepSeconds', NumericGreaterThan: 0, Next: 'KeepDrillForInspection' }],
@@ -218,9 +247,26 @@ export const restoreDrill: Definition = {
     NotifyRecordFailure: notifyFailure({ next: 'DrillFailed' }),
     DrillPassed: {
       Type: 'Choice',
-      Choices: [{ Variable: '$.verification.passed', BooleanEquals: true, Next: 'DrillSucceeded' }],
+      Choices: [
+        {
+          And: [
+            { Variable: '$.verification.passed', BooleanEquals: true },
+            { Variable: '$.drDump.passed', BooleanEquals: true },
+          ],
+          Next: 'DrillSucceeded',
+        },
+        { Variable: '$.verification.passed', BooleanEquals: true, Next: 'DrDumpVerificationFailed' },
+      ],
       Default: 'VerificationFailed',
     },
+    DrDumpVerificationFailed: failureRecord({
+      step: 'drill-dr-dump',
+      target: '$.drill.target',
+      backupId: '$.drDump.backupId',
+      error: { Error: 'VerificationFailedError', 'Cause.$': '$.drDump.summary' },
+      extra: { 'failedChecks.$': '$.drDump.failedChecks' },
+      next: 'NotifyVerificationFailed',
+    }),
     DrillSucceeded: { Type: 'Succeed' },
     VerificationFailed: failureRecord({
       step: 'drill-verify',

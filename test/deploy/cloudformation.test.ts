@@ -168,7 +168,7 @@ describe('keys and topics', () => {
 describe('IAM', () => {
   it('gives every Lambda its own role', () => {
     const functions = ofType(primary, 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(17);
+    expect(functions).toHaveLength(18);
     const roles = functions.map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0]);
     expect(new Set(roles).size).toBe(functions.length);
     for (const role of roles) {

@@ -2,6 +2,7 @@
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
 import { runWorkflow, type WorkflowResult } from '../../cli/local-workflow.js';
@@ -51,6 +52,12 @@ async function reportOf(result: WorkflowResult): Promise<DrillReport | undefined
     if (report.execution === result.executionId) return report;
   }
   return undefined;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 async function drillDirs(): Promise<string[]> {
@@ -126,6 +133,25 @@ describe('restore drill workflow', () => {
     const report = await reportOf(result);
     expect(report?.outcome).toBe('passed');
     expect(report?.tornDown).toBe(true);
+    // The second recovery: the same backup, read from the DR bucket with the DR key, restored and checked.
+    expect(report?.drDump).toMatchObject({
+      status: 'passed',
+      passed: true,
+      backupId: dailyBackupId,
+      region: services.drStore.region,
+      bucket: services.drStore.bucket,
+      failedChecks: [],
+    });
+    expect(report?.drDump?.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'dr-checksum',
+        'dr-decrypt',
+        'dr-restore',
+        'signing-keys',
+        'source-counts-exact',
+      ]),
+    );
+    expect(report?.drDump?.restoreSeconds).toBeGreaterThan(0);
     // Measured from the clock, not constants: a restore takes time, the checks take time.
     expect(report?.recovery.recoverySeconds).toBeGreaterThan(0);
     expect(report?.recovery.totalSeconds).toBeGreaterThan(report?.recovery.recoverySeconds ?? 0);
@@ -265,6 +291,56 @@ describe('restore drill workflow', () => {
     } finally {
       await services.primaryStore.deleteObjects([key]);
     }
+  });
+
+  it('fails, tears down and alerts naming the check when the DR copy of the dump does not restore', async () => {
+    const manifest = await readManifest(services.drStore, TARGET, dailyBackupId);
+    const original = await readAll(await services.drStore.getStream(manifest.dump.key));
+    const damaged = Buffer.from(original);
+    damaged[damaged.length >> 1]! ^= 0xff;
+    await services.drStore.putStream(manifest.dump.key, Readable.from([damaged]));
+    try {
+      const result = await drill({ time: 'latest' });
+
+      expect(result.status).toBe('FAILED');
+      expect(result.error).toBe('VerificationFailedError');
+      const report = await reportOf(result);
+      expect(report).toMatchObject({ outcome: 'failed', tornDown: true, verification: { passed: true } });
+      expect(report?.drDump).toMatchObject({
+        status: 'failed',
+        backupId: dailyBackupId,
+        failedChecks: ['dr-restore'],
+      });
+      expect(report?.drDump?.checks[0]?.detail).toMatch(/ChecksumMismatchError/);
+      const alerts = await alertsOf(result);
+      expect(alerts.map((a) => [a.step, a.failedChecks])).toEqual([['drill-dr-dump', ['dr-restore']]]);
+      await expectNothingLeft();
+    } finally {
+      await services.drStore.putStream(manifest.dump.key, Readable.from([original]));
+    }
+  });
+
+  it('says plainly when the dump from the DR bucket is too large to restore within the step, and still passes', async () => {
+    // The real handler, told it has only its reserve left: no dump fits, and the report must say so.
+    const result = await drill(
+      { time: 'latest' },
+      {
+        verifyDrillDump: (real) => (event, context) =>
+          real(event, { ...(context as object), getRemainingTimeInMillis: () => 70_001 }),
+      },
+    );
+
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    const report = await reportOf(result);
+    expect(report?.outcome).toBe('passed');
+    expect(report?.drDump).toMatchObject({ status: 'too-large', passed: true, backupId: dailyBackupId });
+    expect(report?.drDump?.summary).toMatch(
+      new RegExp(
+        `backup ${dailyBackupId} from the DR bucket was not restored: .* MiB of plain dump at the projected`,
+      ),
+    );
+    expect(report?.drDump?.restoreSeconds).toBeNull();
+    await expectNothingLeft();
   });
 
   it('sweeps drill instances older than the limit, and alerts that one was left behind', async () => {

@@ -64,6 +64,18 @@ export class KmsKeys {
     });
   }
 
+  /**
+   * A keyring that decrypts with the DR key alone (it cannot encrypt): the drill reads the DR copy of a dump with it,
+   * so a passed drill proves the DR region can decrypt its backups without the primary key.
+   */
+  drOnlyKeyring(): KmsKeyringNode {
+    const clients = this.clients;
+    return new KmsKeyringNode({
+      keyIds: [this.drKeyArn],
+      clientProvider: (region: string) => clients.get(region) ?? false,
+    });
+  }
+
   /** The key ARNs data keys are wrapped under, for the manifest. */
   get keyIds(): string[] {
     return [this.primaryKeyArn, this.drKeyArn];

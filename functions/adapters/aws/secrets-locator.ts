@@ -64,11 +64,11 @@ export class SecretsDatabaseLocator implements DatabaseLocator, EndpointUrls {
         hint: `set "${role}" on the target in KB_TARGETS, or "host" in its secret`,
       });
     }
-    return this.buildUrl(config, credentials, endpoint);
+    return this.buildUrl(config.database, credentials, endpoint);
   }
 
   async urlForEndpoint(target: string, endpoint: Endpoint): Promise<string> {
-    return this.buildUrl(this.target(target), await this.credentials(target), endpoint);
+    return this.buildUrl(this.target(target).database, await this.credentials(target), endpoint);
   }
 
   /** The target's credentials, read from Secrets Manager on first use and kept for the life of this process. */
@@ -87,6 +87,23 @@ export class SecretsDatabaseLocator implements DatabaseLocator, EndpointUrls {
       pending.catch(() => this.cache.delete(secretArn));
     }
     return pending;
+  }
+
+  /**
+   * The maintenance URL of a server whose secret holds {username, password, host, port?, dbname?} (the scratch
+   * server of full verification): read when first needed, never from the environment.
+   */
+  async serverUrlFromSecret(secretArn: string, what: string): Promise<string> {
+    const credentials = await this.readSecret(what, secretArn);
+    if (!credentials.host) {
+      throw new ConfigurationError(`the secret of ${what} has no "host"`, {
+        hint: 'the secret must hold {username, password, host, port?, dbname?} (as RDS writes it)',
+      });
+    }
+    return this.buildUrl(credentials.dbname ?? 'postgres', credentials, {
+      host: credentials.host,
+      port: credentials.port,
+    });
   }
 
   /** Forgets cached credentials, e.g. after the database refused them because the secret was rotated. */
@@ -130,11 +147,11 @@ export class SecretsDatabaseLocator implements DatabaseLocator, EndpointUrls {
     return target;
   }
 
-  private buildUrl(target: TargetConfig, credentials: DatabaseCredentials, endpoint: Endpoint): string {
+  private buildUrl(databaseName: string, credentials: DatabaseCredentials, endpoint: Endpoint): string {
     const user = encodeURIComponent(credentials.username);
     const password = encodeURIComponent(credentials.password);
     const port = endpoint.port ?? credentials.port ?? DEFAULT_PORT;
-    const database = encodeURIComponent(target.database);
+    const database = encodeURIComponent(databaseName);
     const query = `sslmode=verify-full&sslrootcert=${encodeURIComponent(this.sslRootCert)}`;
     return `postgresql://${user}:${password}@${endpoint.host}:${port}/${database}?${query}`;
   }

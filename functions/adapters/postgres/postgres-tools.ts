@@ -28,8 +28,11 @@ export interface PostgresToolsOptions {
   zstdLevel?: number;
   /** Keycloak's schema (KC_DB_SCHEMA). */
   schema: string;
-  /** Maintenance database URL of the server that hosts scratch databases. */
-  scratchServerUrl?: string;
+  /**
+   * Maintenance database URL of the server that hosts scratch databases, or how to find it (on AWS: read from a
+   * Secrets Manager secret when first needed, so no password sits in the environment).
+   */
+  scratchServerUrl?: string | (() => Promise<string | undefined>);
   /** Where parallel restores spool the decrypted archive. */
   tempDir?: string;
 }
@@ -112,11 +115,16 @@ export class PostgresTools implements DatabaseTools {
     return disableKeyComponents(databaseUrl, this.options.schema, componentIds);
   }
 
-  async withScratchDatabase<T>(name: string, use: (databaseUrl: string) => Promise<T>): Promise<T> {
-    const server = this.options.scratchServerUrl;
+  async withScratchDatabase<T>(
+    name: string,
+    use: (databaseUrl: string) => Promise<T>,
+    serverUrl?: string,
+  ): Promise<T> {
+    const configured = this.options.scratchServerUrl;
+    const server = serverUrl ?? (typeof configured === 'function' ? await configured() : configured);
     if (!server) {
       throw new ConfigurationError('full verification needs a scratch database server', {
-        hint: 'set KB_SCRATCH_DATABASE_URL, or remove the tiers from KB_FULL_VERIFY_TIERS',
+        hint: 'set KB_SCRATCH_DATABASE_URL (locally) or KB_SCRATCH_SECRET_ARN (on AWS), or remove the tiers from KB_FULL_VERIFY_TIERS',
       });
     }
     const database = `kb_scratch_${name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
@@ -146,7 +154,7 @@ export class PostgresTools implements DatabaseTools {
       store: dump.store,
       key: dump.key,
       expectedSha256: dump.storedSha256,
-      envelope: this.options.envelope,
+      envelope: dump.envelope ?? this.options.envelope,
       encryptionContext: dump.encryptionContext,
       compressedBy: dump.compressedBy,
       onProgress: dump.onProgress,
