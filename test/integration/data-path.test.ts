@@ -51,12 +51,12 @@ const key = randomBytes(32);
 const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: ['keycloak-backup/local-key'] });
 
 /** The URL of another database (or role) on the same server as `url`. */
-function withDatabase(url: string, database: string, user?: string): string {
+function withDatabase(url: string, database: string, user?: { name: string; password: string }): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
   if (user !== undefined) {
-    parsed.username = user;
-    parsed.password = '';
+    parsed.username = user.name;
+    parsed.password = user.password;
   }
   return parsed.toString();
 }
@@ -389,12 +389,17 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
 describe("pg_dump's writes", () => {
   /** Runs pg_dump of the fixture to a pipe and returns the sizes of the chunks node read. */
   async function chunkSizes(env: NodeJS.ProcessEnv): Promise<number[]> {
-    const { dbname } = toolConnection(stack.replicaUrl);
-    const tool = spawnTool(pgDump, ['--format=custom', '-Z', '0', '--no-password', '--dbname', dbname], {
-      env,
-      stdin: 'ignore',
-      stdout: 'pipe',
-    });
+    // The local servers admit only SCRAM: the password goes in PGPASSWORD, as the pipeline passes it.
+    const connection = toolConnection(stack.replicaUrl);
+    const tool = spawnTool(
+      pgDump,
+      ['--format=custom', '-Z', '0', '--no-password', '--dbname', connection.dbname],
+      {
+        env: { ...env, ...connection.env },
+        stdin: 'ignore',
+        stdout: 'pipe',
+      },
+    );
     const sizes: number[] = [];
     for await (const chunk of tool.child.stdout!) sizes.push((chunk as Buffer).length);
     expect((await tool.exit).code).toBe(0);
@@ -489,11 +494,14 @@ describe('failures while writing', () => {
 
   it('turns a failing pg_dump into DumpFailedError with its message and stores nothing', async () => {
     // A role that may connect but not read Keycloak's tables: pg_dump itself fails on its locks.
-    await onPrimary('create role dumper login');
+    await onPrimary("create role dumper login password 'dumper-secret'");
     await stack.waitForReplay();
     const objectKey = 'kc/2026/01/01/denied/dump.pgdump.enc';
     const failure = await dumpToStore({
-      databaseUrl: withDatabase(stack.replicaUrl, stack.database, 'dumper'),
+      databaseUrl: withDatabase(stack.replicaUrl, stack.database, {
+        name: 'dumper',
+        password: 'dumper-secret',
+      }),
       pgDumpPath: pgDump,
       compression: 'gzip:6',
       envelope,
