@@ -210,6 +210,12 @@ beforeAll(async () => {
   await sql(`create temp table kb_realm as select * from realm where id = 'betterGR';
              update kb_realm set id = 'no-keys', name = 'no-keys', enabled = false;
              insert into realm select * from kb_realm;`);
+  // Sessions a restore revives: two browser sessions and an offline token, with three client sessions.
+  await sql(`insert into offline_user_session (user_session_id, user_id, realm_id, created_on, offline_flag, data)
+             values ('s-1', '123456789', 'betterGR', 1, '0', '{}'), ('s-2', '987654321', 'betterGR', 1, '0', '{}'),
+                    ('s-3', '123456789', 'betterGR', 1, '1', '{}');
+             insert into offline_client_session (user_session_id, client_id, offline_flag, data)
+             values ('s-1', 'c', '0', '{}'), ('s-2', 'c', '0', '{}'), ('s-3', 'c', '1', '{}');`);
   const day = new Date();
   day.setUTCHours(0, 0, 0, 0);
   first = await backup(new Date(day.getTime() - 2 * 3600_000));
@@ -305,7 +311,7 @@ describe('realm keys across a restore', () => {
       fingerprint: null,
     });
     expect(keys.filter((k) => k.realm === 'no-keys')).toEqual([]);
-    expect(manifest.contents.sessions).toEqual({ userSessions: 0, offlineSessions: 0, clientSessions: 0 });
+    expect(manifest.contents.sessions).toEqual({ userSessions: 2, offlineSessions: 1, clientSessions: 3 });
     // Described, never carried: no key material and no keystore password in the manifest.
     const text = JSON.stringify(manifest);
     expect(text).not.toContain('MIIE');
@@ -360,7 +366,8 @@ describe('realm keys across a restore', () => {
     // Before the restore, from the first backup's manifest: the same keys.
     expect(names(result.before.reintroduced)).toEqual(REINTRODUCED);
     expect(result.after?.realmsWithoutKeys).toEqual(['no-keys']);
-    expect(result.after?.sessions).toEqual({ userSessions: 0, offlineSessions: 0, clientSessions: 0 });
+    expect(result.before.sessions).toEqual({ userSessions: 2, offlineSessions: 1, clientSessions: 3 });
+    expect(result.after?.sessions).toEqual({ userSessions: 2, offlineSessions: 1, clientSessions: 3 });
 
     expect(text).toContain(`realm keys before the restore: restoring backup ${first}`);
     expect(text).toContain(`realm keys after the restore: restoring backup ${first}`);
@@ -376,7 +383,12 @@ describe('realm keys across a restore', () => {
     expect(text).toContain(
       'kept the database exactly as at the restore point: 4 reintroduced key(s) stay enabled',
     );
-    expect(text).toContain('the restore revived 0 user session(s) and 0 offline session(s)');
+    expect(text).toContain(
+      'the restore will revive 2 user session(s) and 1 offline session(s) (3 client session row(s)); --clear-sessions logs everyone out',
+    );
+    expect(text).toContain(
+      'the restore revived 2 user session(s) and 1 offline session(s) (3 client session row(s))',
+    );
     expect(text).toContain('realm no-keys: no key components');
 
     // Kept exactly as at the restore point: no `enabled` row was written.
