@@ -16,7 +16,8 @@ import {
   TransientError,
 } from '../functions/core/errors.js';
 
-export type AwsMachineName = 'backup' | 'restore-drill';
+export type AwsMachineName = 'backup' | 'restore-drill' | 'recover';
+const MACHINES: readonly string[] = ['backup', 'restore-drill', 'recover'] satisfies AwsMachineName[];
 
 /** Where the deployed pipeline is: chosen by profile, region and stack (service and stage name the machines). */
 export interface AwsTarget {
@@ -93,10 +94,9 @@ export class AwsExecutor {
   /** An ARN as given; a machine name ('backup', or a full deployed name) looked up in the account and region. */
   async resolveStateMachine(nameOrArn: string): Promise<string> {
     if (nameOrArn.startsWith('arn:')) return nameOrArn;
-    const name =
-      nameOrArn === 'backup' || nameOrArn === 'restore-drill'
-        ? stateMachineName(nameOrArn, this.options)
-        : nameOrArn;
+    const name = MACHINES.includes(nameOrArn)
+      ? stateMachineName(nameOrArn as AwsMachineName, this.options)
+      : nameOrArn;
     let nextToken: string | undefined;
     do {
       const page = await callAws('states:ListStateMachines', () =>

@@ -37,6 +37,10 @@ const FUNCTION_PERMISSIONS = {
   teardownDrill: ['instancesDescribe', 'drillDelete'],
   recordDrill: ['keysUse', 'primaryRead', 'primaryWrite'],
   sweepDrills: ['instancesDescribe', 'drillDelete', 'alertPublish'],
+  // aws-asl: the recover machine (keycloak-backup pitr), a kept point-in-time recovery that no sweep removes.
+  startRecovery: ['instancesDescribe', 'recoveryRestore'],
+  recordRecovery: ['keysUse', 'primaryRead', 'primaryWrite', 'alertPublish'],
+  dropRecovery: ['instancesDescribe', 'recoveryDelete'],
 };
 
 function permissionSets(p) {
@@ -150,6 +154,37 @@ function permissionSets(p) {
         Effect: 'Allow',
         Action: ['rds:DeleteDBInstanceAutomatedBackup'],
         Resource: arn('rds', 'auto-backup:*'),
+      },
+    ],
+    // aws-asl: a recovery is restored under the operator's name, so the new instance is matched by the tags the
+    // request must carry (recovery=true, this pipeline), and only instances carrying them may be deleted.
+    recoveryRestore: [
+      {
+        Effect: 'Allow',
+        Action: ['rds:RestoreDBInstanceToPointInTime'],
+        Resource: [
+          arn('rds', join(['db:', p.instanceId])),
+          arn('rds', join(['subgrp:', ref('DrillSubnetGroup')])),
+          arn('rds', 'og:*'),
+          arn('rds', 'pg:*'),
+        ],
+      },
+      {
+        Effect: 'Allow',
+        Action: ['rds:RestoreDBInstanceToPointInTime', 'rds:AddTagsToResource'],
+        Resource: arn('rds', 'db:*'),
+        Condition: {
+          StringEquals: { 'aws:RequestTag/recovery': 'true', 'aws:RequestTag/pipeline': p.pipeline },
+        },
+      },
+      rdsGrants,
+    ],
+    recoveryDelete: [
+      {
+        Effect: 'Allow',
+        Action: ['rds:DeleteDBInstance'],
+        Resource: arn('rds', 'db:*'),
+        Condition: { StringEquals: { 'rds:db-tag/recovery': 'true', 'rds:db-tag/pipeline': p.pipeline } },
       },
     ],
     alertPublish: [

@@ -8,7 +8,11 @@ const path = require('node:path');
 const aslValidator = require('asl-validator');
 
 const DIR = path.join(__dirname, '..', 'statemachines');
-const FILES = { backup: 'backup.asl.json', restoreDrill: 'restore-drill.asl.json' };
+const FILES = {
+  backup: 'backup.asl.json',
+  restoreDrill: 'restore-drill.asl.json',
+  recover: 'recover.asl.json',
+};
 
 /**
  * The ASL with every `Parameters.FunctionName` (a function key, e.g. "dumpDatabase") replaced by
@@ -48,4 +52,6 @@ module.exports = {
     definitionFor(FILES.backup, await functionKeys(resolveConfigurationProperty)),
   restoreDrill: async ({ resolveConfigurationProperty } = {}) =>
     definitionFor(FILES.restoreDrill, await functionKeys(resolveConfigurationProperty)),
+  recover: async ({ resolveConfigurationProperty } = {}) =>
+    definitionFor(FILES.recover, await functionKeys(resolveConfigurationProperty)),
 };

@@ -1,8 +1,9 @@
 // `keycloak-backup pitr`: a real point-in-time recovery kept running under a name, until `pitr --drop NAME`.
 import path from 'node:path';
 import { clearSessions } from '../../functions/adapters/postgres/restore-target.js';
-import { isDrillId, parseRestoreTime } from '../../functions/core/drill.js';
+import { parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
+import { checkRecoveryName } from '../../functions/core/recovery.js';
 import { formatDuration, formatTable } from '../format.js';
 import { PASSWORD_FILE } from '../local-stack.js';
 import { RestoreKeyReport } from '../realm-keys.js';
@@ -26,21 +27,8 @@ export interface PitrOptions {
   json?: boolean;
 }
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 function checkName(name: string | undefined, option: string): string {
-  if (!name || !NAME.test(name)) {
-    throw new InvalidInputError(`${option} must be a lower-case name (letters, digits, dashes)`, {
-      hint: 'e.g. --name recovered-before-incident',
-    });
-  }
-  // The drill sweeper deletes old instances named like drills: a recovery someone relies on must not look like one.
-  if (option === '--name' && isDrillId(name)) {
-    throw new InvalidInputError(`${name} is named like a drill instance, which the sweeper deletes`, {
-      hint: 'choose a name that does not start with drill-',
-    });
-  }
-  return name;
+  return checkRecoveryName(name, option, option === '--name');
 }
 
 /** The URL without its password (the recovered copy has the primary's roles and passwords): never print one. */
@@ -54,11 +42,13 @@ function printable(url: string): string {
 export async function pitrCommand(options: PitrOptions): Promise<number> {
   if (options.drop !== undefined) {
     const name = checkName(options.drop, '--drop');
-    return withSession({ stateDir: options.stateDir, quiet: true }, async ({ services }) => {
-      const before = await services.pitr.describe(name);
-      await services.pitr.teardown(name);
+    // The recover machine removes it (on AWS with the pipeline's rights, not the operator's).
+    return withSession({ stateDir: options.stateDir, quiet: true }, async ({ runMachine }) => {
+      const run = await runMachine('recover', { drop: name });
+      if (run.status !== 'SUCCEEDED') return failedRun('drop', run);
+      const { dropped } = run.output as { dropped: { existed: boolean } };
       console.log(
-        before.status === 'gone' ? `${name} does not exist: nothing to drop` : `${name} stopped and deleted`,
+        dropped.existed ? `${name} stopped and deleted` : `${name} does not exist: nothing to drop`,
       );
       return 0;
     });
@@ -92,12 +82,16 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     throw new InvalidInputError('--time is required', { hint: 'an ISO 8601 time with a zone, or latest' });
   }
   const time = parseRestoreTime(options.time);
-  return withSession({ stateDir: options.stateDir }, async ({ services, stack }) => {
+  return withSession({ stateDir: options.stateDir }, async ({ services, stack, runMachine }) => {
     const target = options.target ?? services.config.KB_TARGETS[0]?.name ?? '';
     const keys = await RestoreKeyReport.beforeRecovery(services, target, time, options);
     const started = Date.now();
-    console.error(`recovering ${target} to ${options.time} as ${name}…`);
-    const instance = await services.pitr.restore({ target, instanceId: name, time });
+    console.error(`recovering ${target} to ${options.time} as ${name} (recover workflow)…`);
+    // A workflow run: restore, poll, Keycloak checks, report and "ready" notice (on AWS a Step Functions execution).
+    const run = await runMachine('recover', { target, time: options.time, name });
+    if (run.status !== 'SUCCEEDED') return failedRun('recovery', run);
+    const { report } = run.output as { report: { recoveryPoint: string; reportKey: string } };
+    const instance = await services.pitr.describe(name);
     const took = Date.now() - started;
     if (instance.databaseUrl)
       await keys.afterRestore(instance.databaseUrl, `${name} (the recovered database)`);
@@ -114,6 +108,9 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     const asked = time === 'latest' ? 'the latest archived change' : time.toISOString();
     const reached = instance.reachedTime ? ` (recovery reached ${instance.reachedTime.toISOString()})` : '';
     console.log(`recovered ${target} to ${asked}${reached} in ${formatDuration(took)}`);
+    console.log(
+      `  recovery point ${report.recoveryPoint}; Keycloak checks passed; report ${report.reportKey}`,
+    );
     const where = instance.databaseUrl ? printable(instance.databaseUrl) : '(unknown)';
     if (stack) {
       // The local clusters admit only by password (SCRAM); libpq reads it from the stack's pass file.
@@ -129,4 +126,16 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     keys.finish();
     return 0;
   });
+}
+
+/** A recover run that failed: its error and cause; 2 when the request was refused, 1 otherwise. */
+function failedRun(what: string, run: { error?: string; cause?: string }): number {
+  console.error(`${what} failed: ${run.error ?? 'unknown error'}: ${run.cause ?? ''}`);
+  const refused = ['InvalidInputError', 'RestoreWindowError'].includes(run.error ?? '');
+  if (what === 'recovery' && !refused) {
+    console.error(
+      '  what was restored is kept for inspection: keycloak-backup pitr --list, then --drop NAME',
+    );
+  }
+  return refused ? 2 : 1;
 }

@@ -228,6 +228,7 @@ export function drillsToSweep(
   return drills.filter(
     (drill) =>
       isDrillId(drill.instanceId) &&
+      drill.purpose !== 'recovery' &&
       drill.status !== 'gone' &&
       drill.status !== 'deleting' &&
       drill.createdAt.getTime() < limit,

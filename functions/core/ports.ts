@@ -98,13 +98,21 @@ export interface DrillInstance {
   databaseUrl?: string;
   /** The time recovery actually reached, where the engine can tell (local); a drill fails when it is short. */
   reachedTime?: Date;
+  /** 'recovery' for a kept point-in-time recovery, which no sweep ever removes; a drill otherwise. */
+  purpose?: 'drill' | 'recovery';
 }
 
 /** Point-in-time restore of a target into a separate, disposable instance. */
 export interface PointInTimeEngine {
   restorableWindow(target: string): Promise<RestorableWindow>;
   /** Starts the restore; returns at once with status 'creating' (AWS) or later (local). */
-  restore(request: { target: string; instanceId: string; time: Date | 'latest' }): Promise<DrillInstance>;
+  restore(request: {
+    target: string;
+    instanceId: string;
+    time: Date | 'latest';
+    /** A drill (disposable, swept after its time limit; the default) or a kept recovery (never swept). */
+    purpose?: 'drill' | 'recovery';
+  }): Promise<DrillInstance>;
   describe(instanceId: string): Promise<DrillInstance>;
   /** Stops and deletes the instance and its files; succeeds when it is already gone. */
   teardown(instanceId: string): Promise<void>;

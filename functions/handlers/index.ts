@@ -6,12 +6,15 @@ import * as checkSnapshot from './check-snapshot.js';
 import * as copyBackupToDr from './copy-backup-to-dr.js';
 import * as copySnapshotToDr from './copy-snapshot-to-dr.js';
 import * as createSnapshot from './create-snapshot.js';
+import * as dropRecovery from './drop-recovery.js';
 import * as dumpDatabase from './dump-database.js';
 import * as notifyFailure from './notify-failure.js';
 import * as planBackup from './plan-backup.js';
 import * as recordDrill from './record-drill.js';
+import * as recordRecovery from './record-recovery.js';
 import * as reportBackup from './report-backup.js';
 import * as startDrillRestore from './start-drill-restore.js';
+import * as startRecovery from './start-recovery.js';
 import * as sweepDrills from './sweep-drills.js';
 import * as teardownDrill from './teardown-drill.js';
 import * as validateDrill from './validate-drill.js';
@@ -48,4 +51,7 @@ export const handlerFactories: Record<string, Factory> = {
   teardownDrill: asEntry(teardownDrill),
   recordDrill: asEntry(recordDrill),
   sweepDrills: asEntry(sweepDrills),
+  startRecovery: asEntry(startRecovery),
+  recordRecovery: asEntry(recordRecovery),
+  dropRecovery: asEntry(dropRecovery),
 };

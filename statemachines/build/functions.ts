@@ -20,6 +20,9 @@ export const FUNCTIONS = {
   teardownDrill: { timeoutSeconds: 120 },
   recordDrill: { timeoutSeconds: 60 },
   sweepDrills: { timeoutSeconds: 300 },
+  startRecovery: { timeoutSeconds: 60 },
+  recordRecovery: { timeoutSeconds: 60 },
+  dropRecovery: { timeoutSeconds: 120 },
 } as const satisfies Record<string, { timeoutSeconds: number }>;
 
 export type FunctionKey = keyof typeof FUNCTIONS;

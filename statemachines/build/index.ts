@@ -4,9 +4,10 @@ import { fileURLToPath } from 'node:url';
 import type { Definition } from './asl.js';
 import { backup } from './backup.js';
 import { serverlessFunctionSettings } from './functions.js';
+import { recover } from './recover.js';
 import { restoreDrill } from './restore-drill.js';
 
-export const MACHINES = { backup, 'restore-drill': restoreDrill } as const satisfies Record<
+export const MACHINES = { backup, 'restore-drill': restoreDrill, recover } as const satisfies Record<
   string,
   Definition
 >;

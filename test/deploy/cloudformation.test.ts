@@ -168,7 +168,7 @@ describe('keys and topics', () => {
 describe('IAM', () => {
   it('gives every Lambda its own role', () => {
     const functions = ofType(primary, 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(18);
+    expect(functions).toHaveLength(21);
     const roles = functions.map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0]);
     expect(new Set(roles).size).toBe(functions.length);
     for (const role of roles) {
@@ -301,7 +301,7 @@ describe('state machines', () => {
   );
 
   it('log to their own log groups', () => {
-    for (const id of ['BackupStateMachine', 'RestoreDrillStateMachine']) {
+    for (const id of ['BackupStateMachine', 'RestoreDrillStateMachine', 'RecoverStateMachine']) {
       const logging = primary.Resources[id].Properties.LoggingConfiguration;
       expect(logging.Level).toMatch(/ALL|ERROR|FATAL/);
       expect(logging.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn).toEqual({

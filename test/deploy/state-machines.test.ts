@@ -18,6 +18,7 @@ beforeAll(async () => {
 const MACHINES: [string, MachineName][] = [
   ['BackupStateMachine', 'backup'],
   ['RestoreDrillStateMachine', 'restore-drill'],
+  ['RecoverStateMachine', 'recover'],
 ];
 
 /** The definition CloudFormation deploys: the Fn::Sub string with each ${name} replaced by its value. */

@@ -7,7 +7,7 @@ import { handlerFactories } from '../../functions/handlers/index.js';
 import { allStates, CAUGHT, STANDARD_RETRY } from '../../statemachines/build/asl.js';
 import { generatedFiles, generatedPath } from '../../statemachines/build/index.js';
 
-const machines: MachineName[] = ['backup', 'restore-drill'];
+const machines: MachineName[] = ['backup', 'restore-drill', 'recover'];
 // Names Step Functions itself raises, and the names our Fail states use.
 const PLATFORM_ERRORS = new Set([
   'States.ALL',

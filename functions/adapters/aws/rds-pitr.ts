@@ -30,6 +30,8 @@ import { rdsIdentifier, TAG_PIPELINE, TAG_TARGET, tagMap } from './rds-snapshots
 import type { EndpointUrls } from './secrets-locator.js';
 
 export const TAG_DRILL = 'drill';
+/** A kept point-in-time recovery (`keycloak-backup pitr`): no expiry, never swept, deleted only by `pitr --drop`. */
+export const TAG_RECOVERY = 'recovery';
 export const TAG_EXPIRES_AT = 'expiresAt';
 
 export interface RdsPointInTimeEngineOptions {
@@ -111,6 +113,7 @@ export class RdsPointInTimeEngine implements PointInTimeEngine {
     target: string;
     instanceId: string;
     time: Date | 'latest';
+    purpose?: 'drill' | 'recovery';
   }): Promise<DrillInstance> {
     const sourceId = this.sourceInstanceId(request.target);
     const instanceId = rdsIdentifier(request.instanceId, INSTANCE_ID_MAX);
@@ -121,12 +124,19 @@ export class RdsPointInTimeEngine implements PointInTimeEngine {
       });
     }
     const expiresAt = new Date(this.clock.now().getTime() + this.options.maxMinutes * 60_000);
-    const tags: Tag[] = [
-      { Key: TAG_PIPELINE, Value: this.options.pipeline },
-      { Key: TAG_DRILL, Value: 'true' },
-      { Key: TAG_TARGET, Value: request.target },
-      { Key: TAG_EXPIRES_AT, Value: expiresAt.toISOString() },
-    ];
+    const tags: Tag[] =
+      request.purpose === 'recovery'
+        ? [
+            { Key: TAG_PIPELINE, Value: this.options.pipeline },
+            { Key: TAG_RECOVERY, Value: 'true' },
+            { Key: TAG_TARGET, Value: request.target },
+          ]
+        : [
+            { Key: TAG_PIPELINE, Value: this.options.pipeline },
+            { Key: TAG_DRILL, Value: 'true' },
+            { Key: TAG_TARGET, Value: request.target },
+            { Key: TAG_EXPIRES_AT, Value: expiresAt.toISOString() },
+          ];
     try {
       const { DBInstance } = await callAws(
         'rds:RestoreDBInstanceToPointInTime',
@@ -256,7 +266,10 @@ export class RdsPointInTimeEngine implements PointInTimeEngine {
 
   private isOurDrill(instance: DBInstance): boolean {
     const tags = tagMap(instance.TagList);
-    return tags[TAG_PIPELINE] === this.options.pipeline && tags[TAG_DRILL] === 'true';
+    return (
+      tags[TAG_PIPELINE] === this.options.pipeline &&
+      (tags[TAG_DRILL] === 'true' || tags[TAG_RECOVERY] === 'true')
+    );
   }
 
   /** The guard that keeps a drill id from ever naming, and deleting, a production instance. */
@@ -265,18 +278,20 @@ export class RdsPointInTimeEngine implements PointInTimeEngine {
       throw new InvalidInputError(
         `instance ${instanceId} is not a restore drill of ${this.options.pipeline}`,
         {
-          hint: `the pipeline only touches instances tagged ${TAG_PIPELINE}=${this.options.pipeline} and ${TAG_DRILL}=true`,
+          hint: `the pipeline only touches instances tagged ${TAG_PIPELINE}=${this.options.pipeline} and ${TAG_DRILL}=true (or ${TAG_RECOVERY}=true)`,
         },
       );
     }
   }
 
   private drill(instance: DBInstance | undefined, instanceId: string, target: string): DrillInstance {
+    const recovery = tagMap(instance?.TagList)[TAG_RECOVERY] === 'true';
     return {
       instanceId: instance?.DBInstanceIdentifier ?? instanceId,
       target,
       status: drillStatus(instance?.DBInstanceStatus ?? 'creating'),
       createdAt: instance?.InstanceCreateTime ?? this.clock.now(),
+      ...(recovery ? { purpose: 'recovery' as const } : {}),
     };
   }
 

@@ -1,0 +1,109 @@
+// Executes statemachines/recover.asl.json (keycloak-backup pitr) on a real local stack: a kept point-in-time recovery
+// that is verified, reported and announced, that no sweep removes, and that only {drop} removes.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
+import { runWorkflow, type WorkflowResult } from '../../cli/local-workflow.js';
+import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
+import { recoveryReportKey, recoveryReportSchema } from '../../functions/core/recovery.js';
+import { makeHandler as makeSweepHandler } from '../../functions/handlers/sweep-drills.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+
+const TARGET = 'keycloak';
+const NAME = 'recovered-before-incident';
+let stateDir: string;
+let stack: LocalStack;
+let services: Services;
+
+function recover(input: unknown): Promise<WorkflowResult> {
+  return runWorkflow({ machine: 'recover', input, services, waitMs: 10, retryIntervalMs: 10 });
+}
+
+async function alertsOf(result: WorkflowResult) {
+  return (await readOutbox(services.config.KB_OUTBOX_FILE!)).filter(
+    (a) => a.execution === result.executionId,
+  );
+}
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-recover-'));
+  stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
+  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
+  // The daily run takes the base backup the recovery starts from.
+  const now = new Date();
+  const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const backup = await runWorkflow({
+    machine: 'backup',
+    input: { time: midnight.toISOString() },
+    services,
+    waitMs: 10,
+  });
+  expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
+});
+
+afterAll(async () => {
+  for (const instance of (await services?.pitr.listDrills().catch(() => [])) ?? []) {
+    await services.pitr.teardown(instance.instanceId).catch(() => undefined);
+  }
+  await stack?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+describe('recover workflow', () => {
+  it('recovers to latest as a kept, verified instance, reports its recovery point and time, and says it is ready', async () => {
+    const result = await recover({ target: TARGET, time: 'latest', name: NAME });
+
+    expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
+    const report = recoveryReportSchema.parse(
+      await services.primaryStore.getJson(recoveryReportKey(TARGET, NAME)),
+    );
+    expect(report).toMatchObject({ name: NAME, target: TARGET, outcome: 'ready', kept: true });
+    expect(report.requested.time).toBe('latest');
+    expect(Date.parse(report.recoveryPoint)).toBeLessThanOrEqual(Date.parse(report.times.requestedAt));
+    expect(report.recovery.recoverySeconds).toBeGreaterThan(0);
+    expect(report.recovery.totalSeconds).toBeGreaterThan(report.recovery.recoverySeconds ?? 0);
+    expect(report.verification.passed).toBe(true);
+    const [notice] = await alertsOf(result);
+    expect(notice).toMatchObject({ step: 'recovery-ready', target: TARGET });
+    expect(notice?.subject).toContain(`recovery ${NAME} is ready (restored to ${report.recoveryPoint})`);
+    expect(notice?.cause).toContain(`pitr --drop ${NAME}`);
+    expect((await services.pitr.describe(NAME)).status).toBe('available');
+  });
+
+  it('is never swept, however old it gets', async () => {
+    const muchLater = { now: () => new Date(Date.now() + 30 * 24 * 3_600_000) };
+    const sweep = makeSweepHandler({ ...services, clock: muchLater });
+
+    const result = (await sweep({ execution: 'sweep-test' }, {} as never)) as { swept: string[] };
+
+    expect(result.swept).toEqual([]);
+    expect((await services.pitr.describe(NAME)).status).toBe('available');
+  });
+
+  it('refuses a name the drill sweeper would take for its own, and a time in the future, starting nothing', async () => {
+    const drillLike = await recover({ time: 'latest', name: 'drill-keycloak-20261101t000000' });
+    expect(drillLike.status).toBe('FAILED');
+    expect(drillLike.error).toBe('InvalidInputError');
+    expect(drillLike.cause).toContain('named like a drill instance');
+
+    const future = await recover({ time: new Date(Date.now() + 3_600_000).toISOString(), name: 'too-early' });
+    expect(future.error).toBe('RestoreWindowError');
+    expect((await alertsOf(future)).map((a) => a.step)).toEqual(['recovery-start']);
+    expect((await services.pitr.describe('too-early')).status).toBe('gone');
+  });
+
+  it('is removed by {drop: name}, and a second drop finds nothing', async () => {
+    const dropped = await recover({ drop: NAME });
+    expect(dropped.status, `${dropped.error}: ${dropped.cause}`).toBe('SUCCEEDED');
+    expect((dropped.output as { dropped: { existed: boolean } }).dropped.existed).toBe(true);
+    expect((await services.pitr.describe(NAME)).status).toBe('gone');
+
+    const again = await recover({ drop: NAME });
+    expect((again.output as { dropped: { existed: boolean } }).dropped.existed).toBe(false);
+  });
+});
