@@ -3,8 +3,10 @@ import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runInterruptCleanups } from '../functions/adapters/interrupt.js';
 import { FIXTURE_OWNER, loadKeycloakFixture } from '../functions/adapters/local/fixture.js';
 import { ensureKeyFile } from '../functions/adapters/local/key-file.js';
+import { sweepLeftoverCopies } from '../functions/adapters/local/local-pitr.js';
 import {
   allowServerTraversal,
   generatePassword,
@@ -209,16 +211,31 @@ async function exists(file: string): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------------------------
 // Cleanup when the process is interrupted or dies
 
-const liveStacks = new Set<{ stop(): Promise<void>; signalStopSync(): void }>();
+const liveStacks = new Set<{
+  stop(): Promise<void>;
+  signalStopSync(): void;
+  /** Removes plaintext spools and uploads in progress; lines saying what went. */
+  removeLeftovers(): Promise<string[]>;
+}>();
 let handlersInstalled = false;
 
 function onExit(): void {
   for (const stack of liveStacks) stack.signalStopSync();
 }
 
+/**
+ * Ctrl-C or SIGTERM: the command's programs and half-made copies are stopped (adapters registered them with
+ * onInterrupt), the servers stopped, plaintext spools and uploads in progress removed, and the user told what went.
+ * A second Ctrl-C meanwhile ends the process at once (the handlers are `once`); the next start sweeps what is left.
+ */
 async function onSignal(signal: NodeJS.Signals): Promise<void> {
+  process.stderr.write(`\ninterrupted (${signal}): stopping what this command started\n`);
+  const lines = await runInterruptCleanups();
   const stacks = [...liveStacks];
   await Promise.allSettled(stacks.map((stack) => stack.stop()));
+  lines.push('stopped the local stack');
+  for (const stack of stacks) lines.push(...(await stack.removeLeftovers().catch(() => [])));
+  for (const line of lines) process.stderr.write(`  ${line}\n`);
   uninstallHandlers();
   // Die of the same signal, as if we had not caught it.
   process.kill(process.pid, signal);
@@ -504,6 +521,10 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     );
   }
 
+  // A process that died (SIGKILL, a crash) could not clean up: what it left is swept now that we hold the lock.
+  const swept = [...(await removeLeftovers(stateDir)), ...(await sweepLeftoverCopies(stateDir, binaries))];
+  for (const line of swept) log(`an earlier run was interrupted: ${line}`);
+
   // s3rver starts while the clusters do. Loading it blocks the event loop for a second (a large CommonJS tree), so
   // it is started once PostgreSQL has work of its own to do.
   let s3Starting: Promise<LocalS3Server> | undefined;
@@ -526,6 +547,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
 
   const liveEntry = {
     stop: stopAll,
+    removeLeftovers: () => removeLeftovers(stateDir),
     signalStopSync: () => {
       replica.signalStopSync();
       primary.signalStopSync();
@@ -677,6 +699,29 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       return stopping;
     },
   };
+}
+
+/**
+ * Plaintext spools in `<stateDir>/tmp` (decrypted archives) and multipart uploads in progress in the local S3 store.
+ * Only called while this process holds the state folder's lock, so nothing else can be using them.
+ */
+async function removeLeftovers(stateDir: string): Promise<string[]> {
+  const lines: string[] = [];
+  const tmp = path.join(stateDir, 'tmp');
+  for (const name of await readdir(tmp).catch(() => [] as string[])) {
+    const file = path.join(tmp, name);
+    const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+    await rm(file, { recursive: true, force: true });
+    lines.push(`removed the spool ${file} (${(size / 1048576).toFixed(1)} MiB)`);
+  }
+  for (const bucket of [PRIMARY_BUCKET, DR_BUCKET]) {
+    const uploads = path.join(stateDir, 's3', bucket, '._S3rver_uploads');
+    for (const uploadId of await readdir(uploads).catch(() => [] as string[])) {
+      await rm(path.join(uploads, uploadId), { recursive: true, force: true });
+      lines.push(`aborted the unfinished upload ${uploadId} in ${bucket}`);
+    }
+  }
+  return lines;
 }
 
 /** Runs `fn` with a started stack and always stops the stack afterwards. */

@@ -141,7 +141,34 @@ program
     await resetLocalStack(stateDir() ?? defaultStateDir(), (line) => console.error(line));
   });
 
+/**
+ * A password in a URL argument (`--database-url postgres://user:password@…`) is readable by every local account in
+ * the process list for the whole run: refused before anything starts. libpq and node-postgres read PGPASSWORD or a
+ * pass file (PGPASSFILE, ~/.pgpass) instead; on AWS the targets' passwords come from Secrets Manager.
+ */
+function refusePasswordsInArguments(args: readonly string[]): void {
+  for (const arg of args) {
+    const at = arg.search(/postgres(ql)?:\/\//);
+    if (at < 0) continue;
+    let password = '';
+    try {
+      password = new URL(arg.slice(at)).password;
+    } catch {
+      continue; // not a URL: the command's own check says so
+    }
+    if (password) {
+      throw new InvalidInputError(
+        'a database URL on the command line carries a password, which every local account can read in the process list',
+        {
+          hint: 'give the URL without it (postgres://user@host:port/db) and the password in PGPASSWORD or a pass file (~/.pgpass, PGPASSFILE)',
+        },
+      );
+    }
+  }
+}
+
 try {
+  refusePasswordsInArguments(process.argv.slice(2));
   await program.parseAsync(process.argv);
 } catch (error) {
   if (isKeycloakBackupError(error)) {

@@ -17,12 +17,21 @@ import { createLogger } from '../../functions/platform/logger.js';
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;
 
+/** Runs the CLI as a user does: a URL's password goes by PGPASSWORD, never on the command line (which it refuses). */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const argv = args.map((arg) => {
+    if (!arg.startsWith('postgres://')) return arg;
+    const url = new URL(arg);
+    if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
+    url.password = '';
+    return url.toString();
+  });
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [bin, '--state-dir', stateDir, ...args],
-      { timeout: 240_000 },
+      [bin, '--state-dir', stateDir, ...argv],
+      { timeout: 240_000, env },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolve({ code, stdout, stderr });

@@ -20,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { assertRestorable, type RestoreTime } from '../../core/drill.js';
+import { assertRestorable, isDrillId, type RestoreTime } from '../../core/drill.js';
 import {
   ConfigurationError,
   InvalidInputError,
@@ -38,6 +38,7 @@ import {
   type RestorableWindow,
   systemClock,
 } from '../../core/ports.js';
+import { onInterrupt } from '../interrupt.js';
 import type { PgBinaries } from '../postgres/binaries.js';
 import { withClient } from '../postgres/connect.js';
 import { lastLines, spawnTool } from '../postgres/pg-process.js';
@@ -87,6 +88,8 @@ export interface LocalPointInTimeEngineOptions {
 export class LocalPointInTimeEngine implements PointInTimeEngine {
   private readonly clock: Clock;
   private readonly drillsDir: string;
+  /** Drill copies this process restored and has not torn down: removed if it is interrupted. */
+  private readonly interruptible = new Map<string, () => void>();
 
   constructor(private readonly options: LocalPointInTimeEngineOptions) {
     this.clock = options.clock ?? systemClock;
@@ -138,6 +141,11 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     const dir = this.dir(instanceId);
     const dataDir = path.join(dir, DATA_DIR);
     await mkdir(dir, { mode: 0o700 });
+    // Interrupted half-way, the copy is removed; a drill's copy also once restored (a drill always tears down).
+    const forget = onInterrupt(async () => {
+      await this.teardown(instanceId);
+      return `stopped and removed the restored copy ${instanceId}`;
+    });
     const record: InstanceRecord = {
       recordVersion: 1,
       instanceId,
@@ -175,6 +183,8 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
       record.availableAt = this.clock.now().toISOString();
       record.reachedTime = reached?.toISOString() ?? null;
       await this.writeRecord(record);
+      if (isDrillId(instanceId)) this.interruptible.set(instanceId, forget);
+      else forget();
       return {
         instanceId,
         target,
@@ -184,6 +194,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
         ...(reached ? { reachedTime: reached } : {}),
       };
     } catch (error) {
+      forget();
       await this.teardown(instanceId).catch(() => undefined);
       if (isKeycloakBackupError(error)) throw error;
       throw new RestoreFailedError(
@@ -221,27 +232,9 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
   /** Stops the instance by its own pid (immediate: nothing in it is worth a checkpoint) and removes its folder. */
   async teardown(instanceId: string): Promise<void> {
     checkInstanceId(instanceId);
-    const dir = this.dir(instanceId);
-    if (!(await exists(dir))) return;
-    const dataDir = path.join(dir, DATA_DIR);
-    const record = await this.readRecord(instanceId).catch(() => undefined);
-    const pid = (await readPostmasterPid(dataDir).catch(() => null)) ?? record?.pid ?? null;
-    if (pid !== null && isAlive(pid) && (await isPostmasterOf(pid, dataDir))) {
-      const binaries = await this.options.binaries();
-      await runAsPostgres(
-        binaries.path('pg_ctl'),
-        ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '60'],
-        {
-          owner: await postgresOwner(),
-        },
-      ).catch(() => undefined);
-      if (isAlive(pid)) process.kill(pid, 'SIGQUIT');
-      if (!(await waitForExit(pid, 10_000))) {
-        process.kill(pid, 'SIGKILL');
-        await waitForExit(pid, 5_000);
-      }
-    }
-    await rm(dir, { recursive: true, force: true });
+    this.interruptible.get(instanceId)?.();
+    this.interruptible.delete(instanceId);
+    await removeCopy(this.dir(instanceId), this.options.binaries);
   }
 
   async listDrills(): Promise<DrillInstance[]> {
@@ -496,15 +489,7 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
   }
 
   private async readRecord(instanceId: string): Promise<InstanceRecord | undefined> {
-    let text: string;
-    try {
-      text = await readFile(path.join(this.dir(instanceId), RECORD_FILE), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-    const parsed = recordSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return readRecordFile(this.dir(instanceId));
   }
 
   /** Written whole and renamed, so another process never reads half a record. */
@@ -555,6 +540,60 @@ export function reachedTime(log: string, time: RestoreTime): Date | undefined {
     .replace(/([+-]\d{2})$/, '$1:00');
   const parsed = new Date(iso);
   return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}
+
+/** Stops a restored copy by its own pid (immediate: nothing in it is worth a checkpoint) and removes its folder. */
+async function removeCopy(dir: string, binaries: () => Promise<PgBinaries>): Promise<boolean> {
+  if (!(await exists(dir))) return false;
+  const dataDir = path.join(dir, DATA_DIR);
+  const record = await readRecordFile(dir).catch(() => undefined);
+  const pid = (await readPostmasterPid(dataDir).catch(() => null)) ?? record?.pid ?? null;
+  if (pid !== null && isAlive(pid) && (await isPostmasterOf(pid, dataDir))) {
+    await runAsPostgres(
+      (await binaries()).path('pg_ctl'),
+      ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '60'],
+      { owner: await postgresOwner() },
+    ).catch(() => undefined);
+    if (isAlive(pid)) process.kill(pid, 'SIGQUIT');
+    if (!(await waitForExit(pid, 10_000))) {
+      process.kill(pid, 'SIGKILL');
+      await waitForExit(pid, 5_000);
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  return true;
+}
+
+async function readRecordFile(dir: string): Promise<InstanceRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, RECORD_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const parsed = recordSchema.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * What an earlier process left when it died (SIGKILL, a crash, a power cut): a drill's copy (a drill always tears
+ * down before its command ends) and any copy still being restored. Recoveries kept under a name by `pitr` stay.
+ * Run by the local stack once it holds the state folder's lock, so no other process is using them.
+ */
+export async function sweepLeftoverCopies(stateDir: string, binaries: PgBinaries): Promise<string[]> {
+  const drillsDir = path.resolve(stateDir, DRILLS_DIR);
+  const names = await readdir(drillsDir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names.filter((n) => INSTANCE_ID.test(n))) {
+    const dir = path.join(drillsDir, name);
+    const record = await readRecordFile(dir).catch(() => undefined);
+    if (isDrillId(name) || !record || record.status === 'creating') {
+      if (await removeCopy(dir, async () => binaries))
+        removed.push(`removed the restored copy ${name} left by an earlier run`);
+    }
+  }
+  return removed;
 }
 
 function checkInstanceId(instanceId: string): void {

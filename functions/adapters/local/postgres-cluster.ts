@@ -19,6 +19,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { ConfigurationError, DatabaseUnavailableError } from '../../core/errors.js';
+import { onInterrupt } from '../interrupt.js';
 import type { PgBinaries, PgProgram } from '../postgres/binaries.js';
 
 const execFileAsync = promisify(execFile);
@@ -109,11 +110,18 @@ export async function runPgProgram(
       stderr = (stderr + text).slice(-OUTPUT_LIMIT);
     });
     const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 120_000);
+    const forget = onInterrupt(() => {
+      if (child.exitCode !== null || child.signalCode !== null) return undefined;
+      child.kill('SIGTERM');
+      return `stopped ${program} (pid ${child.pid})`;
+    });
     child.once('error', (error) => {
+      forget();
       clearTimeout(timer);
       reject(error);
     });
     child.once('close', (code, signal) => {
+      forget();
       clearTimeout(timer);
       if (code === 0) resolve({ stdout, stderr });
       else {

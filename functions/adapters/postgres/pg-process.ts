@@ -1,8 +1,10 @@
 // Runs pg_dump / pg_restore as child processes: credentials by environment, bounded stderr, exit as a promise.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { BinaryNotFoundError, ConfigurationError } from '../../core/errors.js';
 import { type PgVersion, parsePgVersion } from '../../core/versions.js';
+import { onInterrupt } from '../interrupt.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -88,9 +90,18 @@ export function spawnTool(
   });
   let exited = false;
   let stoppedByUs = false;
+  // Interrupted (Ctrl-C, SIGTERM): the program stops with us, it does not carry on orphaned.
+  const program = path.basename(binaryPath);
+  const forget = onInterrupt(() => {
+    if (exited || child.exitCode !== null || child.signalCode !== null) return undefined;
+    stoppedByUs = true;
+    child.kill('SIGTERM');
+    return `stopped ${program} (pid ${child.pid})`;
+  });
   const exit = new Promise<ToolExit>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       exited = true;
+      forget();
       reject(
         new BinaryNotFoundError(`cannot start ${binaryPath}: ${error.message}`, {
           cause: error,
@@ -100,6 +111,7 @@ export function spawnTool(
     });
     child.once('close', (code, signal) => {
       exited = true;
+      forget();
       resolve({ code, signal });
     });
   });
