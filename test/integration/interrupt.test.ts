@@ -139,7 +139,9 @@ describe('an interrupted command', () => {
     const upload = path.join(stateDir, 's3', 'kb-primary', '._S3rver_uploads', 'leftover-upload');
     await mkdir(upload, { recursive: true });
     await writeFile(path.join(upload, '1'), 'part');
-    await mkdir(path.join(stateDir, 'drills', 'drill-keycloak-20261201t000000z', 'data'), { recursive: true });
+    await mkdir(path.join(stateDir, 'drills', 'drill-keycloak-20261201t000000z', 'data'), {
+      recursive: true,
+    });
 
     const swept = await open();
     await swept.stop();
