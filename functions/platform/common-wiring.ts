@@ -44,5 +44,9 @@ export function databaseTools(
     zstdLevel: config.KB_DUMP_ZSTD_LEVEL,
     schema: config.KB_KEYCLOAK_SCHEMA,
     scratchServerUrl: ports.scratchServerUrl ?? config.KB_SCRATCH_DATABASE_URL,
+    freshness: {
+      maxLagSeconds: config.KB_REPLICA_MAX_LAG_SECONDS,
+      whenStale: config.KB_STALE_REPLICA_ACTION,
+    },
   });
 }

@@ -117,6 +117,10 @@ export const configSchema = z
     KB_DRILL_DUMP_RESTORE_MIB_PER_SECOND: z.coerce.number().positive().default(20),
     /** pg_restore parallelism for scratch restores and the CLI's default. */
     KB_RESTORE_JOBS: positiveInt(2),
+    /** How far (seconds) the replica may be behind the primary when a dump starts; paused replay is always stale. */
+    KB_REPLICA_MAX_LAG_SECONDS: positiveInt(300),
+    /** A stale replica: `fail` (StaleReplicaError, alert) or `primary` (dump from the primary instead). */
+    KB_STALE_REPLICA_ACTION: z.enum(['fail', 'primary']).default('fail'),
     /** Value of the `pipeline` tag on snapshots and drill instances (AWS): one per stage, so stages never touch each other's. */
     KB_PIPELINE_NAME: z
       .string()

@@ -17,6 +17,7 @@ import { readRealmKeys, takeSourceSnapshot, verifyKeycloakDatabase } from './key
 import { dumpToStore } from './pg-dump.js';
 import { readArchiveList, restoreFromStore, verifyStoredObject } from './pg-restore.js';
 import { disableKeyComponents } from './realm-keys.js';
+import { measureReplicaLag } from './source-info.js';
 import { findStdbufLibrary, stdbufCandidates } from './stdout-buffer.js';
 
 export interface PostgresToolsOptions {
@@ -35,6 +36,8 @@ export interface PostgresToolsOptions {
   scratchServerUrl?: string | (() => Promise<string | undefined>);
   /** Where parallel restores spool the decrypted archive. */
   tempDir?: string;
+  /** Replica freshness before a dump (KB_REPLICA_MAX_LAG_SECONDS, KB_STALE_REPLICA_ACTION); unchecked when absent. */
+  freshness?: { maxLagSeconds: number; whenStale: 'fail' | 'primary' };
 }
 
 export class PostgresTools implements DatabaseTools {
@@ -50,8 +53,9 @@ export class PostgresTools implements DatabaseTools {
 
   async dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome> {
     const binaries = await this.options.binaries();
+    const { url, lagSeconds } = await this.freshEndpoint(request.target);
     const result = await dumpToStore({
-      databaseUrl: await this.options.databases.connectionUrl(request.target, 'replica'),
+      databaseUrl: url,
       pgDumpPath: binaries.path('pg_dump'),
       pgDumpVersion: await binaries.version('pg_dump'),
       stdbufLibrary: await this.stdbufLibrary(binaries.dir),
@@ -67,7 +71,37 @@ export class PostgresTools implements DatabaseTools {
       inSnapshot: (client) => takeSourceSnapshot(client, this.options.schema, { inTransaction: true }),
     });
     const { snapshotResult, inRecovery, ...figures } = result;
-    return { ...figures, endpointRole: inRecovery ? 'replica' : 'primary', contents: snapshotResult };
+    return {
+      ...figures,
+      // The lag measured against the primary just before the snapshot, where it was measured.
+      replicaLagSeconds: inRecovery ? (lagSeconds ?? figures.replicaLagSeconds) : null,
+      endpointRole: inRecovery ? 'replica' : 'primary',
+      contents: snapshotResult,
+    };
+  }
+
+  /**
+   * The replica when it is fresh (replay not paused, within the allowed lag of the primary); when it is not, a
+   * StaleReplicaError, or the primary when so configured. Unchecked without a separate primary endpoint.
+   */
+  private async freshEndpoint(target: string): Promise<{ url: string; lagSeconds?: number }> {
+    const replicaUrl = await this.options.databases.connectionUrl(target, 'replica');
+    const freshness = this.options.freshness;
+    if (!freshness) return { url: replicaUrl };
+    const primaryUrl = await this.options.databases.connectionUrl(target, 'primary').catch(() => undefined);
+    if (!primaryUrl || primaryUrl === replicaUrl) return { url: replicaUrl };
+    try {
+      const lagSeconds = await measureReplicaLag({
+        replicaUrl,
+        primaryUrl,
+        maxLagSeconds: freshness.maxLagSeconds,
+        target,
+      });
+      return { url: replicaUrl, lagSeconds };
+    } catch (error) {
+      if (freshness.whenStale !== 'primary' || (error as Error).name !== 'StaleReplicaError') throw error;
+      return { url: primaryUrl };
+    }
   }
 
   async verifyStored(dump: StoredDump) {

@@ -1,5 +1,6 @@
 // Preflight facts about a target's endpoint: server version, standby status and the settings dumps depend on.
 import type pg from 'pg';
+import { StaleReplicaError } from '../../core/errors.js';
 import { withClient } from './connect.js';
 
 export interface SourceInfo {
@@ -67,4 +68,53 @@ export function standbyWarnings(info: SourceInfo): string[] {
   return [
     `replica has hot_standby_feedback off and max_standby_streaming_delay ${info.maxStandbyStreamingDelayMs} ms: long dumps may be cancelled by recovery conflicts (set hot_standby_feedback = on)`,
   ];
+}
+
+/**
+ * How far the replica is behind the primary, checked before a dump: its replay must not be paused, and it must
+ * replay the primary's current WAL position within `maxLagSeconds` (the seconds that took are the lag). A replica
+ * that fails either is a StaleReplicaError: a dump from it would silently miss what the primary already has.
+ * Time since the last replayed commit is no measure (an idle primary makes it grow on a replica that is caught up).
+ */
+export async function measureReplicaLag(options: {
+  replicaUrl: string;
+  primaryUrl: string;
+  maxLagSeconds: number;
+  target: string;
+}): Promise<number> {
+  const { target, maxLagSeconds } = options;
+  const paused = () =>
+    new StaleReplicaError(`WAL replay is paused on the replica of ${target}: a dump from it would be stale`, {
+      hint: 'resume it (select pg_wal_replay_resume()) or set KB_STALE_REPLICA_ACTION=primary to dump from the primary meanwhile',
+    });
+  return withClient(options.replicaUrl, async (replica) => {
+    const { rows } = await replica.query<{ standby: boolean; paused: boolean | null }>(
+      'select pg_is_in_recovery() as standby, case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused',
+    );
+    if (!rows[0]?.standby) return 0; // not a standby: nothing to be behind
+    if (rows[0].paused) throw paused();
+    const primaryLsn = await withClient(options.primaryUrl, async (primary) => {
+      const result = await primary.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+      return result.rows[0]!.lsn;
+    });
+    const started = performance.now();
+    for (;;) {
+      const { rows: now } = await replica.query<{ done: boolean | null; paused: boolean }>(
+        'select pg_last_wal_replay_lsn() >= $1::pg_lsn as done, pg_is_wal_replay_paused() as paused',
+        [primaryLsn],
+      );
+      const waited = (performance.now() - started) / 1000;
+      if (now[0]?.done) return Math.round(waited * 1000) / 1000;
+      if (now[0]?.paused) throw paused();
+      if (waited >= maxLagSeconds) {
+        throw new StaleReplicaError(
+          `the replica of ${target} did not replay the primary's position ${primaryLsn} within ${maxLagSeconds} s (KB_REPLICA_MAX_LAG_SECONDS): a dump from it would be stale`,
+          {
+            hint: 'look at the replica (is it streaming? pg_stat_wal_receiver) or raise KB_REPLICA_MAX_LAG_SECONDS; KB_STALE_REPLICA_ACTION=primary dumps from the primary instead',
+          },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  });
 }

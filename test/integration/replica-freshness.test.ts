@@ -1,0 +1,83 @@
+// Freshness is checked, not assumed: a backup from a replica whose replay is paused (or too far behind) is a named
+// error and an alert, or a dump from the primary when so configured; the manifest records the measured lag.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runWorkflow } from '../../cli/local-workflow.js';
+import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
+import { readManifest } from '../../functions/core/catalog.js';
+import { backupIdFor } from '../../functions/core/schedule.js';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import { useTestStack } from '../support/stack.js';
+
+const ctx = useTestStack({ seed: false });
+const HOUR = 3_600_000;
+/** Past hourly runs that are not the daily one (no snapshot, no full verification: quicker). */
+const run = (hoursAgo: number) => {
+  let t = Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR;
+  if (new Date(t).getUTCHours() === 0) t -= HOUR;
+  return new Date(t);
+};
+
+const servicesWith = (env: Record<string, string>) =>
+  localServices(
+    parseConfig({ ...ctx.stack.env(), KB_FULL_VERIFY_TIERS: '', ...env }),
+    createLogger({ silent: true }),
+  );
+
+beforeAll(async () => {
+  await ctx.stack.primary.query('create table marker (id int)', [], 'keycloak');
+  await ctx.stack.primary.query('insert into marker select generate_series(1, 1000)', [], 'keycloak');
+  await ctx.stack.waitForReplay();
+  await ctx.stack.replica.query('select pg_wal_replay_pause()');
+  await ctx.stack.primary.query('insert into marker values (1001)', [], 'keycloak');
+});
+
+afterAll(async () => {
+  await ctx.stack.replica.query('select pg_wal_replay_resume()').catch(() => undefined);
+});
+
+describe('a replica whose replay is paused', () => {
+  it('fails the backup with StaleReplicaError and an alert, storing nothing', async () => {
+    const services = await servicesWith({ KB_REPLICA_MAX_LAG_SECONDS: '2' });
+    const time = run(2);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status).toBe('FAILED');
+    const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
+    expect(alert).toMatchObject({ target: 'keycloak', error: 'StaleReplicaError' });
+    expect(alert?.cause).toContain('replay is paused');
+    await expect(readManifest(services.primaryStore, 'keycloak', backupIdFor(time))).rejects.toThrow();
+  });
+
+  it('dumps from the primary instead with KB_STALE_REPLICA_ACTION=primary, all 1,001 rows', async () => {
+    const services = await servicesWith({
+      KB_REPLICA_MAX_LAG_SECONDS: '2',
+      KB_STALE_REPLICA_ACTION: 'primary',
+    });
+    const time = run(3);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status, result.cause).toBe('SUCCEEDED');
+    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    expect(manifest.source.endpointRole).toBe('primary');
+    expect(manifest.contents.tableCounts.marker).toBe(1001);
+  });
+
+  it('records the measured lag once replay runs again', async () => {
+    await ctx.stack.replica.query('select pg_wal_replay_resume()');
+    const services = await servicesWith({ KB_REPLICA_MAX_LAG_SECONDS: '30' });
+    const time = run(4);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status, result.cause).toBe('SUCCEEDED');
+    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    expect(manifest.source.endpointRole).toBe('replica');
+    expect(manifest.source.replicaLagSeconds).not.toBeNull();
+    expect(manifest.source.replicaLagSeconds).toBeLessThan(30);
+    expect(manifest.contents.tableCounts.marker).toBe(1001);
+  });
+});
