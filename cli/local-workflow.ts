@@ -60,6 +60,9 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<Workflow
   const taskHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
   const waitTimeOverrides: Record<string, number> = {};
   const retryIntervalOverrides: Record<string, number> = {};
+  // The executor's retry events carry no error: the one the task threw is told with them ("retried (error)" alone
+  // for three minutes of a dead replica said nothing).
+  const lastFailure = new Map<string, unknown>();
 
   for (const [stateName, state] of allStates(definition)) {
     if (state.Type === 'Wait') waitTimeOverrides[stateName] = options.waitMs ?? 1000;
@@ -82,7 +85,15 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<Workflow
       entry = options.wrap?.[functionKey]?.(real) ?? real;
       entries.set(functionKey, entry);
     }
-    taskHandlers[stateName] = invokeLikeLambda(functionKey, entry, (state.TimeoutSeconds ?? 60) * 1000);
+    const invoke = invokeLikeLambda(functionKey, entry, (state.TimeoutSeconds ?? 60) * 1000);
+    taskHandlers[stateName] = async (input: unknown) => {
+      try {
+        return await invoke(input);
+      } catch (error) {
+        lastFailure.set(stateName, error);
+        throw error;
+      }
+    };
   }
 
   const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
@@ -100,6 +111,11 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<Workflow
   const collecting = (async () => {
     for await (const raw of execution.eventLogs) {
       const event = toWorkflowEvent(raw as unknown as RawEvent);
+      const failure = event.state ? lastFailure.get(event.state) : undefined;
+      if (event.type === 'StateRetried' && event.error === undefined && failure !== undefined) {
+        event.error = failure instanceof Error ? failure.name : 'Error';
+        event.cause = failure instanceof Error ? failure.message : String(failure);
+      }
       events.push(event);
       options.onEvent?.(event);
     }

@@ -48,7 +48,9 @@ export async function withSession<T>(
     const at = `${((event.timestamp - started) / 1000).toFixed(1).padStart(6)} s`;
     if (event.type === 'StateEntered' && event.state) progress.done(`${at}  ${event.state}`);
     else if (event.type === 'StateRetried')
-      progress.done(`${at}  ${event.state} retried (${event.error ?? 'error'})`);
+      progress.done(
+        `${at}  ${event.state} retried (${event.error ?? 'error'}${event.cause ? `: ${event.cause.split('\n')[0]}` : ''})`,
+      );
     else if (event.type === 'StateFailed') progress.done(`${at}  ${event.state} failed: ${event.error}`);
   };
 

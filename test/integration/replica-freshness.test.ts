@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWorkflow } from '../../cli/local-workflow.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { readManifest } from '../../functions/core/catalog.js';
+import { TransientError } from '../../functions/core/errors.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import type { LambdaEntry } from '../../functions/handlers/index.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -79,5 +81,30 @@ describe('a replica whose replay is paused', () => {
     expect(manifest.source.replicaLagSeconds).not.toBeNull();
     expect(manifest.source.replicaLagSeconds).toBeLessThan(30);
     expect(manifest.contents.tableCounts.marker).toBe(1001);
+  });
+});
+
+describe('a replica that does not answer', () => {
+  it('tells the error and its cause with every retry, not just "retried"', async () => {
+    const services = await servicesWith({});
+    const unreachable = (): LambdaEntry => async () => {
+      throw new TransientError('database 127.0.0.1:1/keycloak is not reachable (ECONNREFUSED)');
+    };
+
+    const result = await runWorkflow({
+      machine: 'backup',
+      input: { time: run(5).toISOString() },
+      services,
+      retryIntervalMs: 1,
+      wrap: { planBackup: unreachable },
+    });
+
+    expect(result.status).toBe('FAILED');
+    const retries = result.events.filter((event) => event.type === 'StateRetried');
+    expect(retries.length).toBeGreaterThan(0);
+    for (const retry of retries) {
+      expect(retry).toMatchObject({ state: 'PlanBackup', error: 'TransientError' });
+      expect(retry.cause).toContain('ECONNREFUSED');
+    }
   });
 });

@@ -575,6 +575,8 @@ export class LocalPostgresCluster {
     database = 'postgres',
   ): Promise<T[]> {
     const client = new pg.Client({ connectionString: this.url(database) });
+    // A server killed between statements emits 'error' (uncaught otherwise); the statement itself reports it.
+    client.on('error', () => undefined);
     try {
       await client.connect();
     } catch (error) {
