@@ -546,7 +546,11 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
   };
 
   const liveEntry = {
-    stop: stopAll,
+    // Interrupted: the lock goes with the servers, so the next command finds the folder free.
+    stop: async () => {
+      await stopAll();
+      await unlock();
+    },
     removeLeftovers: () => removeLeftovers(stateDir),
     signalStopSync: () => {
       replica.signalStopSync();
