@@ -6,10 +6,12 @@
 // workflow use, and calls the same steps the Lambda handlers call.
 import { performance } from 'node:perf_hooks';
 import { writeStoredArchive } from '../functions/adapters/postgres/pg-restore.js';
+import { encryptionContextFor } from '../functions/core/backup.js';
 import { dumpStep, restoreStep } from '../functions/core/backup-steps.js';
 import { readManifest } from '../functions/core/catalog.js';
 import { describeError } from '../functions/core/errors.js';
 import { retentionPolicy } from '../functions/core/expire.js';
+import { dumpKey } from '../functions/core/layout.js';
 import { compressedBy } from '../functions/core/manifest.js';
 import type { StoredDump } from '../functions/core/ports.js';
 import { timeOfBackupId } from '../functions/core/schedule.js';
@@ -165,12 +167,12 @@ async function operate(job: WorkerJob, services: Services): Promise<Record<strin
 
 /** A stored dump as the backup steps describe it from its manifest (backup-steps.ts storedDump). */
 async function storedDumpOf(services: Services, target: string, backupId: string): Promise<StoredDump> {
-  const manifest = await readManifest(services.primaryStore, target, backupId);
+  const manifest = await readManifest(services.primaryStore, services.envelope, target, backupId);
   return {
     store: services.primaryStore,
-    key: manifest.dump.key,
+    key: dumpKey(target, backupId),
     storedSha256: manifest.dump.storedSha256,
-    encryptionContext: manifest.encryption.context,
+    encryptionContext: encryptionContextFor(target, backupId),
     pgDumpVersion: manifest.source.pgDumpVersion,
     compressedBy: compressedBy(manifest.dump),
   };

@@ -68,6 +68,14 @@ program
   )
   .option('--full', 'restore into a scratch database and run the Keycloak checks')
   .option('--target <name>', 'the target, when several have this backup id')
+  .option(
+    '--from-dr',
+    "verify the DR region's copy (the other region's copy is used when one is missing or damaged)",
+  )
+  .option(
+    '--trust-unauthenticated',
+    'accept a manifest without a MAC (written before manifests were authenticated); once verified it is sealed',
+  )
   .action(async (backupId: string, options) => {
     exitCode = await verifyCommand(backupId, { stateDir: stateDir(), ...options });
   });
@@ -85,6 +93,10 @@ program
     'disable (not delete) the realm keys the restore brings back that the live database no longer has',
   )
   .option('--json', 'the realm-key report as one JSON document on stdout (other lines on stderr)')
+  .option(
+    '--trust-unauthenticated',
+    'accept a manifest without a MAC (written before manifests were authenticated)',
+  )
   .action(async (backupId: string, options) => {
     exitCode = await restoreCommand(backupId, { stateDir: stateDir(), ...options });
   });

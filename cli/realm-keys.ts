@@ -70,7 +70,7 @@ export class RestoreKeyReport {
   ): Promise<RestoreKeyReport> {
     const at = time === 'latest' ? services.clock.now() : time;
     const what = time === 'latest' ? 'the latest archived change' : `the state at ${time.toISOString()}`;
-    const manifest = await findNearestManifest(services.primaryStore, target, at);
+    const manifest = await findNearestManifest(services.primaryStore, services.envelope, target, at);
     return RestoreKeyReport.before(
       services,
       target,

@@ -65,7 +65,12 @@ export async function backupCommand(options: BackupOptions): Promise<number> {
     };
     console.log(output.report.summary);
     for (const { target } of output.plan.targets) {
-      const manifest = await readManifest(services.primaryStore, target, output.plan.backupId);
+      const manifest = await readManifest(
+        services.primaryStore,
+        services.envelope,
+        target,
+        output.plan.backupId,
+      );
       console.log(
         `${target} ${manifest.backupId}: ${formatBytes(manifest.dump.plainBytes)} dumped in ${formatDuration(manifest.dump.durationMs)}, ` +
           `${formatBytes(manifest.dump.storedBytes)} stored encrypted, copies: ${[services.primaryStore.region, ...manifest.copies.map((c) => c.region)].join(', ')}`,

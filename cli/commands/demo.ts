@@ -42,7 +42,7 @@ export async function demoCommand(options: { stateDir?: string }): Promise<numbe
       console.error(`backup failed: ${backup.error}: ${backup.cause}`);
       return 1;
     }
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
+    const manifest = await readManifest(services.primaryStore, services.envelope, 'keycloak', backupId);
     const verification = manifest.verification.at(-1);
 
     console.log('\nbackups:');

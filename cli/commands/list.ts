@@ -12,6 +12,9 @@ export interface ListedBackup {
   tiers: string[];
   storedBytes: number;
   complete: boolean;
+  /** complete: authenticated manifest; unauthenticated: a manifest without MAC (not trusted); invalid: a manifest
+   * that cannot be read or trusted (see problem); incomplete: no manifest. */
+  state: 'complete' | 'unauthenticated' | 'invalid' | 'incomplete';
   verified: boolean | null;
   regions: string[];
   ageMs: number;
@@ -24,20 +27,30 @@ export async function listBackups(services: Services): Promise<ListedBackup[]> {
   const listed: ListedBackup[] = [];
   for (const target of await listTargets(services.primaryStore)) {
     const dr = new Set(
-      (await readCatalog(services.drStore, target)).filter((b) => b.parsed).map((b) => b.backupId),
+      (await readCatalog(services.drStore, services.envelope, target))
+        .filter((b) => b.parsed)
+        .map((b) => b.backupId),
     );
-    for (const entry of await readCatalog(services.primaryStore, target)) {
+    for (const entry of await readCatalog(services.primaryStore, services.envelope, target)) {
       const manifest = entry.parsed;
+      const shown = manifest ?? entry.unauthenticated;
       listed.push({
         backupId: entry.backupId,
         target,
-        tiers: manifest?.tiers ?? [],
-        storedBytes: manifest?.dump.storedBytes ?? entry.bytes,
+        tiers: shown?.tiers ?? [],
+        storedBytes: shown?.dump.storedBytes ?? entry.bytes,
         complete: manifest !== undefined,
         verified: manifest ? isVerified(manifest) : null,
+        state: manifest
+          ? 'complete'
+          : entry.unauthenticated
+            ? 'unauthenticated'
+            : entry.problem
+              ? 'invalid'
+              : 'incomplete',
         regions: [services.primaryStore.region, ...(dr.has(entry.backupId) ? [services.drStore.region] : [])],
-        ageMs: now - new Date(manifest?.scheduledAt ?? entry.lastModified).getTime(),
-        retainUntil: manifest?.retainUntil ?? null,
+        ageMs: now - new Date(shown?.scheduledAt ?? entry.lastModified).getTime(),
+        retainUntil: shown?.retainUntil ?? null,
         problem: entry.problem,
       });
     }
@@ -49,8 +62,10 @@ export async function listBackups(services: Services): Promise<ListedBackup[]> {
 
 export function formatBackupList(backups: readonly ListedBackup[]): string {
   if (backups.length === 0) return 'no backups yet: run `keycloak-backup backup`';
-  const verified = (b: ListedBackup) => (!b.complete ? 'incomplete' : b.verified ? 'yes' : 'NO');
-  return formatTable([
+  const verified = (b: ListedBackup) =>
+    b.state === 'invalid' ? 'INVALID' : b.state !== 'complete' ? b.state : b.verified ? 'yes' : 'NO';
+  const problems = backups.filter((b) => b.problem).map((b) => `${b.backupId} ${b.target}: ${b.problem}`);
+  const table = formatTable([
     ['backup', 'target', 'tiers', 'size', 'verified', 'regions', 'age'],
     ...backups.map((b) => [
       b.backupId,
@@ -62,6 +77,7 @@ export function formatBackupList(backups: readonly ListedBackup[]): string {
       formatDuration(b.ageMs),
     ]),
   ]);
+  return problems.length > 0 ? `${table}\n\nproblems:\n${problems.map((p) => `  ${p}`).join('\n')}` : table;
 }
 
 export async function listCommand(options: { stateDir?: string; json?: boolean }): Promise<number> {

@@ -1,8 +1,7 @@
 // `keycloak-backup restore <backupId> --to URL`: download, decrypt, pg_restore, then the Keycloak checks.
 
 import { clearSessions, prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
-import { restoreStep } from '../../functions/core/backup-steps.js';
-import { readManifest } from '../../functions/core/catalog.js';
+import { readRestoreManifest, restoreStep } from '../../functions/core/backup-steps.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { archiveBytes } from '../../functions/core/manifest.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
@@ -21,6 +20,8 @@ export interface RestoreOptions {
   disableReintroducedKeys?: boolean;
   /** The realm-key report as one JSON document on stdout. */
   json?: boolean;
+  /** Trust a manifest without a MAC (written before manifests were authenticated). */
+  trustUnauthenticated?: boolean;
 }
 
 export async function restoreCommand(backupId: string, options: RestoreOptions): Promise<number> {
@@ -31,29 +32,51 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
   }
   return withSession({ stateDir: options.stateDir }, async ({ services, progress }) => {
     const target = await resolveTarget(services, backupId, options.target);
-    const store = options.fromDr ? services.drStore : services.primaryStore;
+    const chosen = await readRestoreManifest(services, {
+      target,
+      backupId,
+      fromDr: options.fromDr,
+      trustUnauthenticated: options.trustUnauthenticated,
+    });
     const keys = await RestoreKeyReport.before(
       services,
       target,
-      { label: `backup ${backupId}`, manifest: await readManifest(store, target, backupId) },
+      { label: `backup ${backupId}`, manifest: chosen.manifest },
       options,
     );
-    const { created } = await prepareRestoreTarget(options.to);
-    console.error(`${created ? 'created' : 'using empty'} database for the restore`);
+    const database = await prepareRestoreTarget(options.to);
+    console.error(`${database.created ? 'created' : 'using empty'} database for the restore`);
     const started = Date.now();
-    const restored = await restoreStep(services, {
-      target,
-      backupId,
-      databaseUrl: options.to,
-      jobs: options.jobs ?? services.config.KB_RESTORE_JOBS,
-      fromDr: options.fromDr,
-      afterRestore: (url) => keys.afterRestore(url, `backup ${backupId}`),
-      onProgress: (bytes) =>
-        progress.update(
-          `  restore ${target}: ${formatBytes(bytes)} read at ${formatBytes(bytes / Math.max((Date.now() - started) / 1000, 0.001))}/s`,
-        ),
-    });
+    let restored: Awaited<ReturnType<typeof restoreStep>>;
+    try {
+      restored = await restoreStep(services, {
+        target,
+        backupId,
+        databaseUrl: options.to,
+        jobs: options.jobs ?? services.config.KB_RESTORE_JOBS,
+        fromDr: options.fromDr,
+        trustUnauthenticated: options.trustUnauthenticated,
+        resetDatabase: database.created ? () => database.reset() : undefined,
+        afterRestore: (url) => keys.afterRestore(url, `backup ${backupId}`),
+        onProgress: (bytes) =>
+          progress.update(
+            `  restore ${target}: ${formatBytes(bytes)} read at ${formatBytes(bytes / Math.max((Date.now() - started) / 1000, 0.001))}/s`,
+          ),
+      });
+    } catch (error) {
+      progress.done();
+      // A half-restored database would refuse the next attempt and could be mistaken for a restored one.
+      if (await database.discard().catch(() => false)) {
+        console.error('dropped the database this restore created: nothing half-restored is left');
+      }
+      throw error;
+    }
     progress.done();
+    console.error(
+      restored.fallbackReason
+        ? `restored from ${restored.region}, the other region's copy: ${restored.fallbackReason}`
+        : `restored from ${restored.region}`,
+    );
     console.log(
       formatTable([
         ['check', 'status', 'detail'],

@@ -18,7 +18,11 @@ export async function resolveTarget(services: Services, backupId: string, target
   if (target) return target;
   const owners = [];
   for (const candidate of await listTargets(services.primaryStore)) {
-    if ((await readCatalog(services.primaryStore, candidate)).some((b) => b.backupId === backupId))
+    if (
+      (await readCatalog(services.primaryStore, services.envelope, candidate)).some(
+        (b) => b.backupId === backupId,
+      )
+    )
       owners.push(candidate);
   }
   if (owners.length === 1) return owners[0]!;
@@ -35,7 +39,13 @@ export async function resolveTarget(services: Services, backupId: string, target
 
 export async function verifyCommand(
   backupId: string,
-  options: { stateDir?: string; full?: boolean; target?: string },
+  options: {
+    stateDir?: string;
+    full?: boolean;
+    target?: string;
+    fromDr?: boolean;
+    trustUnauthenticated?: boolean;
+  },
 ): Promise<number> {
   return withSession({ stateDir: options.stateDir }, async ({ services }) => {
     const target = await resolveTarget(services, backupId, options.target);
@@ -45,14 +55,22 @@ export async function verifyCommand(
         backupId,
         full: options.full ?? false,
         jobs: services.config.KB_RESTORE_JOBS,
+        fromDr: options.fromDr,
+        fallback: true,
+        trustUnauthenticated: options.trustUnauthenticated,
       });
+      if (verification.fallbackReason) {
+        console.error(`verified the copy in ${verification.region}: ${verification.fallbackReason}`);
+      }
       console.log(
         formatTable([
           ['check', 'status', 'detail'],
           ...verification.checks.map((c) => [c.name, c.status, c.detail]),
         ]),
       );
-      console.log(`backup ${backupId} of ${target}: verified (${verification.level})`);
+      console.log(
+        `backup ${backupId} of ${target}: verified (${verification.level}, ${verification.region})`,
+      );
       return 0;
     } catch (error) {
       if (!(error instanceof VerificationFailedError)) throw error;

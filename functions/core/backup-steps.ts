@@ -1,8 +1,16 @@
 // The backup's steps over the ports: dump (manifest last), verify, copy to DR, and restore for the operator.
 import { buildManifest, encryptionContextFor, withCopy, withVerification } from './backup.js';
-import { readCatalog, readManifest } from './catalog.js';
-import { isKeycloakBackupError, ObjectNotFoundError, VerificationFailedError } from './errors.js';
-import { dumpKey, manifestKey } from './layout.js';
+import { readCatalog, readManifest, readManifestIfPresent, writeManifest } from './catalog.js';
+import {
+  ChecksumMismatchError,
+  DecryptionFailedError,
+  isKeycloakBackupError,
+  type KeycloakBackupError,
+  ManifestInvalidError,
+  ObjectNotFoundError,
+  VerificationFailedError,
+} from './errors.js';
+import { dumpKey } from './layout.js';
 import { archiveBytes, compressedBy, type Manifest, type ManifestVerification } from './manifest.js';
 import type {
   Clock,
@@ -50,7 +58,7 @@ export const SHRINK_WARNING_RATIO = 0.5;
 
 export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Promise<DumpStepResult> {
   const { target, backupId } = request;
-  const existing = await readManifestIfPresent(ports.primaryStore, target, backupId);
+  const existing = await readManifestIfPresent(ports.primaryStore, ports.envelope, target, backupId);
   if (existing) return { manifest: existing, reused: true, warnings: [] };
 
   const startedAt = ports.clock.now();
@@ -58,7 +66,7 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   const context = encryptionContextFor(target, backupId);
   const key = dumpKey(target, backupId);
   // The earlier backups are read while pg_dump runs, not after it: the size check is then no extra wait.
-  const catalog = readCatalog(ports.primaryStore, target);
+  const catalog = readCatalog(ports.primaryStore, ports.envelope, target);
   catalog.catch(() => undefined);
   const outcome = await ports.tools.dump(
     {
@@ -120,8 +128,8 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
     contents: outcome.contents,
   });
   // Written last: until this object exists the backup is incomplete and counts for nothing.
-  await ports.primaryStore.putJson(manifestKey(target, backupId), manifest, { retainUntil });
-  return { manifest, reused: false, warnings };
+  const sealed = await writeManifest(ports.primaryStore, ports.envelope, manifest, { retainUntil });
+  return { manifest: sealed, reused: false, warnings };
 }
 
 export interface VerifyStepRequest {
@@ -130,22 +138,52 @@ export interface VerifyStepRequest {
   /** Restore into a scratch database and run the Keycloak checks against the manifest. */
   full: boolean;
   jobs: number;
+  /** Verify the DR region's copy instead of the primary's. */
+  fromDr?: boolean;
+  /** When the chosen region's copy is missing, damaged or fails its checksum, verify the other region's copy. */
+  fallback?: boolean;
+  /** Trust a manifest without a MAC (written before manifests were authenticated); verified, it is sealed. */
+  trustUnauthenticated?: boolean;
   onProgress?: (bytes: number) => void;
   signal?: AbortSignal;
 }
 
+export interface VerifyStepResult extends ManifestVerification {
+  /** The region whose copy was verified. */
+  region: string;
+  /** Why the other region's copy was used, when it was. */
+  fallbackReason?: string;
+}
+
 /**
  * Verifies a stored backup and records the result in its manifest, failed or not, so that retention and
- * restores see it; a failure then throws, naming the failed checks.
+ * restores see it; a failure then throws, naming the failed checks. With `fallback`, a copy that is missing or
+ * fails its checksum is recorded as failed where it can be, and the other region's copy is verified instead.
  */
-export async function verifyStep(
+export async function verifyStep(ports: StepPorts, request: VerifyStepRequest): Promise<VerifyStepResult> {
+  const [first, second] = storesInOrder(ports, request.fromDr);
+  try {
+    return { ...(await verifyIn(ports, first, request)), region: first.region };
+  } catch (error) {
+    const damage = error instanceof VerificationFailedError ? error.cause : error;
+    if (!request.fallback || !isRegionalDamage(damage)) throw error;
+    const verification = await verifyIn(ports, second, request);
+    return { ...verification, region: second.region, fallbackReason: describeDamage(first, damage) };
+  }
+}
+
+async function verifyIn(
   ports: StepPorts,
+  store: ObjectStore,
   request: VerifyStepRequest,
 ): Promise<ManifestVerification> {
-  const manifest = await readManifest(ports.primaryStore, request.target, request.backupId);
-  const stored = storedDump(ports.primaryStore, manifest, request);
+  const manifest = await readManifest(store, ports.envelope, request.target, request.backupId, {
+    allowUnauthenticated: request.trustUnauthenticated,
+  });
+  const stored = storedDump(store, manifest, request);
   const started = ports.clock.now();
   let checks: ManifestVerification['checks'];
+  let damage: unknown;
   try {
     checks = request.full
       ? await fullVerification(ports, manifest, stored, request.jobs)
@@ -153,6 +191,7 @@ export async function verifyStep(
   } catch (error) {
     if (!isKeycloakBackupError(error) || error.kind !== 'fatal') throw error;
     checks = [{ name: checkNameFor(error.name), status: 'fail', detail: error.message }];
+    if (isRegionalDamage(error)) damage = error;
   }
   const verification: ManifestVerification = {
     at: ports.clock.now().toISOString(),
@@ -161,17 +200,17 @@ export async function verifyStep(
     checks,
     durationMs: ports.clock.now().getTime() - started.getTime(),
   };
-  await ports.primaryStore.putJson(
-    manifestKey(request.target, request.backupId),
-    withVerification(manifest, verification),
-    { retainUntil: new Date(manifest.retainUntil) },
-  );
+  await writeManifest(store, ports.envelope, withVerification(manifest, verification), {
+    retainUntil: new Date(manifest.retainUntil),
+  });
   if (!verification.passed) {
     const failed = checks.filter((c) => c.status === 'fail');
     throw new VerificationFailedError(
-      `backup ${request.backupId} of ${request.target} failed verification: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`,
+      `backup ${request.backupId} of ${request.target} failed verification in ${store.bucket}: ${failed.map((c) => `${c.name} (${c.detail})`).join('; ')}`,
       failed.map((c) => c.name),
       {
+        // A missing or damaged dump is this copy's fault: the caller may verify the other region's copy.
+        cause: damage,
         hint: 'do not rely on this backup; the next run takes a new one, and retention keeps older backups meanwhile',
       },
     );
@@ -236,24 +275,25 @@ export async function copyToDrStep(
   target: string,
   backupId: string,
 ): Promise<CopyStepResult> {
-  const manifest = await readManifest(ports.primaryStore, target, backupId);
+  const manifest = await readManifest(ports.primaryStore, ports.envelope, target, backupId);
   const retainUntil = new Date(manifest.retainUntil);
+  const key = dumpKey(target, backupId);
   const { bytes } = await ports.copyObject({
     from: ports.primaryStore,
     to: ports.drStore,
-    key: manifest.dump.key,
+    key,
     expectedSha256: manifest.dump.storedSha256,
     retainUntil,
   });
   const copied = withCopy(manifest, {
     region: ports.drStore.region,
     bucket: ports.drStore.bucket,
-    key: manifest.dump.key,
+    key,
     verifiedAt: ports.clock.now().toISOString(),
   });
-  await ports.drStore.putJson(manifestKey(target, backupId), copied, { retainUntil });
-  await ports.primaryStore.putJson(manifestKey(target, backupId), copied, { retainUntil });
-  return { key: manifest.dump.key, region: ports.drStore.region, bytes };
+  await writeManifest(ports.drStore, ports.envelope, copied, { retainUntil });
+  await writeManifest(ports.primaryStore, ports.envelope, copied, { retainUntil });
+  return { key, region: ports.drStore.region, bytes };
 }
 
 export interface RestoreStepRequest {
@@ -263,6 +303,13 @@ export interface RestoreStepRequest {
   jobs: number;
   /** Restore from the DR bucket (the primary region is gone). */
   fromDr?: boolean;
+  /** Trust a manifest without a MAC (written before manifests were authenticated). */
+  trustUnauthenticated?: boolean;
+  /**
+   * Empties the target database again after a failed attempt, so that the other region's copy can be restored
+   * into it. Without it, only a copy whose manifest or dump is missing before anything was written falls back.
+   */
+  resetDatabase?: () => Promise<void>;
   onProgress?: (bytes: number) => void;
   /**
    * Runs on the restored database before the Keycloak checks (e.g. disabling reintroduced realm keys); the rows it
@@ -271,24 +318,73 @@ export interface RestoreStepRequest {
   afterRestore?: (databaseUrl: string) => Promise<{ addedRows?: Record<string, number> } | undefined>;
 }
 
-/** Restores a backup into an (empty) database and runs the Keycloak checks against its manifest. */
-export async function restoreStep(
+export interface RestoreStepResult {
+  manifest: Manifest;
+  durationMs: number;
+  report: KeycloakVerification;
+  /** The region whose copy was restored. */
+  region: string;
+  /** Why the other region's copy was used, when it was. */
+  fallbackReason?: string;
+}
+
+/** The manifest a restore would use: the asked region's, or the other's when that one is missing or damaged. */
+export async function readRestoreManifest(
   ports: StepPorts,
-  request: RestoreStepRequest,
-): Promise<{ manifest: Manifest; durationMs: number; report: KeycloakVerification }> {
-  const store = request.fromDr ? ports.drStore : ports.primaryStore;
-  const manifest = await readManifest(store, request.target, request.backupId);
-  const restored = await ports.tools.restore(
-    storedDump(store, manifest, request),
-    request.databaseUrl,
-    request.jobs,
-  );
+  request: Pick<RestoreStepRequest, 'target' | 'backupId' | 'fromDr' | 'trustUnauthenticated'>,
+): Promise<{ manifest: Manifest; store: ObjectStore; fallbackReason?: string }> {
+  const [first, second] = storesInOrder(ports, request.fromDr);
+  const options = { allowUnauthenticated: request.trustUnauthenticated };
+  try {
+    const manifest = await readManifest(first, ports.envelope, request.target, request.backupId, options);
+    if (!(await first.head(dumpKey(request.target, request.backupId)))) {
+      throw new ObjectNotFoundError(
+        `dump ${dumpKey(request.target, request.backupId)} is not in ${first.bucket}`,
+      );
+    }
+    return { manifest, store: first };
+  } catch (error) {
+    if (!isRegionalDamage(error)) throw error;
+    const manifest = await readManifest(second, ports.envelope, request.target, request.backupId, options);
+    return { manifest, store: second, fallbackReason: describeDamage(first, error) };
+  }
+}
+
+/**
+ * Restores a backup into an (empty) database and runs the Keycloak checks against its manifest. The object key
+ * and the encryption context come from (target, backupId), never from the manifest. When the chosen region's
+ * copy is missing, damaged or fails its checksum, the other region's copy is restored instead, and said so.
+ */
+export async function restoreStep(ports: StepPorts, request: RestoreStepRequest): Promise<RestoreStepResult> {
+  let { manifest, store, fallbackReason } = await readRestoreManifest(ports, request);
+  let restored: { durationMs: number };
+  try {
+    restored = await ports.tools.restore(
+      storedDump(store, manifest, request),
+      request.databaseUrl,
+      request.jobs,
+    );
+  } catch (error) {
+    if (fallbackReason || !request.resetDatabase || !isRegionalDamage(error)) throw error;
+    const [, second] = storesInOrder(ports, request.fromDr);
+    fallbackReason = describeDamage(store, error);
+    store = second;
+    manifest = await readManifest(second, ports.envelope, request.target, request.backupId, {
+      allowUnauthenticated: request.trustUnauthenticated,
+    });
+    await request.resetDatabase();
+    restored = await ports.tools.restore(
+      storedDump(store, manifest, request),
+      request.databaseUrl,
+      request.jobs,
+    );
+  }
   const changed = await request.afterRestore?.(request.databaseUrl);
   const report = await ports.tools.verifyKeycloak(request.databaseUrl, {
     source: withAddedRows(manifest.contents, changed?.addedRows ?? {}),
     mode: 'dump',
   });
-  return { manifest, durationMs: restored.durationMs, report };
+  return { manifest, durationMs: restored.durationMs, report, region: store.region, fallbackReason };
 }
 
 /** The manifest's contents with rows a step added on purpose after the restore counted in. */
@@ -300,30 +396,49 @@ function withAddedRows(contents: Manifest['contents'], added: Record<string, num
   return { ...contents, tableCounts };
 }
 
-/** What a manifest says its stored dump must be, to read it back from `store`. */
+/** The two regions' stores, the asked one first. */
+function storesInOrder(ports: StepPorts, fromDr?: boolean): [ObjectStore, ObjectStore] {
+  return fromDr ? [ports.drStore, ports.primaryStore] : [ports.primaryStore, ports.drStore];
+}
+
+/**
+ * Damage of one region's copy, which the other region's copy may not share: missing, unreadable, or bytes that fail
+ * their checksum or their authenticated decryption (a flipped byte fails the frame's tag before the checksum is
+ * complete). The other copy is authenticated on its own. A tampered manifest is not routed around: it is an attack
+ * to report.
+ */
+function isRegionalDamage(error: unknown): error is KeycloakBackupError {
+  return (
+    error instanceof ObjectNotFoundError ||
+    error instanceof ChecksumMismatchError ||
+    error instanceof DecryptionFailedError ||
+    error instanceof ManifestInvalidError
+  );
+}
+
+function describeDamage(store: ObjectStore, error: KeycloakBackupError): string {
+  return `the copy in ${store.bucket} (${store.region}) is unusable: ${error.name}: ${error.message}`;
+}
+
+/**
+ * What a stored dump must be, to read it back from `store`: the object key and the encryption context derived from
+ * the backup's (target, backupId), which readManifest has checked the manifest to name; never the manifest's own.
+ */
 export function storedDump(
   store: ObjectStore,
   manifest: Manifest,
   options: { onProgress?: (bytes: number) => void; signal?: AbortSignal; envelope?: Envelope } = {},
 ): StoredDump {
+  const { target, backupId } = manifest;
   return {
     store,
     ...(options.envelope ? { envelope: options.envelope } : {}),
-    key: manifest.dump.key,
+    key: dumpKey(target, backupId),
     storedSha256: manifest.dump.storedSha256,
-    encryptionContext: manifest.encryption.context,
+    encryptionContext: encryptionContextFor(target, backupId),
     pgDumpVersion: manifest.source.pgDumpVersion,
     compressedBy: compressedBy(manifest.dump),
     onProgress: options.onProgress,
     signal: options.signal,
   };
-}
-
-async function readManifestIfPresent(store: ObjectStore, target: string, backupId: string) {
-  try {
-    return await readManifest(store, target, backupId);
-  } catch (error) {
-    if (error instanceof ObjectNotFoundError) return undefined;
-    throw error;
-  }
 }

@@ -1,21 +1,34 @@
-// Reads what a bucket holds for a target into backups: complete ones (with a valid manifest) and incomplete ones.
-import { isKeycloakBackupError } from './errors.js';
+// Reads what a bucket holds for a target into backups, and reads and writes manifests (authenticated, named errors).
+import { isKeycloakBackupError, ManifestInvalidError, ObjectNotFoundError } from './errors.js';
 import { MANIFEST_FILE, manifestKey, parseBackupKey, targetPrefix } from './layout.js';
 import { isVerified, type Manifest, parseManifest } from './manifest.js';
-import type { ObjectStore } from './ports.js';
+import { authenticateManifest, type ManifestTrust, sealManifest } from './manifest-auth.js';
+import type { ManifestKeyring, ObjectStore, PutOptions } from './ports.js';
 import type { BackupRecord } from './retention.js';
 
 export interface CatalogEntry extends BackupRecord {
   /** Bytes stored for this backup in this bucket. */
   bytes: number;
-  /** The manifest when present and valid. */
+  /** The manifest when present, valid and authenticated. */
   parsed?: Manifest;
-  /** Why a present manifest could not be used. */
+  /** A manifest that is valid but carries no MAC (written before manifests were authenticated): not trusted. */
+  unauthenticated?: Manifest;
+  /** The object key of the manifest when it is present. */
+  manifestKey?: string;
+  /** Why a present manifest could not be used, starting with the error's name. */
   problem?: string;
 }
 
-/** Every backup of `target` in `store`, oldest first. */
-export async function readCatalog(store: ObjectStore, target: string): Promise<CatalogEntry[]> {
+/**
+ * Every backup of `target` in `store`, oldest first. A manifest that is unreadable, invalid, tampered with or
+ * unauthenticated does not stop the rest: its backup carries a `problem` and counts for nothing (neither for
+ * restore nor for retention, which leaves it in place for a person to inspect).
+ */
+export async function readCatalog(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+): Promise<CatalogEntry[]> {
   const byId = new Map<string, CatalogEntry>();
   for await (const object of store.list(targetPrefix(target))) {
     const parsed = parseBackupKey(object.key);
@@ -34,23 +47,91 @@ export async function readCatalog(store: ObjectStore, target: string): Promise<C
   for (const entry of entries) {
     const key = manifestKey(target, entry.backupId);
     if (!entry.keys.some((k) => k.endsWith(`/${MANIFEST_FILE}`))) continue;
+    entry.manifestKey = key;
     try {
-      const manifest = parseManifest(await store.getJson(key), key);
-      entry.parsed = manifest;
-      entry.manifest = { retainUntil: new Date(manifest.retainUntil), verified: isVerified(manifest) };
+      const { manifest, trust } = await readTrustedManifest(store, keyring, target, entry.backupId, {
+        allowUnauthenticated: true,
+      });
+      if (trust === 'unauthenticated') {
+        entry.unauthenticated = manifest;
+        entry.problem = `ManifestUnauthenticatedError: manifest ${key} carries no MAC`;
+      } else {
+        entry.parsed = manifest;
+        entry.manifest = { retainUntil: new Date(manifest.retainUntil), verified: isVerified(manifest) };
+      }
     } catch (error) {
-      // An unreadable manifest makes the backup incomplete: it never counts for restore, and expires after grace.
-      if (!isKeycloakBackupError(error)) throw error;
-      entry.problem = error.message;
+      if (!isKeycloakBackupError(error) || error.kind !== 'fatal') throw error;
+      entry.problem = `${error.name}: ${error.message}`;
     }
   }
   return entries;
 }
 
-/** Reads one backup's manifest; ObjectNotFoundError when the backup is incomplete or absent. */
-export async function readManifest(store: ObjectStore, target: string, backupId: string): Promise<Manifest> {
+/**
+ * Reads one backup's manifest and checks that it is that backup's, under the key in use, and authenticated.
+ * ObjectNotFoundError when there is none; ManifestInvalidError when it is not a manifest; ManifestTamperedError,
+ * KeyMismatchError or ManifestUnauthenticatedError (unless allowed) when it cannot be trusted.
+ */
+export async function readTrustedManifest(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+  backupId: string,
+  options: { allowUnauthenticated?: boolean } = {},
+): Promise<{ manifest: Manifest; trust: ManifestTrust }> {
   const key = manifestKey(target, backupId);
-  return parseManifest(await store.getJson(key), key);
+  let raw: unknown;
+  try {
+    raw = await store.getJson(key);
+  } catch (error) {
+    if (isKeycloakBackupError(error)) throw error;
+    // Present but not JSON (truncated, overwritten): a damaged manifest, not a crash.
+    throw new ManifestInvalidError(`manifest ${key} in ${store.bucket} is unreadable: ${messageOf(error)}`, {
+      cause: error,
+      hint: 'the backup cannot be trusted; the copy in the other region may be intact (--from-dr)',
+    });
+  }
+  const manifest = parseManifest(raw, key);
+  const trust = await authenticateManifest(keyring, raw, manifest, { key, target, backupId, ...options });
+  return { manifest, trust };
+}
+
+/** readTrustedManifest for callers that accept only authenticated manifests. */
+export async function readManifest(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+  backupId: string,
+  options: { allowUnauthenticated?: boolean } = {},
+): Promise<Manifest> {
+  return (await readTrustedManifest(store, keyring, target, backupId, options)).manifest;
+}
+
+/** The manifest, or undefined when the backup has none (yet). */
+export async function readManifestIfPresent(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+  backupId: string,
+): Promise<Manifest | undefined> {
+  try {
+    return await readManifest(store, keyring, target, backupId);
+  } catch (error) {
+    if (error instanceof ObjectNotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** Writes a manifest sealed under the keyring, with the key's fingerprint; the only way manifests are written. */
+export async function writeManifest(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  manifest: Manifest,
+  options: PutOptions = {},
+): Promise<Manifest> {
+  const sealed = await sealManifest(keyring, manifest);
+  await store.putJson(manifestKey(manifest.target, manifest.backupId), sealed, options);
+  return sealed;
 }
 
 /** Every target that has anything stored in `store`, from the keys themselves. */
@@ -61,4 +142,8 @@ export async function listTargets(store: ObjectStore): Promise<string[]> {
     if (parsed) targets.add(parsed.target);
   }
   return [...targets].sort();
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -62,8 +62,9 @@ export async function verifyDumpFromDr(ports: DrDumpPorts, request: DrDumpReques
   };
   const base = { ...where, plainBytes: null, restoreSeconds: null, failedChecks: [] as string[] };
   const [inDr, inPrimary] = await Promise.all([
-    findNearestManifest(ports.drStore, request.target, request.restoreTime),
-    findNearestManifest(ports.primaryStore, request.target, request.restoreTime),
+    // The DR key alone authenticates both (each manifest's MAC key is sealed under both regions' keys).
+    findNearestManifest(ports.drStore, ports.drEnvelope, request.target, request.restoreTime),
+    findNearestManifest(ports.primaryStore, ports.drEnvelope, request.target, request.restoreTime),
   ]);
   if (!inDr && !inPrimary) {
     const detail = `no backup of ${request.target} taken before ${request.restoreTime.toISOString()} in either bucket`;

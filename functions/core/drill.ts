@@ -7,7 +7,7 @@ import { keyChangeReportSchema } from './keycloak/snapshot-schema.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
-import type { DrillInstance, ObjectStore, RestorableWindow } from './ports.js';
+import type { DrillInstance, ManifestKeyring, ObjectStore, RestorableWindow } from './ports.js';
 import { parseScheduledTime, timeOfBackupId } from './schedule.js';
 
 export const DRILL_REPORT_VERSION = 1;
@@ -159,6 +159,7 @@ export function nearestManifest<M extends { backupId: string; startedAt: string 
  */
 export async function findNearestManifest(
   store: ObjectStore,
+  keyring: ManifestKeyring,
   target: string,
   restoreTime: Date,
 ): Promise<Manifest | undefined> {
@@ -170,7 +171,7 @@ export async function findNearestManifest(
   for (const backupId of candidateBackupIds(ids, restoreTime)) {
     let manifest: Manifest;
     try {
-      manifest = await readManifest(store, target, backupId);
+      manifest = await readManifest(store, keyring, target, backupId);
     } catch (error) {
       if (isKeycloakBackupError(error)) continue;
       throw error;

@@ -96,6 +96,24 @@ export class ManifestInvalidError extends KeycloakBackupError {
   readonly kind = 'fatal';
 }
 
+/** A manifest's MAC does not authenticate it, or it names another backup than the one it is stored as. */
+export class ManifestTamperedError extends KeycloakBackupError {
+  override readonly name = 'ManifestTamperedError';
+  readonly kind = 'fatal';
+}
+
+/** A manifest carries no MAC (written before manifests were authenticated): not trusted unless asked. */
+export class ManifestUnauthenticatedError extends KeycloakBackupError {
+  override readonly name = 'ManifestUnauthenticatedError';
+  readonly kind = 'fatal';
+}
+
+/** The key in use is not the key a backup was written under (fingerprints differ), or it is missing. */
+export class KeyMismatchError extends KeycloakBackupError {
+  override readonly name = 'KeyMismatchError';
+  readonly kind = 'fatal';
+}
+
 /** The restored database is not a healthy Keycloak database, or differs from its manifest. */
 export class VerificationFailedError extends KeycloakBackupError {
   override readonly name = 'VerificationFailedError';
@@ -163,6 +181,9 @@ export const ERROR_NAMES = [
   'KeyUnavailableError',
   'ObjectNotFoundError',
   'ManifestInvalidError',
+  'ManifestTamperedError',
+  'ManifestUnauthenticatedError',
+  'KeyMismatchError',
   'VerificationFailedError',
   'RestoreWindowError',
   'SnapshotFailedError',

@@ -1,11 +1,13 @@
 // Carries out retention in one region: inventory through the ports, planRetention, then the deletions.
 import { readCatalog } from './catalog.js';
 import { MANIFEST_FILE } from './layout.js';
-import type { ObjectStore, SnapshotEngine } from './ports.js';
+import type { ManifestKeyring, ObjectStore, SnapshotEngine } from './ports.js';
 import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotRecord } from './retention.js';
 
 export interface ExpireRequest {
   store: ObjectStore;
+  /** Authenticates the manifests: a manifest that fails is left alone, never taken at its word. */
+  keyring: ManifestKeyring;
   region: 'primary' | 'dr';
   snapshots: SnapshotEngine;
   targets: readonly string[];
@@ -20,7 +22,7 @@ export async function expireRegion(request: ExpireRequest): Promise<RetentionPla
   const backups = [];
   const snapshots: SnapshotRecord[] = [];
   for (const target of request.targets) {
-    backups.push(...(await readCatalog(request.store, target)));
+    backups.push(...(await readCatalog(request.store, request.keyring, target)));
     for (const snapshot of await request.snapshots.list(target, request.region)) {
       snapshots.push({
         target,

@@ -69,6 +69,8 @@ export const manifestSchema = z.object({
     frameLength: z.number().int().positive(),
     keyIds: z.array(z.string()).min(1),
     context: z.record(z.string(), z.string()),
+    /** Fingerprint of the key the backup was written under (never key material); absent before it was recorded. */
+    keyFingerprint: z.string().optional(),
   }),
   /** Taken inside the dump's own exported snapshot: the dump holds exactly these rows. */
   contents: z.object({
@@ -86,6 +88,10 @@ export const manifestSchema = z.object({
   copies: z
     .array(z.object({ region: z.string(), bucket: z.string(), key: z.string(), verifiedAt: isoTime }))
     .default([]),
+  /** The MAC over every other field (manifest-auth.ts); absent in manifests written before it existed. */
+  authentication: z
+    .object({ algorithm: z.literal('HMAC-SHA256'), sealedKey: z.string().min(1), mac: sha256 })
+    .optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

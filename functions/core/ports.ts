@@ -40,8 +40,28 @@ export interface EncryptionDescription {
   keyIds: string[];
 }
 
+/** A manifest's MAC: HMAC-SHA256 under a fresh key that the keyring seals (so either region's key can open it). */
+export interface ManifestSeal {
+  algorithm: 'HMAC-SHA256';
+  /** The MAC key as an encrypted message of the keyring, bound to the backup's encryption context. */
+  sealedKey: string;
+  /** Hex HMAC-SHA256 of the manifest's canonical bytes. */
+  mac: string;
+}
+
+/** Manifest authentication under the keyring: what core needs to trust a manifest read from a bucket. */
+export interface ManifestKeyring {
+  /** A fingerprint of the key in use (never key material), recorded in each manifest. */
+  keyFingerprint(): string;
+  /** MACs `bytes` under a fresh key sealed by the keyring with `context` bound in. */
+  sealManifest(bytes: Uint8Array, context: Record<string, string>): Promise<ManifestSeal>;
+  /** Throws ManifestTamperedError unless `seal` authenticates `bytes` under `context`; KeyUnavailableError when the
+   * keyring cannot open the sealed key. */
+  openManifestSeal(bytes: Uint8Array, seal: ManifestSeal, context: Record<string, string>): Promise<void>;
+}
+
 /** Streaming envelope encryption (AWS Encryption SDK) over a keyring. */
-export interface Envelope {
+export interface Envelope extends ManifestKeyring {
   /** A stream that turns plaintext into the encrypted message; `context` is bound into it. */
   encryptStream(context: Record<string, string>): Transform;
   /** A stream that turns the encrypted message back into plaintext; fails with DecryptionFailedError

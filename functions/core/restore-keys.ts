@@ -10,10 +10,11 @@ import {
   type RealmKeyInventory,
 } from './keycloak/index.js';
 import type { Manifest } from './manifest.js';
-import type { Alert, DatabaseLocator, DatabaseTools, ObjectStore } from './ports.js';
+import type { Alert, DatabaseLocator, DatabaseTools, ManifestKeyring, ObjectStore } from './ports.js';
 
 export interface RestoreKeyPorts {
   primaryStore: ObjectStore;
+  envelope: ManifestKeyring;
   databases: DatabaseLocator;
   tools: Pick<DatabaseTools, 'readRealmKeys' | 'disableKeyComponents'>;
 }
@@ -49,10 +50,14 @@ export function manifestSide(manifest: Manifest, label: string): KeySide {
 }
 
 /** The newest verified backup of the target in the primary bucket, as a side to compare with. */
-export async function newestVerifiedSide(store: ObjectStore, target: string): Promise<KeySide> {
+export async function newestVerifiedSide(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+): Promise<KeySide> {
   const label = 'the newest verified backup';
   try {
-    const newest = (await readCatalog(store, target))
+    const newest = (await readCatalog(store, keyring, target))
       .filter((entry) => entry.parsed && entry.manifest?.verified)
       .at(-1)?.parsed;
     if (!newest) return { label, unavailable: `no verified backup of ${target}` };
@@ -83,7 +88,7 @@ export async function readKeyReferences(
 ): Promise<KeyReferences> {
   const [live, newestVerified] = await Promise.all([
     liveSide(ports, target),
-    newestVerifiedSide(store, target),
+    newestVerifiedSide(store, ports.envelope, target),
   ]);
   return { live, newestVerified };
 }

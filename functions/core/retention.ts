@@ -44,6 +44,8 @@ export interface BackupRecord {
   /** Newest modification among its objects. */
   lastModified: Date;
   manifest?: { retainUntil: Date; verified: boolean };
+  /** A manifest is there but cannot be read or trusted: the backup is left in place, for a person to inspect. */
+  problem?: string;
 }
 
 export interface SnapshotRecord {
@@ -100,9 +102,13 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       continue;
     }
 
-    const newestVerified = backups.filter((b) => b.manifest?.verified).at(-1)?.backupId;
+    const newestVerified = backups.filter((b) => b.manifest?.verified && !b.problem).at(-1)?.backupId;
     for (const backup of backups) {
-      if (!backup.manifest) {
+      if (backup.problem) {
+        // Neither trusted nor expired: a damaged or tampered manifest could claim any retain-until.
+        plan.kept++;
+        plan.warnings.push(`backup ${backup.backupId} of ${target} is left in place: ${backup.problem}`);
+      } else if (!backup.manifest) {
         const abandoned = now.getTime() - backup.lastModified.getTime() > policy.incompleteGraceHours * HOUR;
         if (abandoned) plan.deleteBackups.push(deletion(target, backup.backupId, backup.keys, 'incomplete'));
         else plan.kept++;
@@ -137,7 +143,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
 
 function pauseReason(target: string, backups: readonly BackupRecord[], failedTargets: readonly string[]) {
   if (failedTargets.includes(target)) return 'the current backup run of this target failed';
-  const newestComplete = backups.filter((b) => b.manifest).at(-1);
+  const newestComplete = backups.filter((b) => b.manifest && !b.problem).at(-1);
   if (newestComplete && !newestComplete.manifest?.verified) {
     return `the newest backup ${newestComplete.backupId} is not verified`;
   }

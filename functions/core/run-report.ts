@@ -5,7 +5,7 @@ import { isKeycloakBackupError } from './errors.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import { isVerified, type Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
-import type { ObjectStore } from './ports.js';
+import type { ManifestKeyring, ObjectStore } from './ports.js';
 
 export const RUN_REPORT_VERSION = 1;
 
@@ -67,6 +67,7 @@ export interface RunManifests {
  */
 export async function readRunManifests(
   store: ObjectStore,
+  keyring: ManifestKeyring,
   target: string,
   backupId: string,
 ): Promise<RunManifests> {
@@ -81,7 +82,7 @@ export async function readRunManifests(
   for (const id of [...ids].sort().reverse()) {
     let manifest: Manifest;
     try {
-      manifest = await readManifest(store, target, id);
+      manifest = await readManifest(store, keyring, target, id);
     } catch (error) {
       if (isKeycloakBackupError(error)) continue;
       throw error;

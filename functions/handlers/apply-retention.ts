@@ -18,6 +18,7 @@ export function makeHandler(services: Services) {
     const failedTargets = run.results.filter((r) => r.dump.failed || r.snapshot.failed).map((r) => r.target);
     const common = {
       snapshots: services.snapshots,
+      keyring: services.envelope,
       targets: config.KB_TARGETS.map((t) => t.name),
       policy: retentionPolicy(config),
       now: services.clock.now(),

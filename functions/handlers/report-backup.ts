@@ -65,7 +65,12 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
         };
         await services.primaryStore.putJson(runReportKey(outcome.target, run.backupId), report);
       }
-      const manifests = await readRunManifests(services.primaryStore, outcome.target, run.backupId);
+      const manifests = await readRunManifests(
+        services.primaryStore,
+        services.envelope,
+        outcome.target,
+        run.backupId,
+      );
       const records = backupRunMetrics({
         outcome,
         failures,

@@ -37,7 +37,12 @@ export function makeHandler(services: Services) {
       );
     }
     const restoreTime = effectiveRestoreTime(parseRestoreTime(request.time), new Date(request.requestedAt));
-    const manifest = await findNearestManifest(services.primaryStore, request.target, restoreTime);
+    const manifest = await findNearestManifest(
+      services.primaryStore,
+      services.envelope,
+      request.target,
+      restoreTime,
+    );
     const report = await services.tools.verifyKeycloak(instance.databaseUrl, {
       source: manifest
         ? { ...manifest.contents, keycloakVersion: manifest.source.keycloakVersion }

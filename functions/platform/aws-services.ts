@@ -44,9 +44,16 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
   });
 
   const keys = new KmsKeys({ primaryKeyArn, drKeyArn });
-  const esdk = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+  const esdk = new EsdkEnvelope({
+    keyring: keys.keyring,
+    keyIds: keys.keyIds,
+    fingerprint: keys.fingerprint,
+  });
   // The preflight also says which key is disabled or pending deletion, before the data-key round trip fails.
   const envelope: Envelope = {
+    keyFingerprint: () => esdk.keyFingerprint(),
+    sealManifest: (bytes, context) => esdk.sealManifest(bytes, context),
+    openManifestSeal: (bytes, seal, context) => esdk.openManifestSeal(bytes, seal, context),
     encryptStream: (context) => esdk.encryptStream(context),
     decryptStream: (context) => esdk.decryptStream(context),
     describe: () => esdk.describe(),
@@ -57,7 +64,12 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
   };
 
   // The drill reads the DR copy of a dump with the DR key alone (decrypt only).
-  const drEnvelope = new EsdkEnvelope({ keyring: keys.drOnlyKeyring(), keyIds: [drKeyArn] });
+  const drEnvelope = new EsdkEnvelope({
+    keyring: keys.drOnlyKeyring(),
+    keyIds: [drKeyArn],
+    // The same pair of keys wrote the backups: their manifests record this fingerprint.
+    fingerprint: keys.fingerprint,
+  });
 
   const databases = new SecretsDatabaseLocator({
     targets: config.KB_TARGETS,

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { copyObjectVerified } from '../adapters/copy-object.js';
 import { EsdkEnvelope } from '../adapters/crypto/envelope.js';
-import { readKeyFile } from '../adapters/local/key-file.js';
+import { localKeyFingerprint, readKeyFile } from '../adapters/local/key-file.js';
 import { LocalPointInTimeEngine } from '../adapters/local/local-pitr.js';
 import { LocalSnapshotEngine } from '../adapters/local/local-snapshots.js';
 import { OutboxNotifier } from '../adapters/local/outbox-notifier.js';
@@ -39,7 +39,11 @@ export async function localServices(config: Config, logger: Logger): Promise<Ser
   const primaryStore = store(config.KB_PRIMARY_BUCKET, config.KB_PRIMARY_REGION);
   const drStore = store(config.KB_DR_BUCKET, config.KB_DR_REGION);
   const key = await readKeyFile(required(config.KB_LOCAL_KEY_FILE, 'KB_LOCAL_KEY_FILE'));
-  const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: [LOCAL_KEY_ID] });
+  const envelope = new EsdkEnvelope({
+    keyring: localKeyring(key),
+    keyIds: [LOCAL_KEY_ID],
+    fingerprint: localKeyFingerprint(key),
+  });
   const databases = new ConfiguredDatabaseLocator(config);
   const binaries = pgBinaries(config);
   const snapshots = new LocalSnapshotEngine({ primaryStore, drStore, envelope, databases, binaries });

@@ -156,7 +156,7 @@ describe('keycloak-backup command', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('verification failed: checksum');
     const manifest = await withStored((services) =>
-      readManifest(services.primaryStore, 'keycloak', backupId),
+      readManifest(services.primaryStore, services.envelope, 'keycloak', backupId),
     );
     expect(manifest.verification.at(-1)).toMatchObject({ passed: false });
   });

@@ -10,6 +10,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
+import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
 import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
@@ -48,7 +49,11 @@ let pgRestore: string;
 /** The machine's libstdbuf.so: the dumps here write 64 KiB at a time, as the Lambdas' do. */
 let stdbufLibrary: string | undefined;
 const key = randomBytes(32);
-const envelope = new EsdkEnvelope({ keyring: localKeyring(key), keyIds: ['keycloak-backup/local-key'] });
+const envelope = new EsdkEnvelope({
+  keyring: localKeyring(key),
+  keyIds: ['keycloak-backup/local-key'],
+  fingerprint: localKeyFingerprint(key),
+});
 
 /** The URL of another database (or role) on the same server as `url`. */
 function withDatabase(url: string, database: string, user?: { name: string; password: string }): string {
@@ -374,7 +379,12 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
   });
 
   it('fails with DecryptionFailedError under a different key', async () => {
-    const stranger = new EsdkEnvelope({ keyring: localKeyring(randomBytes(32)), keyIds: ['other'] });
+    const strangerKey = randomBytes(32);
+    const stranger = new EsdkEnvelope({
+      keyring: localKeyring(strangerKey),
+      keyIds: ['other'],
+      fingerprint: localKeyFingerprint(strangerKey),
+    });
     const failure = await verifyStoredObject({
       store,
       key: objectKey,

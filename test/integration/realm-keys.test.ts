@@ -168,7 +168,7 @@ async function restore(backupId: string, database: string, disableReintroducedKe
       'keycloak',
       {
         label: `backup ${backupId}`,
-        manifest: await readManifest(services.primaryStore, 'keycloak', backupId),
+        manifest: await readManifest(services.primaryStore, services.envelope, 'keycloak', backupId),
       },
       { disableReintroducedKeys },
     );
@@ -286,7 +286,7 @@ const REINTRODUCED = [
 
 describe('realm keys across a restore', () => {
   it('records every key with its kid, provider and status in the manifest, and the sessions by kind', async () => {
-    const manifest = await readManifest(services.primaryStore, 'keycloak', first);
+    const manifest = await readManifest(services.primaryStore, services.envelope, 'keycloak', first);
     const keys = manifest.contents.keys ?? [];
     const byId = new Map(keys.map((k) => [k.componentId, k]));
     for (const fixture of Object.values(FIXTURE)) expect(byId.get(fixture.id)?.kid).toBe(fixture.kid);
@@ -319,7 +319,7 @@ describe('realm keys across a restore', () => {
   });
 
   it('derives the kid of a key made after the fixture from its certificate, as openssl computes it', async () => {
-    const manifest = await readManifest(services.primaryStore, 'keycloak', second);
+    const manifest = await readManifest(services.primaryStore, services.envelope, 'keycloak', second);
     const kids = new Map((manifest.contents.keys ?? []).map((k) => [k.componentId, k.kid]));
     expect(kids.get(added.masterRsa.id)).toBe(added.masterRsa.kid);
     expect(kids.get(added.appRsa.id)).toBe(added.appRsa.kid);

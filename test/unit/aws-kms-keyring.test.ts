@@ -61,7 +61,11 @@ describe('KmsKeys keyring', () => {
       primaryClient: primary,
       drClient: dr,
     });
-    const envelope = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+    const envelope = new EsdkEnvelope({
+      keyring: keys.keyring,
+      keyIds: keys.keyIds,
+      fingerprint: keys.fingerprint,
+    });
 
     // Act
     const encrypted = await buffer(
@@ -93,7 +97,11 @@ describe('KmsKeys keyring', () => {
       primaryClient: primary,
       drClient: dr,
     });
-    const envelope = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+    const envelope = new EsdkEnvelope({
+      keyring: keys.keyring,
+      keyIds: keys.keyIds,
+      fingerprint: keys.fingerprint,
+    });
     const encrypted = await buffer(
       Readable.from([Buffer.from('keycloak dump')]).pipe(envelope.encryptStream({ backupId: 'b1' })),
     );

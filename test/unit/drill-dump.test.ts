@@ -125,13 +125,21 @@ describe("the drill's DR-only keyring", () => {
       primaryClient: primary,
       drClient: dr,
     });
-    const both = new EsdkEnvelope({ keyring: keys.keyring, keyIds: keys.keyIds });
+    const both = new EsdkEnvelope({
+      keyring: keys.keyring,
+      keyIds: keys.keyIds,
+      fingerprint: keys.fingerprint,
+    });
     const encrypted = await buffer(
       Readable.from([Buffer.from('keycloak dump')]).pipe(both.encryptStream({ backupId: 'b1' })),
     );
     primaryMock.resetHistory();
 
-    const drOnly = new EsdkEnvelope({ keyring: keys.drOnlyKeyring(), keyIds: [DR_KEY] });
+    const drOnly = new EsdkEnvelope({
+      keyring: keys.drOnlyKeyring(),
+      keyIds: [DR_KEY],
+      fingerprint: keys.fingerprint,
+    });
     const plain = await buffer(Readable.from([encrypted]).pipe(drOnly.decryptStream({ backupId: 'b1' })));
 
     expect(plain.toString()).toBe('keycloak dump');

@@ -1,9 +1,10 @@
 // The drill handlers over fake ports: no processes, no network.
 import { describe, expect, it } from 'vitest';
+import { writeManifest } from '../../functions/core/catalog.js';
 import { drillReportSchema } from '../../functions/core/drill.js';
 import { InvalidInputError, RestoreWindowError } from '../../functions/core/errors.js';
 import type { RealmKey, RealmKeyInventory } from '../../functions/core/keycloak/index.js';
-import { drillKeyChangesKey, drillReportKey, manifestKey } from '../../functions/core/layout.js';
+import { drillKeyChangesKey, drillReportKey } from '../../functions/core/layout.js';
 import type {
   Alert,
   DrillInstance,
@@ -17,6 +18,7 @@ import { makeHandler as makeVerify } from '../../functions/handlers/verify-drill
 import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
@@ -96,6 +98,7 @@ function fakeServices(
     logger: createLogger({ silent: true }),
     clock: { now: () => now },
     primaryStore: store,
+    envelope: testEnvelope(),
     pitr: pitrFake,
     databases: {
       connectionUrl: async (_target: string, role: string) => `postgres://${role}@127.0.0.1:2/keycloak`,
@@ -197,50 +200,9 @@ describe('verifyDrill', () => {
 
   it('compares with the newest manifest taken before the restore time', async () => {
     const services = fakeServices();
-    const manifest = (backupId: string, startedAt: string) => ({
-      manifestVersion: 1,
-      backupId,
-      target: 'keycloak',
-      tiers: ['hourly'],
-      scheduledAt: startedAt,
-      startedAt,
-      finishedAt: startedAt,
-      retainUntil: '2026-12-01T00:00:00Z',
-      source: {
-        endpointRole: 'replica',
-        serverVersion: '15.18',
-        pgDumpVersion: '15.18',
-        keycloakVersion: '26.0.8',
-        replicaLagSeconds: 0,
-        database: 'keycloak',
-        schema: 'public',
-      },
-      dump: {
-        key: 'k',
-        format: 'custom',
-        compression: 'gzip:6',
-        plainBytes: 1,
-        plainSha256: 'a'.repeat(64),
-        storedBytes: 1,
-        storedSha256: 'b'.repeat(64),
-        durationMs: 1,
-      },
-      encryption: { suite: 's', frameLength: 1, keyIds: ['k'], context: {} },
-      contents: {
-        tableCounts: { realm: 2 },
-        schemaDigest: backupId,
-        realms: ['master'],
-        keyFingerprints: {},
-      },
-    });
-    await services.store.putJson(
-      manifestKey('keycloak', '20261123T1000Z'),
-      manifest('20261123T1000Z', '2026-11-23T10:00:05Z'),
-    );
-    await services.store.putJson(
-      manifestKey('keycloak', '20261123T1100Z'),
-      manifest('20261123T1100Z', '2026-11-23T11:00:05Z'),
-    );
+    for (const backupId of ['20261123T1000Z', '20261123T1100Z']) {
+      await writeManifest(services.store, services.envelope, sampleManifest('keycloak', backupId));
+    }
     let source: { schemaDigest?: string } | undefined;
     const tools = {
       ...keyTools([], []),

@@ -3,13 +3,18 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { EsdkEnvelope, FRAME_LENGTH, SUITE_NAME } from '../../functions/adapters/crypto/envelope.js';
+import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
 import { LOCAL_KEY_ID, localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
 import { ConfigurationError, DecryptionFailedError } from '../../functions/core/errors.js';
 
 const context = { target: 'kc', backupId: '20260101T0000Z' };
 
 function envelope(key = randomBytes(32)) {
-  return new EsdkEnvelope({ keyring: localKeyring(key), keyIds: [LOCAL_KEY_ID] });
+  return new EsdkEnvelope({
+    keyring: localKeyring(key),
+    keyIds: [LOCAL_KEY_ID],
+    fingerprint: localKeyFingerprint(key),
+  });
 }
 
 async function run(input: Buffer, stream: NodeJS.ReadWriteStream): Promise<Buffer> {

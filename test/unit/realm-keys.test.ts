@@ -16,6 +16,7 @@ import {
   realmKeyInventoryOf,
 } from '../../functions/core/keycloak/index.js';
 import { readKeyReferences } from '../../functions/core/restore-keys.js';
+import { testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 
 const fp = (seed: string) => seed.padEnd(64, '0').slice(0, 64);
@@ -326,6 +327,7 @@ describe('readKeyReferences', () => {
   it('says the live database is not reachable instead of failing the restore', async () => {
     const ports = {
       primaryStore: new MemoryObjectStore({ bucket: 'b', region: 'r' }),
+      envelope: testEnvelope(),
       databases: {
         connectionUrl: async () => {
           throw new Error('connect ECONNREFUSED 127.0.0.1:5432');

@@ -63,7 +63,7 @@ describe('backup workflow', () => {
 
     const alerts = await readOutbox(services.config.KB_OUTBOX_FILE!);
     expect(result.status, alerts.map((a) => `${a.subject}: ${a.cause}`).join('\n')).toBe('SUCCEEDED');
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
+    const manifest = await readManifest(services.primaryStore, services.envelope, 'keycloak', backupId);
     expect(manifest.tiers).toContain('daily');
     expect(manifest.source.endpointRole).toBe('replica');
     expect(manifest.source.keycloakVersion).toBe('26.0.8');
@@ -76,7 +76,7 @@ describe('backup workflow', () => {
       expect.arrayContaining(['signing-keys', 'source-counts-exact']),
     );
     expect(manifest.copies.map((c) => c.region)).toEqual([services.drStore.region]);
-    const drManifest = await readManifest(services.drStore, 'keycloak', backupId);
+    const drManifest = await readManifest(services.drStore, services.envelope, 'keycloak', backupId);
     expect(drManifest.dump.storedSha256).toBe(manifest.dump.storedSha256);
 
     const stored = await bytesOf(dumpKey('keycloak', backupId));
@@ -110,7 +110,12 @@ describe('backup workflow', () => {
     expect(result.status, `${result.error}: ${result.cause}`).toBe('SUCCEEDED');
     expect(calls).toBe(2);
     expect(result.events.some((e) => e.type === 'StateRetried' && e.state === 'DumpDatabase')).toBe(true);
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    const manifest = await readManifest(
+      services.primaryStore,
+      services.envelope,
+      'keycloak',
+      backupIdFor(time),
+    );
     expect(manifest.tiers).toEqual(['hourly']);
     expect(manifest.verification.at(-1)).toMatchObject({ level: 'archive', passed: true });
   });
@@ -166,12 +171,14 @@ describe('backup workflow', () => {
     const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
     expect(alert).toMatchObject({ step: 'verify', error: 'VerificationFailedError' });
     expect(alert?.cause).toMatch(/checksum/);
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupId);
+    const manifest = await readManifest(services.primaryStore, services.envelope, 'keycloak', backupId);
     expect(manifest.verification.at(-1)).toMatchObject({ passed: false });
     const retention = result.events.find((e) => e.type === 'StateExited' && e.state === 'ApplyRetention');
     expect(retention).toBeDefined();
     // The newest backup failed: nothing of the target may be expired, so every earlier backup is still there.
-    const ids = (await readCatalog(services.primaryStore, 'keycloak')).map((b) => b.backupId);
+    const ids = (await readCatalog(services.primaryStore, services.envelope, 'keycloak')).map(
+      (b) => b.backupId,
+    );
     expect(ids).toEqual(
       expect.arrayContaining([
         backupIdFor(lastMidnight(1)),

@@ -254,7 +254,7 @@ describe('restore drill workflow', () => {
 
   it('tears down and alerts with the failing checks when the restored copy disagrees with its manifest', async () => {
     // A newer manifest that records a realm and users the database never had: the comparison must fail.
-    const real = await readManifest(services.primaryStore, TARGET, dailyBackupId);
+    const real = await readManifest(services.primaryStore, services.envelope, TARGET, dailyBackupId);
     const now = new Date();
     const backupId = backupIdFor(new Date(now.getTime() - 60_000));
     const key = manifestKey(TARGET, backupId);
@@ -294,7 +294,7 @@ describe('restore drill workflow', () => {
   });
 
   it('fails, tears down and alerts naming the check when the DR copy of the dump does not restore', async () => {
-    const manifest = await readManifest(services.drStore, TARGET, dailyBackupId);
+    const manifest = await readManifest(services.drStore, services.envelope, TARGET, dailyBackupId);
     const original = await readAll(await services.drStore.getStream(manifest.dump.key));
     const damaged = Buffer.from(original);
     damaged[damaged.length >> 1]! ^= 0xff;

@@ -1,4 +1,5 @@
 // The AWS keyring: every data key wrapped under the primary-region KMS key and the DR-region key, plus a key preflight.
+import { createHash } from 'node:crypto';
 import { KmsKeyringNode } from '@aws-crypto/client-node';
 import { DescribeKeyCommand, KMS } from '@aws-sdk/client-kms';
 import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
@@ -79,6 +80,11 @@ export class KmsKeys {
   /** The key ARNs data keys are wrapped under, for the manifest. */
   get keyIds(): string[] {
     return [this.primaryKeyArn, this.drKeyArn];
+  }
+
+  /** Identifies the pair of keys (KMS keys never leave KMS: their ARNs are their identity), for the manifest. */
+  get fingerprint(): string {
+    return createHash('sha256').update(this.keyIds.join('\n')).digest('hex').slice(0, 32);
   }
 
   /** Preflight: both keys exist, are enabled and not pending deletion. Throws KeyUnavailableError naming the key. */

@@ -1,4 +1,5 @@
 // Streaming envelope encryption with the AWS Encryption SDK: key-committing suite, no signature, 1 MiB frames.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import {
   AlgorithmSuiteIdentifier,
@@ -7,8 +8,13 @@ import {
   type KeyringNode,
   type MessageHeader,
 } from '@aws-crypto/client-node';
-import { DecryptionFailedError, isKeycloakBackupError, KeyUnavailableError } from '../../core/errors.js';
-import type { EncryptionDescription, Envelope } from '../../core/ports.js';
+import {
+  DecryptionFailedError,
+  isKeycloakBackupError,
+  KeyUnavailableError,
+  ManifestTamperedError,
+} from '../../core/errors.js';
+import type { EncryptionDescription, Envelope, ManifestSeal } from '../../core/ports.js';
 import { READ_HIGH_WATER_MARK } from '../streams.js';
 
 export const SUITE_ID = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
@@ -29,7 +35,13 @@ export interface EsdkEnvelopeOptions {
   keyring: KeyringNode;
   /** What the keyring wraps data keys under (KMS key ARNs, or the local key's name), recorded in the manifest. */
   keyIds: string[];
+  /** Identifies the key in use without revealing it (local: derived from the key file; AWS: from the key ARNs). */
+  fingerprint: string;
 }
+
+/** The encryption-context entry that keeps a sealed MAC key from being taken for a dump's data, and back. */
+export const MANIFEST_MAC_PURPOSE = { 'keycloak-backup:purpose': 'manifest-mac' } as const;
+const MAC_KEY_BYTES = 32;
 
 /**
  * Envelope over any ESDK keyring (KMS multi-region on AWS, raw AES locally).
@@ -37,10 +49,83 @@ export interface EsdkEnvelopeOptions {
 export class EsdkEnvelope implements Envelope {
   private readonly keyring: KeyringNode;
   private readonly keyIds: string[];
+  private readonly fingerprint: string;
 
   constructor(options: EsdkEnvelopeOptions) {
     this.keyring = options.keyring;
     this.keyIds = [...options.keyIds];
+    this.fingerprint = options.fingerprint;
+  }
+
+  keyFingerprint(): string {
+    return this.fingerprint;
+  }
+
+  /**
+   * A fresh 256-bit MAC key per manifest, sealed as a message of the keyring (so on AWS both regions' KMS keys wrap
+   * it, and either region alone can check the manifest, with the permissions the dumps already need).
+   */
+  async sealManifest(bytes: Uint8Array, context: Record<string, string>): Promise<ManifestSeal> {
+    const macKey = randomBytes(MAC_KEY_BYTES);
+    try {
+      const { result } = await client.encrypt(this.keyring, macKey, {
+        suiteId: SUITE_ID,
+        encryptionContext: { ...context, ...MANIFEST_MAC_PURPOSE },
+      });
+      return {
+        algorithm: 'HMAC-SHA256',
+        sealedKey: Buffer.from(result).toString('base64'),
+        mac: createHmac('sha256', macKey).update(bytes).digest('hex'),
+      };
+    } catch (error) {
+      throw encryptFailure(error);
+    } finally {
+      macKey.fill(0);
+    }
+  }
+
+  async openManifestSeal(
+    bytes: Uint8Array,
+    seal: ManifestSeal,
+    context: Record<string, string>,
+  ): Promise<void> {
+    const tampered = (why: string, cause?: unknown) =>
+      new ManifestTamperedError(`the manifest's MAC does not authenticate it: ${why}`, {
+        cause,
+        hint: 'the manifest was changed after the pipeline wrote it: do not use this backup; inspect who can write to the bucket',
+      });
+    let opened: Awaited<ReturnType<typeof client.decrypt>>;
+    try {
+      opened = await client.decrypt(this.keyring, Buffer.from(seal.sealedKey, 'base64'), {
+        maxBodySize: MAC_KEY_BYTES,
+      });
+    } catch (error) {
+      // A key service that does not answer (the ESDK's KMS keyring says "had an error") is not an attack; a
+      // sealed key that no key of ours opens, or that fails authentication, is.
+      if (isKeyProblem(error) || /KMS CMKs had an error/.test(messageOf(error))) {
+        throw new KeyUnavailableError(`cannot open the manifest's MAC key: ${messageOf(error)}`, {
+          cause: error,
+          hint: 'check that the key exists, is enabled, and that this role may decrypt with it',
+        });
+      }
+      throw tampered('its sealed key does not open under the key in use', error);
+    }
+    const macKey = Buffer.from(opened.plaintext);
+    try {
+      const wrongContext = contextMismatches(opened.messageHeader.encryptionContext, {
+        ...context,
+        ...MANIFEST_MAC_PURPOSE,
+      });
+      if (wrongContext.length > 0)
+        throw tampered(`its key was sealed for another backup (${wrongContext.join(', ')})`);
+      const expected = createHmac('sha256', macKey).update(bytes).digest();
+      const given = Buffer.from(seal.mac, 'hex');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw tampered("the MAC differs from the manifest's content");
+      }
+    } finally {
+      macKey.fill(0);
+    }
   }
 
   encryptStream(context: Record<string, string>): Transform {

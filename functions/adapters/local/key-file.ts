@@ -1,10 +1,19 @@
 // The local AES-256 key file: created once with mode 0600, refused when others can read it; never logged.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
 
 export const KEY_BYTES = 32;
+
+/**
+ * Identifies a key without revealing it: 128 bits of HKDF-SHA256 under a label of its own, so the fingerprint
+ * shares nothing with the data keys, the MAC keys or anything else derived from the key.
+ */
+export function localKeyFingerprint(key: Uint8Array): string {
+  const derived = hkdfSync('sha256', key, Buffer.alloc(0), 'keycloak-backup/key-fingerprint/v1', 16);
+  return Buffer.from(derived).toString('hex');
+}
 
 function isErrno(error: unknown, code: string): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === code;

@@ -1,0 +1,332 @@
+// The backup steps over an in-memory store, the real envelope and tools that really read what they are given.
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { copyObjectVerified } from '../../functions/adapters/copy-object.js';
+import {
+  copyToDrStep,
+  dumpStep,
+  restoreStep,
+  SHRINK_WARNING_RATIO,
+  verifyStep,
+} from '../../functions/core/backup-steps.js';
+import { readCatalog, readManifest } from '../../functions/core/catalog.js';
+import {
+  ChecksumMismatchError,
+  KeyMismatchError,
+  ManifestInvalidError,
+  ManifestTamperedError,
+  ManifestUnauthenticatedError,
+} from '../../functions/core/errors.js';
+import { dumpKey, manifestKey } from '../../functions/core/layout.js';
+import type { Manifest } from '../../functions/core/manifest.js';
+import type { RetentionPolicy } from '../../functions/core/retention.js';
+import { backupIdFor } from '../../functions/core/schedule.js';
+import { fakeTools } from '../support/fake-tools.js';
+import { testEnvelope } from '../support/manifests.js';
+import { MemoryObjectStore } from '../support/memory-object-store.js';
+
+const TARGET = 'keycloak';
+const policy: RetentionPolicy = {
+  hourlyHours: 48,
+  dailyDays: 14,
+  weeklyDays: 90,
+  monthlyDays: 365,
+  incompleteGraceHours: 6,
+};
+const OLD = new Date('2026-11-23T09:00:00Z');
+const NEW = new Date('2026-11-23T10:00:00Z');
+
+function setup(key = randomBytes(32)) {
+  const envelope = testEnvelope(key);
+  const tools = fakeTools(envelope);
+  const ports = {
+    primaryStore: new MemoryObjectStore({ bucket: 'kb-primary', region: 'eu-west-1' }),
+    drStore: new MemoryObjectStore({ bucket: 'kb-dr', region: 'eu-central-1' }),
+    envelope,
+    tools,
+    copyObject: copyObjectVerified,
+    clock: { now: () => new Date('2026-11-23T10:05:00Z') },
+  };
+  const backup = async (at: Date, plain?: Buffer) => {
+    tools.nextDump = plain;
+    const result = await dumpStep(ports, {
+      target: TARGET,
+      backupId: backupIdFor(at),
+      tiers: ['hourly'],
+      scheduledAt: at,
+      database: 'keycloak',
+      schema: 'public',
+      policy,
+    });
+    await copyToDrStep(ports, TARGET, backupIdFor(at));
+    return result;
+  };
+  return { ports, tools, envelope, backup };
+}
+
+async function storedManifest(store: MemoryObjectStore, backupId: string): Promise<Record<string, unknown>> {
+  return (await store.getJson(manifestKey(TARGET, backupId))) as Record<string, unknown>;
+}
+
+const restoreRequest = (backupId: string, extra: object = {}) => ({
+  target: TARGET,
+  backupId,
+  databaseUrl: 'postgres://db/restored',
+  jobs: 1,
+  ...extra,
+});
+
+describe('dumpStep', () => {
+  it('reuses the existing backup of a retried run and dumps nothing', async () => {
+    const { ports, backup } = setup();
+    const first = await backup(NEW);
+    const before = ports.primaryStore.sha256(dumpKey(TARGET, first.manifest.backupId));
+    const again = await dumpStep(ports, {
+      target: TARGET,
+      backupId: first.manifest.backupId,
+      tiers: ['hourly'],
+      scheduledAt: NEW,
+      database: 'keycloak',
+      schema: 'public',
+      policy,
+    });
+    expect(again.reused).toBe(true);
+    expect(again.manifest.dump.storedSha256).toBe(first.manifest.dump.storedSha256);
+    expect(ports.primaryStore.sha256(dumpKey(TARGET, first.manifest.backupId))).toBe(before);
+  });
+
+  it('warns when a dump shrinks below half of the previous backup', async () => {
+    const { backup } = setup();
+    await backup(OLD, randomBytes(10_000));
+    const shrunk = await backup(NEW, randomBytes(Math.floor(10_000 * SHRINK_WARNING_RATIO) - 1));
+    expect(shrunk.warnings).toEqual([
+      expect.stringMatching(/less than half of the previous backup 20261123T0900Z/),
+    ]);
+    const { backup: again } = setup();
+    await again(OLD, randomBytes(10_000));
+    expect((await again(NEW, randomBytes(5_000))).warnings).toEqual([]);
+  });
+
+  it('records the key fingerprint and seals the manifest with a MAC', async () => {
+    const { ports, envelope, backup } = setup();
+    const { manifest } = await backup(NEW);
+    expect(manifest.encryption.keyFingerprint).toBe(envelope.keyFingerprint());
+    expect(manifest.encryption.keyFingerprint).toMatch(/^[0-9a-f]{32}$/);
+    const stored = await storedManifest(ports.primaryStore, manifest.backupId);
+    expect(stored.authentication).toMatchObject({
+      algorithm: 'HMAC-SHA256',
+      mac: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(JSON.stringify(stored)).not.toContain(randomBytes(0).toString('hex') || 'never');
+  });
+});
+
+describe('authenticated manifests', () => {
+  it('refuses a manifest pointed at an older dump with its checksum edited: verify and restore', async () => {
+    const { ports, backup, tools } = setup();
+    const old = (await backup(OLD)).manifest;
+    const current = (await backup(NEW)).manifest;
+    for (const store of [ports.primaryStore, ports.drStore]) {
+      const stored = await storedManifest(store, current.backupId);
+      const dump = stored.dump as Manifest['dump'];
+      store.overwrite(
+        manifestKey(TARGET, current.backupId),
+        JSON.stringify({
+          ...stored,
+          dump: { ...dump, key: old.dump.key, storedSha256: old.dump.storedSha256 },
+        }),
+      );
+    }
+    const verify = { target: TARGET, backupId: current.backupId, full: false, jobs: 1, fallback: true };
+    await expect(verifyStep(ports, verify)).rejects.toBeInstanceOf(ManifestTamperedError);
+    await expect(restoreStep(ports, restoreRequest(current.backupId))).rejects.toBeInstanceOf(
+      ManifestTamperedError,
+    );
+    expect(tools.restores).toEqual([]);
+  });
+
+  it('refuses an edited manifest (retain-until moved) with ManifestTamperedError', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const stored = await storedManifest(ports.primaryStore, manifest.backupId);
+    ports.primaryStore.overwrite(
+      manifestKey(TARGET, manifest.backupId),
+      JSON.stringify({ ...stored, retainUntil: '2020-01-01T00:00:00.000Z' }),
+    );
+    await expect(readManifest(ports.primaryStore, ports.envelope, TARGET, manifest.backupId)).rejects.toThrow(
+      /MAC differs from the manifest's content/,
+    );
+  });
+
+  it("refuses an older backup's whole manifest copied over a newer one (a rollback)", async () => {
+    const { ports, backup } = setup();
+    const old = (await backup(OLD)).manifest;
+    const current = (await backup(NEW)).manifest;
+    ports.primaryStore.overwrite(
+      manifestKey(TARGET, current.backupId),
+      ports.primaryStore.bytes(manifestKey(TARGET, old.backupId))!,
+    );
+    await expect(restoreStep(ports, restoreRequest(current.backupId))).rejects.toThrow(ManifestTamperedError);
+    await expect(restoreStep(ports, restoreRequest(current.backupId))).rejects.toThrow(
+      /names backup 20261123T0900Z of keycloak, not 20261123T1000Z/,
+    );
+  });
+
+  it('reads the dump at the key derived from (target, backupId): a trusted unauthenticated manifest pointing elsewhere is refused, and the derived dump fails its checksum', async () => {
+    const { ports, backup, tools } = setup();
+    const old = (await backup(OLD)).manifest;
+    const current = (await backup(NEW)).manifest;
+    const stored = await storedManifest(ports.primaryStore, current.backupId);
+    const { authentication: _dropped, ...unsealed } = stored;
+    const dump = stored.dump as Manifest['dump'];
+    // Pointed at the older dump: refused by name even when unauthenticated manifests are trusted.
+    ports.primaryStore.overwrite(
+      manifestKey(TARGET, current.backupId),
+      JSON.stringify({
+        ...unsealed,
+        dump: { ...dump, key: old.dump.key, storedSha256: old.dump.storedSha256 },
+      }),
+    );
+    await expect(
+      restoreStep(ports, restoreRequest(current.backupId, { trustUnauthenticated: true })),
+    ).rejects.toBeInstanceOf(ManifestTamperedError);
+    // Only the checksum edited: the derived key's dump does not match it.
+    ports.primaryStore.overwrite(
+      manifestKey(TARGET, current.backupId),
+      JSON.stringify({ ...unsealed, dump: { ...dump, storedSha256: old.dump.storedSha256 } }),
+    );
+    await expect(
+      verifyStep(ports, {
+        target: TARGET,
+        backupId: current.backupId,
+        full: false,
+        jobs: 1,
+        trustUnauthenticated: true,
+      }),
+    ).rejects.toMatchObject({ name: 'VerificationFailedError', cause: expect.any(ChecksumMismatchError) });
+    // The older dump's bytes copied over the newer dump's key, checksum edited to match: its context is another backup's.
+    ports.primaryStore.overwrite(dumpKey(TARGET, current.backupId), ports.primaryStore.bytes(old.dump.key)!);
+    await expect(
+      verifyStep(ports, {
+        target: TARGET,
+        backupId: current.backupId,
+        full: false,
+        jobs: 1,
+        trustUnauthenticated: true,
+      }),
+    ).rejects.toMatchObject({
+      failedChecks: ['decrypt'],
+      message: expect.stringMatching(/context does not match/),
+    });
+    expect(tools.restores).toEqual([]);
+  });
+
+  it('refuses a manifest without a MAC unless asked to trust it, and seals it once verified', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const { authentication: _dropped, ...unsealed } = await storedManifest(
+      ports.primaryStore,
+      manifest.backupId,
+    );
+    ports.primaryStore.overwrite(manifestKey(TARGET, manifest.backupId), JSON.stringify(unsealed));
+    await expect(
+      restoreStep(ports, restoreRequest(manifest.backupId, { fromDr: false })),
+    ).rejects.toBeInstanceOf(ManifestUnauthenticatedError);
+    const entry = (await readCatalog(ports.primaryStore, ports.envelope, TARGET)).at(-1);
+    expect(entry?.parsed).toBeUndefined();
+    expect(entry?.problem).toMatch(/^ManifestUnauthenticatedError/);
+
+    await verifyStep(ports, {
+      target: TARGET,
+      backupId: manifest.backupId,
+      full: false,
+      jobs: 1,
+      trustUnauthenticated: true,
+    });
+    const sealed = await readManifest(ports.primaryStore, ports.envelope, TARGET, manifest.backupId);
+    expect(sealed.verification.at(-1)?.passed).toBe(true);
+  });
+
+  it("names both fingerprints when the key in use is not the backup's key", async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const other = testEnvelope();
+    const error = await readManifest(ports.primaryStore, other, TARGET, manifest.backupId).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(KeyMismatchError);
+    expect((error as Error).message).toContain(manifest.encryption.keyFingerprint);
+    expect((error as Error).message).toContain(other.keyFingerprint());
+  });
+});
+
+describe('routing around a damaged copy', () => {
+  it('restores from the DR copy when the primary manifest is missing, and says so', async () => {
+    const { ports, backup, tools } = setup();
+    const { manifest } = await backup(NEW);
+    await ports.primaryStore.deleteObjects([manifestKey(TARGET, manifest.backupId)]);
+    const restored = await restoreStep(ports, restoreRequest(manifest.backupId));
+    expect(restored.region).toBe('eu-central-1');
+    expect(restored.fallbackReason).toMatch(/kb-primary .*ObjectNotFoundError/);
+    expect(tools.restores.map((r) => r.dump.store.bucket)).toEqual(['kb-dr']);
+  });
+
+  it('restores from the DR copy when the primary manifest is truncated', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    ports.primaryStore.overwrite(manifestKey(TARGET, manifest.backupId), '{"manifestVersion": 1, "backu');
+    const restored = await restoreStep(ports, restoreRequest(manifest.backupId));
+    expect(restored.region).toBe('eu-central-1');
+    expect(restored.fallbackReason).toMatch(/ManifestInvalidError: manifest .* is unreadable/);
+  });
+
+  it('restores from the DR copy when the primary dump fails its checksum, after emptying the database again', async () => {
+    const { ports, backup, tools } = setup();
+    const { manifest } = await backup(NEW);
+    const key = dumpKey(TARGET, manifest.backupId);
+    const damaged = ports.primaryStore.bytes(key)!;
+    damaged.writeUInt8(damaged.readUInt8(damaged.length - 1) ^ 1, damaged.length - 1);
+    ports.primaryStore.overwrite(key, damaged);
+    let resets = 0;
+    await expect(restoreStep(ports, restoreRequest(manifest.backupId))).rejects.toThrow();
+    const restored = await restoreStep(
+      ports,
+      restoreRequest(manifest.backupId, { resetDatabase: async () => void resets++ }),
+    );
+    expect(resets).toBe(1);
+    expect(restored.region).toBe('eu-central-1');
+    expect(tools.restores.at(-1)?.dump.store.bucket).toBe('kb-dr');
+  });
+
+  it('verifies the DR copy when the primary dump is missing, with fallback, and records the failure in the primary', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    await ports.primaryStore.deleteObjects([dumpKey(TARGET, manifest.backupId)]);
+    const request = { target: TARGET, backupId: manifest.backupId, full: false, jobs: 1 };
+    await expect(verifyStep(ports, request)).rejects.toThrow(/dump-object \(object .* not found/);
+    const verified = await verifyStep(ports, { ...request, fallback: true });
+    expect(verified).toMatchObject({ passed: true, region: 'eu-central-1' });
+    expect(verified.fallbackReason).toMatch(/ObjectNotFoundError/);
+    const primary = await readManifest(ports.primaryStore, ports.envelope, TARGET, manifest.backupId);
+    expect(primary.verification.at(-1)?.passed).toBe(false);
+  });
+
+  it('does not route around a tampered manifest: it is an attack to report', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const stored = await storedManifest(ports.primaryStore, manifest.backupId);
+    ports.primaryStore.overwrite(
+      manifestKey(TARGET, manifest.backupId),
+      JSON.stringify({ ...stored, tiers: ['monthly'] }),
+    );
+    await expect(restoreStep(ports, restoreRequest(manifest.backupId))).rejects.toBeInstanceOf(
+      ManifestTamperedError,
+    );
+    await expect(
+      restoreStep(ports, restoreRequest(manifest.backupId, { fromDr: true })),
+    ).resolves.toMatchObject({
+      region: 'eu-central-1',
+    });
+    expect(ManifestInvalidError).toBeDefined();
+  });
+});
