@@ -22,6 +22,7 @@ import {
   LOCAL_S3_CREDENTIALS,
   type LocalS3Server,
   startS3Server,
+  storedManifestFingerprints,
 } from '../functions/adapters/local/s3-server.js';
 import {
   type FindOptions,
@@ -280,7 +281,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   log(`postgresql ${serverVersion.full} from ${binaries.dir}`);
 
   const keyFile = path.join(stateDir, 'local.key');
-  await ensureKeyFile(keyFile);
+  // Only a true first run (no backups stored) creates the key: a new key over old backups could read none of them.
+  await ensureKeyFile(keyFile, {
+    storedBackups: () => storedManifestFingerprints(path.join(stateDir, 's3')),
+  });
   const unlock = await lockStateDir(stateDir);
   try {
     return await startLocked(options, { stateDir, binaries, serverVersion, keyFile, durable, log, unlock });

@@ -59,9 +59,6 @@ export async function verifyCommand(
         fallback: true,
         trustUnauthenticated: options.trustUnauthenticated,
       });
-      if (verification.fallbackReason) {
-        console.error(`verified the copy in ${verification.region}: ${verification.fallbackReason}`);
-      }
       console.log(
         formatTable([
           ['check', 'status', 'detail'],
@@ -71,6 +68,16 @@ export async function verifyCommand(
       console.log(
         `backup ${backupId} of ${target}: verified (${verification.level}, ${verification.region})`,
       );
+      if (verification.failedCopy) {
+        // The backup is restorable from the other region, but one copy is damaged: that needs a person.
+        console.error(
+          `verification failed: ${verification.failedCopy.failedChecks.join(', ')} (the copy in ${verification.failedCopy.region})`,
+        );
+        console.error(
+          `the copy in ${verification.region} verified instead: ${verification.fallbackReason}; restore uses it automatically`,
+        );
+        return 1;
+      }
       return 0;
     } catch (error) {
       if (!(error instanceof VerificationFailedError)) throw error;

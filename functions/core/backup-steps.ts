@@ -153,6 +153,8 @@ export interface VerifyStepResult extends ManifestVerification {
   region: string;
   /** Why the other region's copy was used, when it was. */
   fallbackReason?: string;
+  /** The copy that failed before the other region's was verified: the backup is sound, that copy is not. */
+  failedCopy?: { region: string; failedChecks: string[] };
 }
 
 /**
@@ -168,7 +170,16 @@ export async function verifyStep(ports: StepPorts, request: VerifyStepRequest): 
     const damage = error instanceof VerificationFailedError ? error.cause : error;
     if (!request.fallback || !isRegionalDamage(damage)) throw error;
     const verification = await verifyIn(ports, second, request);
-    return { ...verification, region: second.region, fallbackReason: describeDamage(first, damage) };
+    return {
+      ...verification,
+      region: second.region,
+      fallbackReason: describeDamage(first, damage),
+      failedCopy: {
+        region: first.region,
+        failedChecks:
+          error instanceof VerificationFailedError ? [...error.failedChecks] : [checkNameFor(damage.name)],
+      },
+    };
   }
 }
 

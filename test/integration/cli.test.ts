@@ -154,7 +154,8 @@ describe('keycloak-backup command', () => {
     const bad = await cli('verify', backupId);
 
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('verification failed: checksum');
+    expect(bad.stderr).toContain('verification failed: checksum (the copy in eu-west-1)');
+    expect(bad.stderr).toContain('the copy in eu-central-1 verified instead');
     const manifest = await withStored((services) =>
       readManifest(services.primaryStore, services.envelope, 'keycloak', backupId),
     );

@@ -2,7 +2,7 @@
 import { hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
+import { ConfigurationError, KeyMismatchError, KeyUnavailableError } from '../../core/errors.js';
 
 export const KEY_BYTES = 32;
 
@@ -54,17 +54,36 @@ export async function readKeyFile(file: string): Promise<Buffer> {
   return key;
 }
 
+export interface EnsureKeyOptions {
+  /**
+   * The key fingerprints recorded in the backups already stored (one per backup; undefined where a manifest
+   * records none). A key is created only when there are none: a new key over existing backups could read none of
+   * them, and every backup after it would be unreadable with the old key.
+   */
+  storedBackups?: () => Promise<(string | undefined)[]>;
+}
+
 /**
- * Returns the local key, creating the key file with 32 random bytes on first use. Creation is atomic: the key is
- * written to a private temporary file and linked into place, so a concurrent reader never sees a half-written key
- * and two concurrent creators cannot both win.
+ * Returns the local key, creating the key file with 32 random bytes on a true first run (no backups stored).
+ * Creation is atomic: the key is written to a private temporary file and linked into place, so a concurrent
+ * reader never sees a half-written key and two concurrent creators cannot both win.
  */
-export async function ensureKeyFile(file: string): Promise<Buffer> {
+export async function ensureKeyFile(file: string, options: EnsureKeyOptions = {}): Promise<Buffer> {
   try {
     await stat(file);
     return await readKeyFile(file);
   } catch (error) {
     if (!isErrno(error, 'ENOENT')) throw error;
+  }
+  const stored = (await options.storedBackups?.()) ?? [];
+  if (stored.length > 0) {
+    const fingerprints = [...new Set(stored.filter((f): f is string => f !== undefined))];
+    throw new KeyMismatchError(
+      `the local key file ${file} is missing, but the buckets hold ${stored.length} backups written under the key with fingerprint ${fingerprints.join(', ') || '(not recorded)'}; the key in use: none (missing). A new key is not created over them`,
+      {
+        hint: `put the original key file back at ${file} (mode 0600); without it these backups cannot be decrypted`,
+      },
+    );
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const pending = `${file}.${randomUUID()}.tmp`;

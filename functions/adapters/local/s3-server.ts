@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -307,4 +307,37 @@ async function concatenate(files: readonly string[], destination: string): Promi
   } finally {
     await output.close();
   }
+}
+
+/** The suffix s3rver's filesystem store gives an object's bytes on disk. */
+const S3RVER_OBJECT_SUFFIX = '._S3rver_object';
+
+/**
+ * The key fingerprints recorded in the backup manifests held in an s3rver directory, read from disk (the server
+ * need not run): one entry per manifest, undefined where it records none or cannot be read.
+ */
+export async function storedManifestFingerprints(directory: string): Promise<(string | undefined)[]> {
+  const found: (string | undefined)[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.name === `manifest.json${S3RVER_OBJECT_SUFFIX}`) {
+        const manifest = await readFile(full, 'utf8')
+          .then((text) => JSON.parse(text) as { encryption?: { keyFingerprint?: unknown } })
+          .catch(() => undefined);
+        const fingerprint = manifest?.encryption?.keyFingerprint;
+        found.push(typeof fingerprint === 'string' ? fingerprint : undefined);
+      }
+    }
+  };
+  await walk(directory);
+  return found;
 }
