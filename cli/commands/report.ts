@@ -18,6 +18,7 @@ export async function buildReport(services: Services): Promise<OperatorReport> {
   const { config } = services;
   const targets = await readReportRecords(
     { primary: services.primaryStore, dr: services.drStore },
+    services.envelope,
     config.KB_TARGETS.map((t) => t.name),
   );
   return buildOperatorReport({

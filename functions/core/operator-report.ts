@@ -4,7 +4,7 @@ import { type CatalogEntry, listTargets, readCatalog } from './catalog.js';
 import { type DrillReport, drillReportSchema, failedDrillStep } from './drill.js';
 import { DRILL_REPORT_FILE, drillReportsPrefix, RUN_REPORT_FILE, runReportsPrefix } from './layout.js';
 import { isVerified, type Manifest } from './manifest.js';
-import type { ObjectStore } from './ports.js';
+import type { ManifestKeyring, ObjectStore } from './ports.js';
 import { type RetentionPolicy, retentionMs } from './retention.js';
 import { type RunReport, runReportSchema } from './run-report.js';
 import { TIERS, type Tier } from './schedule.js';
@@ -361,6 +361,7 @@ function keyTimeline(manifests: readonly Manifest[]): { keys: KeySpan[]; keyEven
 /** Reads what the report needs from the buckets: every target found in the primary bucket or configured. */
 export async function readReportRecords(
   stores: { primary: ObjectStore; dr: ObjectStore },
+  keyring: ManifestKeyring,
   configuredTargets: readonly string[],
 ): Promise<TargetRecords[]> {
   const targets = [...new Set([...configuredTargets, ...(await listTargets(stores.primary))])].sort();
@@ -368,8 +369,8 @@ export async function readReportRecords(
   for (const target of targets) {
     records.push({
       target,
-      primary: await readCatalog(stores.primary, target),
-      dr: await readCatalog(stores.dr, target),
+      primary: await readCatalog(stores.primary, keyring, target),
+      dr: await readCatalog(stores.dr, keyring, target),
       drills: await readReports(stores.primary, drillReportsPrefix(target), DRILL_REPORT_FILE, (v) =>
         drillReportSchema.safeParse(v),
       ),

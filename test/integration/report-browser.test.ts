@@ -14,7 +14,7 @@ import {
 } from '../../functions/core/operator-report.js';
 import { ROOT } from '../deploy/package-template.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { storeSampleHistory } from '../support/report-fixtures.js';
+import { FIXTURE_ENVELOPE, storeSampleHistory } from '../support/report-fixtures.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'report');
@@ -37,7 +37,7 @@ beforeAll(async () => {
     policy: { hourlyHours: 48, dailyDays: 14, weeklyDays: 90, monthlyDays: 365, incompleteGraceHours: 6 },
     objectives: { rpoSeconds: 7200, rtoSeconds: 3600 },
     regions: { primary: 'eu-west-1', dr: 'eu-central-1' },
-    targets: await readReportRecords({ primary, dr }, ['keycloak']),
+    targets: await readReportRecords({ primary, dr }, FIXTURE_ENVELOPE, ['keycloak']),
   });
   await mkdir(ARTIFACTS, { recursive: true });
   const file = path.join(ARTIFACTS, 'report.html');

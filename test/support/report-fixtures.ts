@@ -1,13 +1,18 @@
 // Manifests and drill reports for the report and run-metrics tests (no I/O).
 import { Readable } from 'node:stream';
+import { writeManifest } from '../../functions/core/catalog.js';
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
-import { dumpKey, manifestKey } from '../../functions/core/layout.js';
+import { dumpKey } from '../../functions/core/layout.js';
 import { type Manifest, manifestSchema } from '../../functions/core/manifest.js';
 import type { ObjectStore } from '../../functions/core/ports.js';
 import type { Tier } from '../../functions/core/schedule.js';
 import { timeOfBackupId } from '../../functions/core/schedule.js';
+import { testEnvelope } from './manifests.js';
 
 const HEX = 'ab'.repeat(32);
+
+/** The keyring the fixtures' manifests are sealed under: hand it to services as `envelope`. */
+export const FIXTURE_ENVELOPE = testEnvelope();
 
 export interface SampleBackup {
   target?: string;
@@ -142,7 +147,7 @@ export function sampleDrillReport(d: SampleDrill): DrillReport {
 /** Stores a manifest and a dump object beside it, as a backup leaves them. */
 export async function putBackup(store: ObjectStore, manifest: Manifest): Promise<void> {
   await store.putStream(manifest.dump.key, Readable.from([Buffer.alloc(16)]));
-  await store.putJson(manifestKey(manifest.target, manifest.backupId), manifest);
+  await writeManifest(store, FIXTURE_ENVELOPE, manifest);
 }
 
 /**

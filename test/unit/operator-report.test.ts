@@ -9,6 +9,7 @@ import {
 import { RUN_REPORT_VERSION } from '../../functions/core/run-report.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import {
+  FIXTURE_ENVELOPE,
   putBackup,
   type SampleBackup,
   sampleDrillReport,
@@ -31,7 +32,7 @@ async function reportOf(
     if ((backup.copies ?? ['eu-central-1']).length > 0) await putBackup(dr, manifest);
   }
   await setup({ primary, dr });
-  const targets = await readReportRecords({ primary, dr }, ['keycloak']);
+  const targets = await readReportRecords({ primary, dr }, FIXTURE_ENVELOPE, ['keycloak']);
   return buildOperatorReport({
     now,
     policy,

@@ -9,7 +9,7 @@ import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { putBackup, sampleManifest } from '../support/report-fixtures.js';
+import { FIXTURE_ENVELOPE, putBackup, sampleManifest } from '../support/report-fixtures.js';
 
 const now = new Date('2026-11-23T12:10:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
@@ -29,6 +29,7 @@ function fakeServices(store: MemoryObjectStore): Services {
     logger: createLogger({ silent: true }),
     clock: { now: () => now },
     primaryStore: store,
+    envelope: FIXTURE_ENVELOPE,
   } as unknown as Services;
 }
 
