@@ -11,7 +11,7 @@ const NAMESPACE = 'KeycloakBackup';
  * execution instead, which the AWS/States alarms watch.
  */
 const BACKUP_STEPS = ['dump', 'verify', 'copy', 'snapshot', 'snapshot-copy', 'target', 'retention'];
-const DRILL_STEPS = ['drill-restore', 'drill-verify'];
+const DRILL_STEPS = ['drill-restore', 'drill-verify', 'drill-dr-dump'];
 const REGION = '@@region@@';
 
 const HOUR = 3600;
