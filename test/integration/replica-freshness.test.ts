@@ -50,7 +50,9 @@ describe('a replica whose replay is paused', () => {
     const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
     expect(alert).toMatchObject({ target: 'keycloak', error: 'StaleReplicaError' });
     expect(alert?.cause).toContain('replay is paused');
-    await expect(readManifest(services.primaryStore, 'keycloak', backupIdFor(time))).rejects.toThrow();
+    await expect(
+      readManifest(services.primaryStore, services.envelope, 'keycloak', backupIdFor(time)),
+    ).rejects.toThrow();
   });
 
   it('dumps from the primary instead with KB_STALE_REPLICA_ACTION=primary, all 1,001 rows', async () => {
@@ -63,7 +65,12 @@ describe('a replica whose replay is paused', () => {
     const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
 
     expect(result.status, result.cause).toBe('SUCCEEDED');
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    const manifest = await readManifest(
+      services.primaryStore,
+      services.envelope,
+      'keycloak',
+      backupIdFor(time),
+    );
     expect(manifest.source.endpointRole).toBe('primary');
     expect(manifest.contents.tableCounts.marker).toBe(1001);
   });
@@ -76,7 +83,12 @@ describe('a replica whose replay is paused', () => {
     const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
 
     expect(result.status, result.cause).toBe('SUCCEEDED');
-    const manifest = await readManifest(services.primaryStore, 'keycloak', backupIdFor(time));
+    const manifest = await readManifest(
+      services.primaryStore,
+      services.envelope,
+      'keycloak',
+      backupIdFor(time),
+    );
     expect(manifest.source.endpointRole).toBe('replica');
     expect(manifest.source.replicaLagSeconds).not.toBeNull();
     expect(manifest.source.replicaLagSeconds).toBeLessThan(30);
