@@ -8,10 +8,14 @@
 #   /opt/certs/rds-global-bundle.pem      (KB_PG_SSL_ROOT_CERT)
 #   /opt/BUILD-INFO                       (versions and checksums of what went in)
 #
-# Usage:  layer/build.sh [--publish] [--region eu-west-1]
-#   PG_MAJOR=16         major version (>= the server's major: pg_dump refuses newer servers)
-#   PG_VERSION=16.6     exact release; unset = the newest release of PG_MAJOR (recorded in BUILD-INFO).
+# Usage:  layer/build.sh [--publish] [--region eu-west-1] [--plan]
+#   SERVER_VERSION=17.2 the RDS server's version (SELECT version()): its major decides the layer's major
+#   PG_MAJOR=17         or the major directly; 15 to 18. Must be >= the server's major (pg_dump refuses a newer
+#                       server; pg_restore reads archives of its own major and older). Default: the server's major.
+#   PG_VERSION=17.2     exact release; unset = the newest release of PG_MAJOR (recorded in BUILD-INFO).
 #                       Set it for a reproducible build.
+#   --plan              print what would be built (major, release, packages, configure flags) and stop: no Docker,
+#                       no network
 #   ARCH=arm64          arm64 (the stack's default) or x86_64
 #   AL2023_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2023   pin a digest (image@sha256:...) to reproduce
 #
@@ -22,7 +26,17 @@
 # keycloak-backup-postgresql-<major> (aws lambda publish-layer-version) and its ARN, for param pgLayerArn.
 set -euo pipefail
 
-PG_MAJOR="${PG_MAJOR:-16}"
+# The majors this layer is built and documented for (docs/aws.md, "The pg_dump layer").
+SUPPORTED_MAJORS="15 16 17 18"
+# Build tools. bison and flex: since PostgreSQL 17 the source tarball no longer ships the generated parser and
+# scanner files (gram.c, scan.c...), so configure needs them; for 15 and 16 they are unused but harmless.
+BUILD_PACKAGES="gcc make tar bzip2 gzip findutils zip which binutils perl bison flex"
+# Libraries: TLS (OpenSSL 3), lz4 and zstd for pg_dump --compress, zlib.
+LIBRARY_PACKAGES="openssl-devel lz4-devel libzstd-devel zlib-devel"
+CONFIGURE_FLAGS="--prefix=/opt --without-readline --without-icu --with-openssl --with-lz4 --with-zstd --with-zlib"
+
+SERVER_VERSION="${SERVER_VERSION:-}"
+PG_MAJOR="${PG_MAJOR:-}"
 PG_VERSION="${PG_VERSION:-}"
 ARCH="${ARCH:-arm64}"
 AL2023_IMAGE="${AL2023_IMAGE:-public.ecr.aws/amazonlinux/amazonlinux:2023}"
@@ -38,8 +52,9 @@ while [ $# -gt 0 ]; do
     --here) mode=here ;;
     --inside) mode=inside ;;
     --publish) publish=true ;;
+    --plan) mode=plan ;;
     --region) region="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,7 +66,33 @@ case "$ARCH" in
   *) echo "ARCH must be arm64 or x86_64" >&2; exit 2 ;;
 esac
 
+# The layer's major: PG_MAJOR if set, else the server's major; refused when outside SUPPORTED_MAJORS or older than
+# the server's (exit 2: a wrong setting).
+choose_major() {
+  local server_major=""
+  if [ -n "$SERVER_VERSION" ]; then
+    server_major="${SERVER_VERSION%%.*}"
+    case "$server_major" in
+      ''|*[!0-9]*) echo "SERVER_VERSION $SERVER_VERSION is not a PostgreSQL version (e.g. 17.2)" >&2; exit 2 ;;
+    esac
+  fi
+  if [ -z "$PG_MAJOR" ]; then
+    [ -n "$server_major" ] || { echo "set SERVER_VERSION (the server's version, e.g. 17.2) or PG_MAJOR" >&2; exit 2; }
+    PG_MAJOR="$server_major"
+  fi
+  case " $SUPPORTED_MAJORS " in
+    *" $PG_MAJOR "*) ;;
+    *) echo "PG_MAJOR $PG_MAJOR is not supported: the layer is built for PostgreSQL $SUPPORTED_MAJORS" >&2; exit 2 ;;
+  esac
+  if [ -n "$server_major" ] && [ "$PG_MAJOR" -lt "$server_major" ]; then
+    echo "PG_MAJOR $PG_MAJOR is older than the server's major $server_major: pg_dump $PG_MAJOR refuses to dump it" >&2
+    exit 2
+  fi
+}
+
 resolve_version() {
+  # The plan looks nothing up: an unset release stays "the newest" until a build resolves it.
+  if [ "$mode" = plan ] && [ -z "$PG_VERSION" ]; then PG_VERSION="$PG_MAJOR.(newest)"; return; fi
   if [ -z "$PG_VERSION" ]; then
     PG_VERSION="$(curl -fsSL https://ftp.postgresql.org/pub/source/ \
       | grep -o "v${PG_MAJOR}\.[0-9]*/" | tr -d 'v/' | sort -V | tail -1)"
@@ -69,8 +110,8 @@ build_inside() {
   [ "$(uname -m)" = "$uname_arch" ] || { echo "running on $(uname -m), ARCH is $ARCH" >&2; exit 1; }
   grep -q 'Amazon Linux' /etc/os-release && grep -q 'VERSION_ID="2023"' /etc/os-release \
     || { echo "not Amazon Linux 2023" >&2; exit 1; }
-  dnf install -y -q gcc make tar bzip2 gzip findutils zip which binutils \
-    openssl-devel lz4-devel libzstd-devel zlib-devel perl >/dev/null
+  # shellcheck disable=SC2086 # word lists
+  dnf install -y -q $BUILD_PACKAGES $LIBRARY_PACKAGES >/dev/null
   # libstdbuf.so is in the full coreutils; the container image has coreutils-single, which it replaces.
   [ -f /usr/libexec/coreutils/libstdbuf.so ] || dnf install -y -q --allowerasing coreutils >/dev/null
   # patchelf is not in every AL2023 repository snapshot; without it the build's own RUNPATH (/opt/lib) serves.
@@ -89,8 +130,8 @@ build_inside() {
 
   # Client programs only: TLS (OpenSSL), lz4 and zstd for pg_dump --compress, no readline or ICU to carry.
   # --prefix=/opt: the programs' RUNPATH is /opt/lib, where Lambda mounts the layer's lib/.
-  (cd "$src" && ./configure --quiet --prefix=/opt --without-readline --without-icu \
-    --with-openssl --with-lz4 --with-zstd --with-zlib)
+  # shellcheck disable=SC2086 # word list
+  (cd "$src" && ./configure --quiet $CONFIGURE_FLAGS)
   make -C "$src/src/interfaces/libpq" -j"$(nproc)" -s
   make -C "$src/src/bin/pg_dump" -j"$(nproc)" -s
   make -C "$src/src/bin/psql" -j"$(nproc)" -s
@@ -157,7 +198,20 @@ publish_layer() {
     --query LayerVersionArn --output text
 }
 
+choose_major
+
 case "$mode" in
+  plan)
+    resolve_version
+    echo "server: ${SERVER_VERSION:-unknown}"
+    echo "layer major: $PG_MAJOR"
+    echo "release: $PG_VERSION"
+    echo "layer name: keycloak-backup-postgresql-$PG_MAJOR"
+    echo "packages: $BUILD_PACKAGES $LIBRARY_PACKAGES"
+    echo "configure: $CONFIGURE_FLAGS"
+    echo "zip: postgresql-client-$PG_VERSION-al2023-$ARCH.zip"
+    exit 0
+    ;;
   inside)
     resolve_version
     OUT=/out build_inside

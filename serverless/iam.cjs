@@ -7,35 +7,47 @@ const { bucketName } = require('./storage.cjs');
 
 const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3:::', bucket, suffix]);
 
-/** What each function may do, by permission set (defined below). Keys are the serverless function keys. */
+/**
+ * What each function may do, by permission set (defined below). Keys are the serverless function keys. Each set
+ * matches what the function's code calls (test/deploy/iam-calls.ts lists the calls; the IAM simulation in
+ * test/deploy/iam-simulation.test.ts evaluates them against the packaged template, and denies everything else).
+ */
 const FUNCTION_PERMISSIONS = {
-  planBackup: ['keysUse', 'secretRead'],
-  dumpDatabase: ['keysUse', 'secretRead', 'primaryRead', 'primaryWrite'],
-  verifyBackup: ['keysUse', 'primaryRead', 'primaryWrite', 'scratchSecretRead'],
-  copyBackupToDr: ['keysUse', 'primaryRead', 'primaryWrite', 'drRead', 'drWrite'],
-  createSnapshot: ['snapshotsDescribe', 'snapshotCreate'],
+  planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead'],
+  dumpDatabase: ['envelopeEncrypt', 'secretRead', 'primaryManifestsRead', 'primaryWrite'],
+  verifyBackup: ['envelopeDecrypt', 'primaryRead', 'primaryManifestWrite', 'scratchSecretRead'],
+  // Copies ciphertext: the envelope is untouched, only the buckets' SSE-KMS keys are used (through S3).
+  copyBackupToDr: ['primaryRead', 'primaryManifestWrite', 'drWrite'],
+  createSnapshot: ['sourceDescribe', 'snapshotCreate'],
   checkSnapshot: ['snapshotsDescribe'],
   copySnapshotToDr: ['snapshotsDescribe', 'snapshotCopy'],
   applyRetention: [
-    'keysDecrypt',
-    'primaryRead',
-    'drRead',
+    'primaryManifestsRead',
+    'drManifestsRead',
     'primaryDelete',
     'drDelete',
     'snapshotsDescribe',
     'snapshotDelete',
   ],
-  reportBackup: ['keysUse', 'primaryRead', 'primaryWrite'],
+  // Reads the run's manifests for its metrics; keeps a run report beside the backups of a target that failed.
+  reportBackup: ['primaryManifestsRead', 'runReportWrite'],
   notifyFailure: ['alertPublish'],
-  validateDrill: ['instancesDescribe'],
+  validateDrill: ['instancesDescribe', 'automatedBackupsDescribe'],
   startDrillRestore: ['instancesDescribe', 'drillRestore'],
   checkDrillRestore: ['instancesDescribe', 'secretRead'],
   // Writes the realm-key changes beside the drill report and alerts when a restore would reintroduce a key.
-  verifyDrill: ['instancesDescribe', 'secretRead', 'keysUse', 'primaryRead', 'primaryWrite', 'alertPublish'],
-  // aws-asl: the drill's restore of the nearest dump from the DR bucket, decrypted with the DR key alone.
-  verifyDrillDump: ['instancesDescribe', 'secretRead', 'drKeyDecrypt', 'primaryRead', 'drRead'],
+  verifyDrill: [
+    'instancesDescribe',
+    'secretRead',
+    'primaryManifestsRead',
+    'drillKeyChangesWrite',
+    'alertPublish',
+  ],
+  // The drill's restore of the nearest dump from the DR bucket, decrypted with the DR key alone.
+  verifyDrillDump: ['instancesDescribe', 'secretRead', 'drKeyDecrypt', 'primaryManifestsRead', 'drRead'],
   teardownDrill: ['instancesDescribe', 'drillDelete'],
-  recordDrill: ['keysUse', 'primaryRead', 'primaryWrite'],
+  // Folds the verification's realm-key changes (beside the report) into the drill report.
+  recordDrill: ['drillReportsRead', 'drillReportWrite'],
   sweepDrills: ['instancesDescribe', 'drillDelete', 'alertPublish'],
   // aws-asl: the recover machine (keycloak-backup pitr), a kept point-in-time recovery that no sweep removes.
   startRecovery: ['instancesDescribe', 'recoveryRestore'],
@@ -46,91 +58,162 @@ const FUNCTION_PERMISSIONS = {
 function permissionSets(p) {
   const primaryBucket = ref('BackupBucket');
   const drBucket = bucketName(p.storageName, p.stage, p.drRegion);
-  const keys = [{ 'Fn::GetAtt': ['BackupKey', 'Arn'] }, p.drKmsKeyArn];
+  const primaryKey = { 'Fn::GetAtt': ['BackupKey', 'Arn'] };
+  const keys = [primaryKey, p.drKmsKeyArn];
   const snapshotIn = (region) => arn('rds', 'snapshot:kb-*', { region });
-  const read = (bucket) => [
+  /** The bucket's SSE-KMS key, used only through S3 in the bucket's region. */
+  const throughS3 = (region) => ({
+    StringEquals: { 'kms:ViaService': join(['s3.', region, '.amazonaws.com']) },
+  });
+  // The objects of backups, as functions/core/layout.ts names them: <target>/<yyyy>/<mm>/<dd>/<backupId>/<file>
+  // (drill reports, <target>/drills/<drillId>/..., are not among them).
+  const backups = (bucket) => s3Arn(bucket, '/*/????/??/??/*');
+  const manifests = (bucket) => s3Arn(bucket, '/*/????/??/??/*/manifest.json');
+  // ListBucket also makes S3 answer a missing object with 404 (not 403), which reading a manifest relies on.
+  const read = (bucket, objects, key, region) => [
     { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: s3Arn(bucket) },
-    { Effect: 'Allow', Action: ['s3:GetObject'], Resource: s3Arn(bucket, '/*') },
+    { Effect: 'Allow', Action: ['s3:GetObject'], Resource: objects },
+    // S3 decrypts an SSE-KMS object with the caller's rights.
+    { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: key, Condition: throughS3(region) },
   ];
-  const write = (bucket) => [
+  const write = (objects, key, region) => [
     {
       Effect: 'Allow',
       // PutObjectRetention: objects are written with their Object Lock retain-until.
       Action: ['s3:PutObject', 's3:PutObjectRetention', 's3:AbortMultipartUpload'],
-      Resource: s3Arn(bucket, '/*'),
+      Resource: objects,
+    },
+    // SSE-KMS: a data key for each object; a multipart upload also decrypts it for every part.
+    {
+      Effect: 'Allow',
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: key,
+      Condition: throughS3(region),
     },
   ];
-  const del = (bucket) => [{ Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: s3Arn(bucket, '/*') }];
+  const del = (bucket) => [{ Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: backups(bucket) }];
+  const region = ref('AWS::Region');
+  // One file of each drill's folder (functions/core/layout.ts): <target>/drills/<drillId>/<file>.
+  const drillFileWrite = (file) => [
+    { Effect: 'Allow', Action: ['s3:PutObject'], Resource: s3Arn(primaryBucket, `/*/drills/*/${file}`) },
+    { Effect: 'Allow', Action: ['kms:GenerateDataKey'], Resource: primaryKey, Condition: throughS3(region) },
+  ];
   const drillInstances = arn('rds', 'db:drill-*');
   const ourDrill = {
     StringEquals: { 'rds:db-tag/drill': 'true', 'rds:db-tag/pipeline': p.pipeline },
   };
-  const rdsGrants = {
-    // RDS encrypts a copy or a restore through a grant on the key, which it creates with the caller's rights.
-    Effect: 'Allow',
-    Action: ['kms:CreateGrant', 'kms:DescribeKey'],
-    Resource: [p.instanceKmsKeyArn, p.drKmsKeyArn],
-    Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
-  };
+  /**
+   * RDS encrypts a copy or a restore under a customer-managed key through a grant, which it creates with the
+   * caller's rights, after describing the key. kms:GrantIsForAWSResource exists only on the grant actions: a
+   * statement that put DescribeKey under it would never allow DescribeKey.
+   */
+  const rdsUsesKeys = (keyArns) => [
+    { Effect: 'Allow', Action: ['kms:DescribeKey'], Resource: keyArns },
+    {
+      Effect: 'Allow',
+      Action: ['kms:CreateGrant'],
+      Resource: keyArns,
+      Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    },
+  ];
   return {
-    keysUse: [
-      {
-        Effect: 'Allow',
-        Action: ['kms:GenerateDataKey', 'kms:Encrypt', 'kms:Decrypt', 'kms:DescribeKey'],
-        Resource: keys,
-      },
+    keysDescribe: [{ Effect: 'Allow', Action: ['kms:DescribeKey'], Resource: keys }],
+    // The envelope: each data key generated under the primary key and wrapped under the DR key as well.
+    envelopeEncrypt: [
+      { Effect: 'Allow', Action: ['kms:GenerateDataKey'], Resource: primaryKey },
+      { Effect: 'Allow', Action: ['kms:Encrypt'], Resource: p.drKmsKeyArn },
     ],
-    keysDecrypt: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: keys }],
-    // aws-asl: the DR key alone (the drill proves the DR region decrypts its copy without the primary key).
+    // Either key unwraps a data key: the DR key when the primary region does not answer.
+    envelopeDecrypt: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: keys }],
+    // The DR key alone (the drill proves the DR region decrypts its copy without the primary key).
     drKeyDecrypt: [{ Effect: 'Allow', Action: ['kms:Decrypt'], Resource: p.drKmsKeyArn }],
-    // aws-asl: full verification's scratch server, from its secret (never a password in the environment).
+    secretRead: [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: p.secretArn }],
+    // Full verification's scratch server, from its secret (never a password in the environment).
     scratchSecretRead: p.scratchSecretArn
       ? [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: p.scratchSecretArn }]
       : [],
-    secretRead: [{ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: p.secretArn }],
-    primaryRead: read(primaryBucket),
-    primaryWrite: write(primaryBucket),
+    primaryRead: read(primaryBucket, backups(primaryBucket), primaryKey, region),
+    primaryManifestsRead: read(primaryBucket, manifests(primaryBucket), primaryKey, region),
+    drManifestsRead: read(drBucket, manifests(drBucket), p.drKmsKeyArn, p.drRegion),
+    drRead: read(drBucket, backups(drBucket), p.drKmsKeyArn, p.drRegion),
+    primaryWrite: write(backups(primaryBucket), primaryKey, region),
+    // A manifest is one small PutObject: no multipart upload, so no abort and no kms:Decrypt.
+    primaryManifestWrite: [
+      {
+        Effect: 'Allow',
+        Action: ['s3:PutObject', 's3:PutObjectRetention'],
+        Resource: manifests(primaryBucket),
+      },
+      {
+        Effect: 'Allow',
+        Action: ['kms:GenerateDataKey'],
+        Resource: primaryKey,
+        Condition: throughS3(region),
+      },
+    ],
+    drWrite: write(backups(drBucket), p.drKmsKeyArn, p.drRegion),
     primaryDelete: del(primaryBucket),
-    drRead: read(drBucket),
-    drWrite: write(drBucket),
     drDelete: del(drBucket),
+    // Drill reports only: <target>/drills/<drillId>/drill-report.json, never a dump or a manifest.
+    drillReportsRead: read(primaryBucket, s3Arn(primaryBucket, '/*/drills/*'), primaryKey, region),
+    // Run reports only: <target>/runs/<backupId>/run-report.json.
+    runReportWrite: [
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: s3Arn(primaryBucket, '/*/runs/*') },
+      {
+        Effect: 'Allow',
+        Action: ['kms:GenerateDataKey'],
+        Resource: primaryKey,
+        Condition: throughS3(region),
+      },
+    ],
+    drillReportWrite: drillFileWrite('drill-report.json'),
+    drillKeyChangesWrite: drillFileWrite('key-changes.json'),
     snapshotsDescribe: [
       // DescribeDBSnapshots without an identifier (listing) is only authorised on "*".
       { Effect: 'Allow', Action: ['rds:DescribeDBSnapshots'], Resource: '*' },
+    ],
+    // The snapshot step waits while the instance is backing up (CreateDBSnapshot refuses a busy instance).
+    sourceDescribe: [
+      {
+        Effect: 'Allow',
+        Action: ['rds:DescribeDBInstances'],
+        Resource: arn('rds', join(['db:', p.instanceId])),
+      },
     ],
     snapshotCreate: [
       {
         Effect: 'Allow',
         Action: ['rds:CreateDBSnapshot'],
-        Resource: [arn('rds', join(['db:', p.instanceId])), snapshotIn(ref('AWS::Region'))],
+        Resource: [arn('rds', join(['db:', p.instanceId])), snapshotIn(region)],
       },
-      { Effect: 'Allow', Action: ['rds:AddTagsToResource'], Resource: snapshotIn(ref('AWS::Region')) },
+      { Effect: 'Allow', Action: ['rds:AddTagsToResource'], Resource: snapshotIn(region) },
+      { Effect: 'Allow', Action: ['rds:DescribeDBSnapshots'], Resource: snapshotIn(region) },
     ],
     snapshotCopy: [
       {
         Effect: 'Allow',
         Action: ['rds:CopyDBSnapshot'],
-        Resource: [snapshotIn(ref('AWS::Region')), snapshotIn(p.drRegion)],
+        Resource: [snapshotIn(region), snapshotIn(p.drRegion)],
       },
       { Effect: 'Allow', Action: ['rds:AddTagsToResource'], Resource: snapshotIn(p.drRegion) },
-      rdsGrants,
-      // Tells an AWS-managed source key (which cannot be copied across regions) from a customer-managed one.
-      { Effect: 'Allow', Action: ['kms:DescribeKey'], Resource: p.instanceKmsKeyArn },
+      // The copy is encrypted under the DR key; the source is read under the instance's key. DescribeKey on the
+      // instance key also tells an AWS-managed source key (which cannot be copied across regions).
+      ...rdsUsesKeys([p.instanceKmsKeyArn, p.drKmsKeyArn]),
     ],
     snapshotDelete: [
       {
         Effect: 'Allow',
         Action: ['rds:DeleteDBSnapshot'],
-        Resource: [snapshotIn(ref('AWS::Region')), snapshotIn(p.drRegion)],
+        Resource: [snapshotIn(region), snapshotIn(p.drRegion)],
         Condition: { StringEquals: { 'rds:snapshot-tag/pipeline': p.pipeline } },
       },
     ],
     instancesDescribe: [
-      {
-        Effect: 'Allow',
-        Action: ['rds:DescribeDBInstances', 'rds:DescribeDBInstanceAutomatedBackups'],
-        Resource: '*',
-      },
+      // DescribeDBInstances without an identifier (the sweeper's listing) is only authorised on "*".
+      { Effect: 'Allow', Action: ['rds:DescribeDBInstances'], Resource: '*' },
+    ],
+    automatedBackupsDescribe: [
+      { Effect: 'Allow', Action: ['rds:DescribeDBInstanceAutomatedBackups'], Resource: '*' },
     ],
     drillRestore: [
       {
@@ -145,16 +228,14 @@ function permissionSets(p) {
         ],
       },
       { Effect: 'Allow', Action: ['rds:AddTagsToResource'], Resource: drillInstances },
-      rdsGrants,
+      // The drill is encrypted under the instance's key; the DR key is no part of it.
+      ...rdsUsesKeys([p.instanceKmsKeyArn]),
     ],
     drillDelete: [
-      // Only instances tagged as this pipeline's drills: a drill id can never name the production instance.
+      // Only instances tagged as this pipeline's drills: a drill id can never name the production instance. No
+      // rds:DeleteDBInstanceAutomatedBackup: drills keep no automated backups (BackupRetentionPeriod 0), and on
+      // "auto-backup:*" it could delete the retained backups of any instance in the region.
       { Effect: 'Allow', Action: ['rds:DeleteDBInstance'], Resource: drillInstances, Condition: ourDrill },
-      {
-        Effect: 'Allow',
-        Action: ['rds:DeleteDBInstanceAutomatedBackup'],
-        Resource: arn('rds', 'auto-backup:*'),
-      },
     ],
     // aws-asl: a recovery is restored under the operator's name, so the new instance is matched by the tags the
     // request must carry (recovery=true, this pipeline), and only instances carrying them may be deleted.
@@ -189,11 +270,12 @@ function permissionSets(p) {
     ],
     alertPublish: [
       { Effect: 'Allow', Action: ['sns:Publish'], Resource: ref('AlertTopic') },
-      // Publishing to a KMS-encrypted topic.
+      // Publishing to a KMS-encrypted topic: SNS uses the topic's key with the publisher's rights.
       {
         Effect: 'Allow',
         Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
         Resource: { 'Fn::GetAtt': ['AlertsKey', 'Arn'] },
+        Condition: { StringEquals: { 'kms:ViaService': join(['sns.', region, '.amazonaws.com']) } },
       },
     ],
   };
@@ -277,7 +359,10 @@ async function roles({ resolveVariable, resolveConfigurationProperty }) {
   for (const [key, setNames] of Object.entries(FUNCTION_PERMISSIONS)) {
     resources[roleLogicalId(key)] = role(
       key,
-      setNames.flatMap((name) => sets[name]),
+      setNames.flatMap((name) => {
+        if (!sets[name]) throw new Error(`serverless/iam.cjs: ${key} names no permission set "${name}"`);
+        return sets[name];
+      }),
       p,
     );
   }

@@ -94,6 +94,8 @@ export interface SnapshotEngine {
     snapshotId: string;
     backupId: string;
     retainUntil: Date;
+    /** Until when to wait for a busy instance (RDS refuses a snapshot while it backs up); default: no wait. */
+    waitUntil?: Date;
   }): Promise<SnapshotInfo>;
   describe(target: string, snapshotId: string, region: 'primary' | 'dr'): Promise<SnapshotInfo>;
   /** Starts a copy into the DR region (under the DR key); poll with describe(..., 'dr'). */

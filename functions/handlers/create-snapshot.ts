@@ -8,6 +8,10 @@ import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
+/** The longest a step waits for a busy instance, and what it keeps back to report (Lambda's timeout: 15 minutes). */
+const MAX_WAIT_MS = 15 * 60_000;
+const WAIT_MARGIN_MS = 30_000;
+
 const input = z.object({ target: z.string(), backupId: z.string(), tiers: z.array(z.enum(TIERS)).min(1) });
 
 export function makeHandler(services: Services) {
@@ -15,7 +19,7 @@ export function makeHandler(services: Services) {
     'snapshot',
     input,
     services.logger,
-    async ({ target, backupId, tiers }, { logger }) => {
+    async ({ target, backupId, tiers }, { logger, remainingMs }) => {
       const scheduledAt = timeOfBackupId(backupId);
       const retainUntil = retainUntilFor(scheduledAt, tiers, retentionPolicy(services.config));
       const snapshot = await services.snapshots.create({
@@ -23,6 +27,10 @@ export function makeHandler(services: Services) {
         snapshotId: snapshotIdFor(target, backupId),
         backupId,
         retainUntil,
+        // A busy instance (backing up) is waited for within this step's time, less a margin to report it.
+        waitUntil: new Date(
+          services.clock.now().getTime() + Math.min(remainingMs(), MAX_WAIT_MS) - WAIT_MARGIN_MS,
+        ),
       });
       logger.info('snapshot started', { target, snapshotId: snapshot.snapshotId, status: snapshot.status });
       return { snapshotId: snapshot.snapshotId, status: snapshot.status };

@@ -6,7 +6,8 @@ export const FUNCTIONS = {
   dumpDatabase: { timeoutSeconds: 900 },
   verifyBackup: { timeoutSeconds: 900 },
   copyBackupToDr: { timeoutSeconds: 900 },
-  createSnapshot: { timeoutSeconds: 60 },
+  // Waits for an instance that is backing up (RDS refuses a snapshot then) within its step: docs/aws.md.
+  createSnapshot: { timeoutSeconds: 900 },
   checkSnapshot: { timeoutSeconds: 60 },
   copySnapshotToDr: { timeoutSeconds: 60 },
   applyRetention: { timeoutSeconds: 300 },

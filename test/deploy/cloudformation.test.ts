@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition } from '../../cli/local-workflow.js';
 import { parseConfig } from '../../functions/platform/config.js';
-import { packagedTemplates, type Template } from './package-template.js';
+import { type BuildResult, packagedTemplates, SAMPLE, type Template } from './package-template.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: template fragments are free-form JSON
 type Json = any;
@@ -18,9 +18,10 @@ const LOADER =
 
 let primary: Template;
 let dr: Template;
+let build: BuildResult;
 
 beforeAll(async () => {
-  ({ primary, dr } = await packagedTemplates());
+  ({ primary, dr, build } = await packagedTemplates());
 }, 600_000);
 
 const ofType = (template: Template, type: string): [string, Json][] =>
@@ -82,6 +83,34 @@ function expectedDefinition(asl: Json): Json {
   visit(copy.States);
   return copy;
 }
+
+describe('the build (serverless/package.cjs, npm run build)', () => {
+  it('leaves both packages, each stack in its own folder', () => {
+    expect(build.primaryFiles).toContain('cloudformation-template-update-stack.json');
+    expect(build.primaryFiles.filter((f) => f.endsWith('.zip'))).toHaveLength(
+      ofType(primary, 'AWS::Lambda::Function').length,
+    );
+    expect(build.drFiles).toContain('cloudformation-template-update-stack.json');
+  });
+
+  it('leaves nothing in the system temp folder (serverless-esbuild leaves a folder per function)', () => {
+    expect(build.tempLeftovers).toEqual([]);
+  });
+});
+
+describe('list params given on the command line, comma-separated as docs/aws.md shows', () => {
+  it('reach the Lambdas and the drill subnet group as lists', () => {
+    for (const [, fn] of ofType(primary, 'AWS::Lambda::Function')) {
+      expect(fn.Properties.VpcConfig.SubnetIds).toEqual(SAMPLE.params.subnetIds);
+    }
+    expect(primary.Resources.DrillSubnetGroup.Properties.SubnetIds).toEqual(SAMPLE.params.subnetIds);
+  });
+
+  it('reach the drill configuration as the comma-separated list it parses', () => {
+    const env = primary.Resources.StartDrillRestoreLambdaFunction.Properties.Environment.Variables;
+    expect(env.KB_DRILL_SECURITY_GROUP_IDS).toBe(SAMPLE.params.drillSecurityGroupIds.join(','));
+  });
+});
 
 describe.each([
   ['primary', () => primary],
@@ -334,9 +363,9 @@ describe('state machines', () => {
   });
 });
 
-describe('schedules', () => {
-  const schedule = (id: string) => primary.Resources[id].Properties;
+const schedule = (id: string) => primary.Resources[id].Properties;
 
+describe('schedules', () => {
   it('start the backup hourly with the scheduled time, and the drill weekly', () => {
     expect(schedule('BackupSchedule').ScheduleExpression).toBe('cron(0 * * * ? *)');
     expect(schedule('BackupSchedule').Target.Arn).toEqual({ Ref: 'BackupStateMachine' });
@@ -386,22 +415,51 @@ describe('alarms', () => {
     }
   });
 
-  it('fire when no backup succeeded within the RPO window, missing data breaching', () => {
+  /** The alarm's ActionsEnabled, with the template's condition evaluated (the stack's schedules are ENABLED). */
+  const actionsEnabled = (alarm: Json) => {
+    const [condition, whenTrue, whenFalse] = alarm.ActionsEnabled['Fn::If'];
+    const [left, right] = primary.Conditions![condition]['Fn::Equals'];
+    return { enabled: left === right ? whenTrue : whenFalse, condition: [left, right] };
+  };
+
+  it('alert when no backup succeeded within the RPO window, and not before the first one after a deploy', () => {
     const alarm = on('ExecutionsSucceeded', 'BackupStateMachine');
     expect(alarm).toMatchObject({
       Statistic: 'Sum',
       Threshold: 1,
       ComparisonOperator: 'LessThanThreshold',
-      TreatMissingData: 'breaching',
+      // Step Functions publishes no zeros: "no success" is missing data. Breaching would alarm at creation;
+      // missing leaves a new alarm in INSUFFICIENT_DATA (no transition, no alert) and alerts on the way back to it.
+      TreatMissingData: 'missing',
     });
     expect(alarm.Period * alarm.EvaluationPeriods).toBeLessThanOrEqual(2 * 3600);
-    expect(alarm.AlarmActions).toEqual([{ Ref: 'AlertTopic' }]);
+    for (const actions of ['AlarmActions', 'InsufficientDataActions', 'OKActions']) {
+      expect(alarm[actions]).toEqual([{ Ref: 'AlertTopic' }]);
+    }
   });
 
-  it('fire when no drill passed for a week, missing data breaching', () => {
+  it('alert when a drill failed or none ran for a week, and not before the first one after a deploy', () => {
     const alarm = alarms().find((a) => a.MetricName === 'DrillsPassed');
-    expect(alarm).toMatchObject({ Namespace: 'KeycloakBackup', TreatMissingData: 'breaching', Threshold: 1 });
+    expect(alarm).toMatchObject({
+      Namespace: 'KeycloakBackup',
+      Statistic: 'Maximum',
+      TreatMissingData: 'missing',
+      Threshold: 1,
+      DatapointsToAlarm: 1,
+    });
     expect(alarm.Dimensions).toEqual([{ Name: 'Target', Value: 'keycloak' }]);
     expect(alarm.Period * alarm.EvaluationPeriods).toBeLessThanOrEqual(7 * 86400);
+    expect(alarm.InsufficientDataActions).toEqual([{ Ref: 'AlertTopic' }]);
+  });
+
+  it('keep the RPO and drill alarms quiet while the schedules are disabled', () => {
+    const rpo = on('ExecutionsSucceeded', 'BackupStateMachine');
+    const drill = alarms().find((a) => a.MetricName === 'DrillsPassed');
+    for (const alarm of [rpo, drill]) {
+      const { enabled, condition } = actionsEnabled(alarm);
+      expect(enabled).toBe(true);
+      // The condition compares the schedules' own State with ENABLED.
+      expect(condition).toEqual([schedule('BackupSchedule').State, 'ENABLED']);
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   CreateDBSnapshotCommand,
   type DBSnapshot,
   DeleteDBSnapshotCommand,
+  DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
@@ -61,8 +62,12 @@ describe('RdsSnapshotEngine', () => {
   let dr: AwsClientStub<RDSClient>;
   let kms: AwsClientStub<KMSClient>;
   let engine: RdsSnapshotEngine;
+  let now: Date;
+  let slept: number[];
 
   beforeEach(() => {
+    now = new Date('2026-11-22T00:05:00Z');
+    slept = [];
     const primaryClient = new RDSClient({ region: 'eu-west-1' });
     const drClient = new RDSClient({ region: 'eu-central-1' });
     const kmsClient = new KMSClient({ region: 'eu-west-1' });
@@ -78,8 +83,14 @@ describe('RdsSnapshotEngine', () => {
       primaryClient,
       drClient,
       kmsClient,
-      clock: { now: () => new Date('2026-11-22T00:05:00Z') },
+      clock: { now: () => now },
+      busyPollMs: 20_000,
+      sleep: async (ms) => {
+        slept.push(ms);
+        now = new Date(now.getTime() + ms);
+      },
     });
+    primary.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: 'available' }] });
   });
 
   const createRequest = {
@@ -112,6 +123,41 @@ describe('RdsSnapshotEngine', () => {
         retainUntil,
         progress: 0,
       });
+    });
+
+    it('waits while the instance is backing up, then creates the snapshot', async () => {
+      primary
+        .on(DescribeDBInstancesCommand)
+        .resolvesOnce({ DBInstances: [{ DBInstanceStatus: 'backing-up' }] })
+        .resolvesOnce({ DBInstances: [{ DBInstanceStatus: 'backing-up' }] })
+        .resolves({ DBInstances: [{ DBInstanceStatus: 'available' }] });
+      primary.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot({ Status: 'creating' }) });
+
+      const info = await engine.create({
+        ...createRequest,
+        waitUntil: new Date(now.getTime() + 10 * 60_000),
+      });
+
+      expect(info.status).toBe('creating');
+      expect(slept).toEqual([20_000, 20_000]);
+      expect(primary.commandCalls(DescribeDBInstancesCommand)[0]!.args[0].input).toEqual({
+        DBInstanceIdentifier: 'kc-primary',
+      });
+      expect(primary.commandCalls(CreateDBSnapshotCommand)).toHaveLength(1);
+    });
+
+    it('gives up with a transient error naming the backup window when the step time runs out', async () => {
+      primary.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceStatus: 'backing-up' }] });
+
+      const error = await engine
+        .create({ ...createRequest, waitUntil: new Date(now.getTime() + 60_000) })
+        .catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(TransientError);
+      expect((error as TransientError).message).toMatch(/kc-primary is backing-up/);
+      expect((error as TransientError).hint).toMatch(/backup window/);
+      expect(slept).toEqual([20_000, 20_000, 20_000]);
+      expect(primary.commandCalls(CreateDBSnapshotCommand)).toHaveLength(0);
     });
 
     it('reports the existing snapshot when a retried run asks for it again', async () => {

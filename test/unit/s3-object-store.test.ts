@@ -49,6 +49,7 @@ describe('S3ObjectStore writes', () => {
       sse: { kmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k' },
       objectLock: true,
       objectLockMode: 'COMPLIANCE',
+      clock: { now: () => new Date('2026-01-01T00:00:00Z') },
     });
     mock.on(PutObjectCommand).resolves({});
     const retainUntil = new Date('2026-02-01T00:00:00Z');
@@ -68,6 +69,23 @@ describe('S3ObjectStore writes', () => {
       ChecksumAlgorithm: 'SHA256',
     });
     expect(JSON.parse(String(input.Body))).toEqual({ a: 1 });
+  });
+
+  it('sends no retain-until that has passed, which S3 refuses: the bucket default retention applies', async () => {
+    // A backup kept past its retain-until (retention paused while a target fails) and verified again.
+    const { mock, store } = setup({
+      sse: { kmsKeyId: 'arn:aws:kms:eu-west-1:1:key/k' },
+      objectLock: true,
+      clock: { now: () => new Date('2026-03-01T00:00:00Z') },
+    });
+    mock.on(PutObjectCommand).resolves({});
+
+    await store.putJson('kc/manifest.json', { a: 1 }, { retainUntil: new Date('2026-02-01T00:00:00Z') });
+
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.ObjectLockMode).toBeUndefined();
+    expect(input.ObjectLockRetainUntilDate).toBeUndefined();
+    expect(input).toMatchObject({ ServerSideEncryption: 'aws:kms', ChecksumAlgorithm: 'SHA256' });
   });
 
   it('sends no checksum algorithm and no Object Lock to a local endpoint without them', async () => {

@@ -4,6 +4,7 @@ import { KmsKeyringNode } from '@aws-crypto/client-node';
 import { DescribeKeyCommand, KMS } from '@aws-sdk/client-kms';
 import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
+import { KMS_HTTP_TIMEOUTS } from './http-timeouts.js';
 
 const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/[A-Za-z0-9-]+$/;
 
@@ -53,8 +54,11 @@ export class KmsKeys {
     this.primaryKeyArn = options.primaryKeyArn;
     this.drKeyArn = options.drKeyArn;
     this.clients = new Map([
-      [primaryRegion, options.primaryClient ?? new KMS({ region: primaryRegion })],
-      [drRegion, options.drClient ?? new KMS({ region: drRegion })],
+      [
+        primaryRegion,
+        options.primaryClient ?? new KMS({ region: primaryRegion, requestHandler: KMS_HTTP_TIMEOUTS }),
+      ],
+      [drRegion, options.drClient ?? new KMS({ region: drRegion, requestHandler: KMS_HTTP_TIMEOUTS })],
     ]);
     const clients = this.clients;
     this.keyring = new KmsKeyringNode({

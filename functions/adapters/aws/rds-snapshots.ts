@@ -5,6 +5,7 @@ import {
   CreateDBSnapshotCommand,
   type DBSnapshot,
   DeleteDBSnapshotCommand,
+  DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   RDSClient,
   type Tag,
@@ -26,6 +27,7 @@ import {
 } from '../../core/ports.js';
 import type { TargetConfig } from '../../platform/config.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
+import { KMS_HTTP_TIMEOUTS } from './http-timeouts.js';
 
 export type Region = 'primary' | 'dr';
 
@@ -47,7 +49,13 @@ export interface RdsSnapshotEngineOptions {
   /** KMS in the primary region, to tell an AWS-managed source key (which cannot be copied across regions). */
   kmsClient?: KMSClient;
   clock?: Clock;
+  /** Between two looks at a busy instance (tests pass a fake sleep). */
+  busyPollMs?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** How often create() looks again at an instance that is backing up (or otherwise busy). */
+export const BUSY_POLL_MS = 20_000;
 
 const QUOTA_HINT =
   'RDS keeps at most 100 manual snapshots per region by default: shorten the snapshot retention, snapshot fewer tiers (KB_SNAPSHOT_TIERS), or ask for a quota increase';
@@ -66,18 +74,28 @@ export class RdsSnapshotEngine implements SnapshotEngine {
       primary: options.primaryClient ?? new RDSClient({ region: options.primaryRegion }),
       dr: options.drClient ?? new RDSClient({ region: options.drRegion }),
     };
-    this.kms = options.kmsClient ?? new KMSClient({ region: options.primaryRegion });
+    this.kms =
+      options.kmsClient ??
+      new KMSClient({ region: options.primaryRegion, requestHandler: KMS_HTTP_TIMEOUTS });
     this.clock = options.clock ?? systemClock;
   }
 
+  /**
+   * Starts a manual snapshot. RDS refuses one while the instance is busy (InvalidDBInstanceState), above all while
+   * its automated backup runs (`backing-up`, in the backup window, which the daily snapshot hour may fall into): so
+   * this waits for `available` until `waitUntil` (the step's time) and only then gives up with a TransientError,
+   * which the state machine retries.
+   */
   async create(request: {
     target: string;
     snapshotId: string;
     backupId: string;
     retainUntil: Date;
+    waitUntil?: Date;
   }): Promise<SnapshotInfo> {
     const instanceId = this.instanceId(request.target);
     const snapshotId = rdsIdentifier(request.snapshotId);
+    await this.waitUntilAvailable(instanceId, request.waitUntil ?? this.clock.now());
     const tags: Tag[] = [
       { Key: TAG_PIPELINE, Value: this.options.pipeline },
       { Key: TAG_TARGET, Value: request.target },
@@ -109,6 +127,32 @@ export class RdsSnapshotEngine implements SnapshotEngine {
         );
       }
       return this.info(existing, 'primary', request.target);
+    }
+  }
+
+  private async waitUntilAvailable(instanceId: string, waitUntil: Date): Promise<void> {
+    const pollMs = this.options.busyPollMs ?? BUSY_POLL_MS;
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+    for (;;) {
+      const { DBInstances } = await callAws(
+        'rds:DescribeDBInstances',
+        () => this.clients.primary.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instanceId })),
+        (error) => this.knownError(error, `instance ${instanceId}`),
+      );
+      const status = DBInstances?.[0]?.DBInstanceStatus;
+      if (status === 'available') return;
+      if (this.clock.now().getTime() + pollMs > waitUntil.getTime()) {
+        throw new TransientError(
+          `instance ${instanceId} is ${status ?? 'in an unknown state'}, not available for a snapshot`,
+          {
+            hint:
+              status === 'backing-up'
+                ? "its automated backup is running: the snapshot waits and is retried; move the instance's backup window away from the daily hour (KB_DAILY_HOUR_UTC)"
+                : 'RDS takes a snapshot of an available instance only; retried later',
+          },
+        );
+      }
+      await sleep(pollMs);
     }
   }
 
