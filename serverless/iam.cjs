@@ -50,9 +50,10 @@ const FUNCTION_PERMISSIONS = {
   recordDrill: ['drillReportsRead', 'drillReportWrite'],
   sweepDrills: ['instancesDescribe', 'drillDelete', 'alertPublish'],
   // aws-asl: the recover machine (keycloak-backup pitr), a kept point-in-time recovery that no sweep removes.
-  startRecovery: ['instancesDescribe', 'recoveryRestore'],
-  recordRecovery: ['keysUse', 'primaryRead', 'primaryWrite', 'alertPublish'],
-  dropRecovery: ['instancesDescribe', 'recoveryDelete'],
+  startRecovery: ['instancesDescribe', 'automatedBackupsDescribe', 'recoveryRestore'],
+  recordRecovery: ['recoveryReportWrite', 'alertPublish'],
+  // describe() of an available instance builds its connection URL from the target's secret.
+  dropRecovery: ['instancesDescribe', 'secretRead', 'recoveryDelete'],
 };
 
 function permissionSets(p) {
@@ -258,7 +259,17 @@ function permissionSets(p) {
           StringEquals: { 'aws:RequestTag/recovery': 'true', 'aws:RequestTag/pipeline': p.pipeline },
         },
       },
-      rdsGrants,
+      ...rdsUsesKeys([p.instanceKmsKeyArn]),
+    ],
+    // Recovery reports only: <target>/recoveries/<name>/...
+    recoveryReportWrite: [
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: s3Arn(primaryBucket, '/*/recoveries/*') },
+      {
+        Effect: 'Allow',
+        Action: ['kms:GenerateDataKey'],
+        Resource: primaryKey,
+        Condition: throughS3(region),
+      },
     ],
     recoveryDelete: [
       {

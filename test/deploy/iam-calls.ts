@@ -10,6 +10,7 @@ import {
   runReportKey,
 } from '../../functions/core/layout.js';
 import { snapshotIdFor } from '../../functions/core/plan.js';
+import { recoveryReportKey } from '../../functions/core/recovery.js';
 import { SAMPLE } from './package-template.js';
 import type { TemplateResolver } from './resolve-template.js';
 
@@ -43,6 +44,7 @@ export interface World {
   target: string;
   backupId: string;
   drillId: string;
+  recoveryName: string;
 }
 
 export function sampleWorld(primary: TemplateResolver, dr: TemplateResolver): World {
@@ -68,6 +70,7 @@ export function sampleWorld(primary: TemplateResolver, dr: TemplateResolver): Wo
     target: target!.name,
     backupId: '20261206T0000Z',
     drillId: `drill-${target!.name}-20261206t030000`,
+    recoveryName: 'recovered-before-incident',
     // The DR stack's own view of its bucket and key must be what the primary stack derives.
     ...checkSame('DR bucket', env.KB_DR_BUCKET, dr.ref('BackupBucket')),
     ...checkSame('DR key', env.KB_DR_KMS_KEY_ID, dr.getAtt('BackupKey', 'Arn')),
@@ -235,6 +238,12 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
     c.kms('kms:Decrypt', w.drKey, 'envelope: the DR key when the primary region does not answer'),
   ];
   const primarySnapshot = c.rds(w.region, `snapshot:${snapshotId}`);
+  const recovery = c.rds(w.region, `db:${w.recoveryName}`);
+  const recoveryTags: Context = {
+    'aws:RequestTag/recovery': 'true',
+    'aws:RequestTag/pipeline': w.pipeline,
+    'aws:TagKeys': ['pipeline', 'recovery', 'target'],
+  };
   const drSnapshot = c.rds(w.drRegion, `snapshot:${snapshotId}`);
 
   return {
@@ -404,6 +413,48 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
         "the verification's realm-key changes",
       ),
       ...c.put(w.primaryBucket, drillReportKey(w.target, w.drillId), 'the drill report', { retain: false }),
+    ],
+    startRecovery: [
+      { action: 'rds:DescribeDBInstances', resource: source, why: 'restorableWindow: the source' },
+      { action: 'rds:DescribeDBInstanceAutomatedBackups', resource: source, why: 'restorableWindow' },
+      ...[
+        source,
+        recovery,
+        c.rds(w.region, `subgrp:${w.subnetGroup}`),
+        c.rds(w.region, 'og:default:postgres-16'),
+        c.rds(w.region, 'pg:default.postgres16'),
+      ].map(
+        (resource): AwsCall => ({
+          action: 'rds:RestoreDBInstanceToPointInTime',
+          resource,
+          context: recoveryTags,
+          why: 'RdsPointInTimeEngine.restore (purpose recovery)',
+        }),
+      ),
+      {
+        action: 'rds:AddTagsToResource',
+        resource: recovery,
+        context: recoveryTags,
+        why: 'restore with Tags',
+      },
+      { action: 'rds:DescribeDBInstances', resource: recovery, why: 'restore: the instance already exists' },
+      ...c.rdsUsesKey(w.instanceKey, w.region, 'the recovered instance is encrypted under the instance key'),
+    ],
+    recordRecovery: [
+      ...c.put(w.primaryBucket, recoveryReportKey(w.target, w.recoveryName), 'the recovery report', {
+        retain: false,
+      }),
+      ...publish,
+    ],
+    dropRecovery: [
+      { action: 'rds:DescribeDBInstances', resource: recovery, why: 'describe the recovery' },
+      { ...secret, why: "describe: an available instance's connection URL" },
+      {
+        action: 'rds:DeleteDBInstance',
+        resource: recovery,
+        context: { 'rds:db-tag/recovery': 'true', 'rds:db-tag/pipeline': w.pipeline },
+        why: 'teardown of a kept recovery',
+      },
     ],
     sweepDrills: [
       { action: 'rds:DescribeDBInstances', resource: '*', why: 'listDrills (no identifier)' },
