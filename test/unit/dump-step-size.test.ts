@@ -1,5 +1,9 @@
 // The dump's size against the previous backup: compared only at the same compression, by the archive's own size.
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
+import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
+import { LOCAL_KEY_ID, localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
 import { dumpStep, type StepPorts } from '../../functions/core/backup-steps.js';
 import type { DumpOutcome } from '../../functions/core/ports.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
@@ -25,12 +29,18 @@ function outcome(
 
 /** Two dumps in a row through dumpStep, the second's warnings returned. */
 async function secondDumpWarnings(first: DumpOutcome, second: DumpOutcome): Promise<string[]> {
+  const key = randomBytes(32);
   const store = new MemoryObjectStore();
   const outcomes = [first, second];
   const ports = {
     primaryStore: store,
     drStore: new MemoryObjectStore({ region: 'eu-central-1' }),
-    envelope: { describe: () => ({ suite: 's', frameLength: 1048576, keyIds: ['k'] }) },
+    // The real envelope: manifests are sealed under the keyring and read back through it.
+    envelope: new EsdkEnvelope({
+      keyring: localKeyring(key),
+      keyIds: [LOCAL_KEY_ID],
+      fingerprint: localKeyFingerprint(key),
+    }),
     tools: {
       dump: async (request: { key: string }) => {
         await store.putJson(request.key, {});
