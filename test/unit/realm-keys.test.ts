@@ -1,4 +1,6 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { derivedKid } from '../../functions/adapters/postgres/keycloak-probe.js';
 import {
   activeKeys,
   algorithmsLeftWithoutKey,
@@ -344,5 +346,20 @@ describe('readKeyReferences', () => {
       label: 'the newest verified backup',
       unavailable: 'no verified backup of keycloak',
     });
+  });
+});
+
+describe('derivedKid', () => {
+  it("is base64url SHA-256 of a stored public key's X.509 encoding (ecdsa-generated keeps ecdsaPublicKey)", () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    const expected = createHash('sha256').update(spki).digest('base64url');
+    expect(derivedKid([{ name: 'ecdsaPublicKey', value: spki.toString('base64') }])).toBe(expected);
+    expect(expected).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('is null when nothing decodes, never a guess', () => {
+    expect(derivedKid([])).toBeNull();
+    expect(derivedKid([{ name: 'certificate', value: 'bm90IGEgY2VydGlmaWNhdGU=' }])).toBeNull();
   });
 });
