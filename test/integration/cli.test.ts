@@ -137,7 +137,7 @@ describe('keycloak-backup command', () => {
     expect(realmKeys.after.decidedBy).toBe('live');
     expect(realmKeys.decision).toMatchObject({ disableReintroduced: true, disabled: [] });
     expect(restore.stderr).toMatch(/signing-keys\s+pass/);
-  });
+  }, 240_000);
 
   it('fails verify, naming the checksum, after one byte of the stored dump is flipped', async () => {
     const ok = await cli('verify', backupId);
