@@ -8,20 +8,30 @@ const { bucketName } = require('./storage.cjs');
 const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3:::', bucket, suffix]);
 
 /**
+ * Manifests are sealed (an HMAC under a fresh key that the envelope keyring wraps under both KMS keys): a function
+ * that reads a manifest needs envelopeDecrypt, one that writes one envelopeEncrypt, whatever else it does.
+ *
  * What each function may do, by permission set (defined below). Keys are the serverless function keys. Each set
  * matches what the function's code calls (test/deploy/iam-calls.ts lists the calls; the IAM simulation in
  * test/deploy/iam-simulation.test.ts evaluates them against the packaged template, and denies everything else).
  */
 const FUNCTION_PERMISSIONS = {
   planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead'],
-  dumpDatabase: ['envelopeEncrypt', 'secretRead', 'primaryManifestsRead', 'primaryWrite'],
-  verifyBackup: ['envelopeDecrypt', 'primaryRead', 'primaryManifestWrite', 'scratchSecretRead'],
-  // Copies ciphertext: the envelope is untouched, only the buckets' SSE-KMS keys are used (through S3).
-  copyBackupToDr: ['primaryRead', 'primaryManifestWrite', 'drWrite'],
+  dumpDatabase: ['envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead', 'primaryWrite'],
+  verifyBackup: [
+    'envelopeEncrypt',
+    'envelopeDecrypt',
+    'primaryRead',
+    'primaryManifestWrite',
+    'scratchSecretRead',
+  ],
+  // Copies the dump's ciphertext as it is; the envelope keys only open and seal the manifest.
+  copyBackupToDr: ['envelopeEncrypt', 'envelopeDecrypt', 'primaryRead', 'primaryManifestWrite', 'drWrite'],
   createSnapshot: ['sourceDescribe', 'snapshotCreate'],
   checkSnapshot: ['snapshotsDescribe'],
   copySnapshotToDr: ['snapshotsDescribe', 'snapshotCopy'],
   applyRetention: [
+    'envelopeDecrypt',
     'primaryManifestsRead',
     'drManifestsRead',
     'primaryDelete',
@@ -30,7 +40,7 @@ const FUNCTION_PERMISSIONS = {
     'snapshotDelete',
   ],
   // Reads the run's manifests for its metrics; keeps a run report beside the backups of a target that failed.
-  reportBackup: ['primaryManifestsRead', 'runReportWrite'],
+  reportBackup: ['envelopeDecrypt', 'primaryManifestsRead', 'runReportWrite'],
   notifyFailure: ['alertPublish'],
   validateDrill: ['instancesDescribe', 'automatedBackupsDescribe'],
   startDrillRestore: ['instancesDescribe', 'drillRestore'],
@@ -39,6 +49,7 @@ const FUNCTION_PERMISSIONS = {
   verifyDrill: [
     'instancesDescribe',
     'secretRead',
+    'envelopeDecrypt',
     'primaryManifestsRead',
     'drillKeyChangesWrite',
     'alertPublish',

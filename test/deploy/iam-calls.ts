@@ -237,6 +237,12 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
     c.kms('kms:Decrypt', w.primaryKey, 'envelope: data key unwrapped in the primary region'),
     c.kms('kms:Decrypt', w.drKey, 'envelope: the DR key when the primary region does not answer'),
   ];
+  // Manifests are sealed: reading one unwraps its MAC key (either region's key), writing one wraps a fresh one.
+  const manifestOpen = envelopeDecrypt.map((call) => ({
+    ...call,
+    why: `manifest authentication: ${call.why}`,
+  }));
+  const manifestSeal = envelopeEncrypt.map((call) => ({ ...call, why: `manifest sealing: ${call.why}` }));
   const primarySnapshot = c.rds(w.region, `snapshot:${snapshotId}`);
   const recovery = c.rds(w.region, `db:${w.recoveryName}`);
   const recoveryTags: Context = {
@@ -260,6 +266,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...c.put(w.primaryBucket, dump, 'the dump upload', { multipart: true }),
       ...c.put(w.primaryBucket, manifest, 'the manifest, written last'),
       ...envelopeEncrypt,
+      ...manifestOpen,
       secret,
     ],
     verifyBackup: [
@@ -268,6 +275,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...c.get(w.primaryBucket, dump, 'the stored dump, re-read'),
       ...c.put(w.primaryBucket, manifest, 'the manifest with its verification'),
       ...envelopeDecrypt,
+      ...manifestSeal,
       {
         action: 'secretsmanager:GetSecretValue',
         resource: SAMPLE.params.scratchSecretArn,
@@ -282,6 +290,8 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...c.put(w.drBucket, dump, 'the DR copy of the dump', { multipart: true }),
       ...c.put(w.drBucket, manifest, 'the DR copy of the manifest'),
       ...c.put(w.primaryBucket, manifest, 'the manifest, recording the copy'),
+      ...manifestOpen,
+      ...manifestSeal,
     ],
     createSnapshot: [
       { action: 'rds:CreateDBSnapshot', resource: source, why: 'RdsSnapshotEngine.create: the instance' },
@@ -318,6 +328,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...c.rdsUsesKey(w.instanceKey, w.region, 'CopyDBSnapshot reads the source under the instance key'),
     ],
     applyRetention: [
+      ...manifestOpen,
       ...[w.primaryBucket, w.drBucket].flatMap((bucket) => [
         ...c.list(bucket, 'expireRegion: the catalogue'),
         ...c.get(bucket, manifest, 'expireRegion: manifests'),
@@ -340,6 +351,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ]),
     ],
     reportBackup: [
+      ...manifestOpen,
       ...c.list(w.primaryBucket, "readRunManifests: the run's manifests"),
       ...c.get(w.primaryBucket, manifest, "readRunManifests: the run's manifests"),
       ...c.put(w.primaryBucket, runReportKey(w.target, w.backupId), 'the run report of a failed target', {
@@ -381,6 +393,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       secret,
       ...c.list(w.primaryBucket, 'findNearestManifest'),
       ...c.get(w.primaryBucket, manifest, 'findNearestManifest'),
+      ...manifestOpen,
       ...c.put(w.primaryBucket, drillKeyChangesKey(w.target, w.drillId), 'the realm-key changes', {
         retain: false,
       }),
@@ -544,7 +557,6 @@ export function notTheirJob(w: World): Record<string, AwsCall[]> {
   const c = callBuilders(w);
   const encryptUnderDr = c.kms('kms:Encrypt', w.drKey, 'encrypting under the DR key');
   return {
-    verifyBackup: [encryptUnderDr],
     recordDrill: [encryptUnderDr],
     startDrillRestore: [
       ...c.rdsUsesKey(w.drKey, w.region, 'the DR key is no part of a restore in the primary region'),
