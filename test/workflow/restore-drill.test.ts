@@ -8,10 +8,10 @@ import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
 import { runWorkflow, type WorkflowResult } from '../../cli/local-workflow.js';
 import { DRILLS_DIR } from '../../functions/adapters/local/local-pitr.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
-import { readManifest } from '../../functions/core/catalog.js';
+import { readManifest, writeManifest } from '../../functions/core/catalog.js';
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
 import { DatabaseUnavailableError, RestoreFailedError, TransientError } from '../../functions/core/errors.js';
-import { DRILL_REPORT_FILE, manifestKey } from '../../functions/core/layout.js';
+import { DRILL_REPORT_FILE, dumpKey, manifestKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { makeHandler as makeSweepHandler } from '../../functions/handlers/sweep-drills.js';
 import { parseConfig } from '../../functions/platform/config.js';
@@ -258,9 +258,11 @@ describe('restore drill workflow', () => {
     const now = new Date();
     const backupId = backupIdFor(new Date(now.getTime() - 60_000));
     const key = manifestKey(TARGET, backupId);
-    await services.primaryStore.putJson(key, {
+    // Sealed as the pipeline seals it: an unauthenticated manifest would not be compared with at all.
+    await writeManifest(services.primaryStore, services.envelope, {
       ...real,
       backupId,
+      dump: { ...real.dump, key: dumpKey(TARGET, backupId) },
       startedAt: new Date(now.getTime() - 1000).toISOString(),
       contents: {
         ...real.contents,
