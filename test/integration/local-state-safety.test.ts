@@ -2,6 +2,7 @@
 // repair, bad state folders are refused; the CLI is run as a user runs it.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +96,24 @@ describe('an unusable state file', () => {
       expect(await stack.primary.query('select id from kept', [], 'keycloak')).toEqual([{ id: 42 }]);
     } finally {
       await stack.stop();
+    }
+  });
+
+  it('moves the S3 server to another port when the remembered one is taken (EADDRINUSE)', async () => {
+    const { s3Port } = JSON.parse(await readFile(path.join(stateDir, 'stack.json'), 'utf8')) as {
+      s3Port: number;
+    };
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(s3Port, '127.0.0.1', resolve));
+    try {
+      const stack = await open();
+      try {
+        expect(stack.s3Endpoint).not.toBe(`http://127.0.0.1:${s3Port}`);
+      } finally {
+        await stack.stop();
+      }
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
     }
   });
 

@@ -1,13 +1,17 @@
 // The local S3: s3rver in-process on loopback, one bucket per "region", plus the client settings it needs.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { isPortFree } from './postgres-cluster.js';
 
 /** s3rver's built-in account; it refuses any other access key. These are not secrets. */
 export const LOCAL_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -46,6 +50,12 @@ export interface S3ServerOptions {
 
 /** The parts of s3rver's FilesystemStore that the multipart completion below uses. */
 interface FilesystemStore {
+  putObject(object: {
+    bucket: string;
+    key: string;
+    metadata: Record<string, unknown>;
+    content: Buffer | Readable;
+  }): Promise<{ size: number; md5: string }>;
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
   putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
   putPart(
@@ -98,6 +108,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
       vhostBuckets: false,
       configureBuckets: options.buckets.map((name) => ({ name })),
     });
+    storeObjectsWhole(server.store);
     storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
     abortMultipartLikeS3(server);
@@ -105,13 +116,10 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
     return { server, address };
   };
 
-  let started: Awaited<ReturnType<typeof start>>;
-  try {
-    started = await start(options.preferredPort ?? 0);
-  } catch (error) {
-    if (!options.preferredPort || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    started = await start(0);
-  }
+  // s3rver's listen never rejects on EADDRINUSE (its callback is the 'listening' listener): on a taken port the start
+  // hung. The remembered port is used only when it is free now, else the OS picks one.
+  const preferred = options.preferredPort;
+  const started = await start(preferred && (await isPortFree(preferred)) ? preferred : 0);
   const { server, address } = started;
 
   let stopping: Promise<void> | undefined;
@@ -194,6 +202,48 @@ const PART_WRITE_BATCH = 1024 * 1024;
  * the body's chunks are hashed as they come and written with one `writev` per MiB, into an upload that exists
  * (openUpload).
  */
+/**
+ * Replaces s3rver's PutObject store, which writes straight to the object's file with a stream whose errors nobody
+ * listens to: on a full disk that was an unhandled ENOSPC, a request that never answered and a truncated object
+ * under the real key that looked complete. Here the body goes to a temporary file through one pipeline (a write
+ * error fails the request, as S3 answers 500), which is renamed over the key only once it is whole.
+ */
+function storeObjectsWhole(store: FilesystemStore): void {
+  store.putObject = async (object) => {
+    const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(path.dirname(objectPath), { recursive: true });
+    const writing = `${objectPath}.${randomUUID()}.writing`;
+    const md5 = createHash('md5');
+    let size = 0;
+    try {
+      await pipeline(
+        Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content,
+        new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            md5.update(chunk);
+            size += chunk.length;
+            callback(null, chunk);
+          },
+        }),
+        createWriteStream(writing, { mode: 0o600 }),
+      );
+      await rename(writing, objectPath);
+    } catch (error) {
+      await rm(writing, { force: true });
+      throw error;
+    }
+    const digest = md5.digest('hex');
+    try {
+      await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+    } catch (error) {
+      // An object without its metadata would read as another one: it goes too.
+      await rm(objectPath, { force: true });
+      throw error;
+    }
+    return { size, md5: digest };
+  };
+}
+
 function storePartsInBatches(store: FilesystemStore): void {
   store.putPart = async (bucket, uploadId, partNumber, content) => {
     const { dir: uploadDir } = await openUpload(store, bucket, uploadId);
