@@ -543,8 +543,12 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
   };
   const stopS3 = async () => (await s3Starting?.catch(() => undefined))?.stop();
   const stopAll = async () => {
-    await Promise.allSettled([replica.stop()]);
-    const results = await Promise.allSettled([primary.stop(), stopS3()]);
+    // The replica first (it streams from the primary); a replica that did not stop is a failure to report, not a
+    // "local stack stopped" while it still runs.
+    const results = [
+      ...(await Promise.allSettled([replica.stop()])),
+      ...(await Promise.allSettled([primary.stop(), stopS3()])),
+    ];
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   };

@@ -27,6 +27,8 @@ export interface RunWorkflowOptions {
   onEvent?: (event: WorkflowEvent) => void;
   /** Milliseconds every Wait state pauses locally (the ASL's Seconds are for AWS's slow services). */
   waitMs?: number;
+  /** Wait states that wait as long as the ASL says, locally too (a drill kept for inspection as asked). */
+  realWaits?: readonly string[];
   /** Milliseconds between retries locally; undefined keeps the ASL's backoff. */
   retryIntervalMs?: number;
   /** Replaces the handler behind a function key (tests inject faults this way, around the real handler). */
@@ -65,7 +67,9 @@ export async function runWorkflow(options: RunWorkflowOptions): Promise<Workflow
   const lastFailure = new Map<string, unknown>();
 
   for (const [stateName, state] of allStates(definition)) {
-    if (state.Type === 'Wait') waitTimeOverrides[stateName] = options.waitMs ?? 1000;
+    if (state.Type === 'Wait' && !options.realWaits?.includes(stateName)) {
+      waitTimeOverrides[stateName] = options.waitMs ?? 1000;
+    }
     if (options.retryIntervalMs !== undefined) retryIntervalOverrides[stateName] = options.retryIntervalMs;
     if (state.Type !== 'Task') continue;
     const functionKey = state.Parameters?.FunctionName as string | undefined;

@@ -1,5 +1,5 @@
 // The keycloak-backup command line: local stack by default (see README for AWS).
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidInputError, isKeycloakBackupError } from '../functions/core/errors.js';
 import { backupCommand } from './commands/backup.js';
 import { demoCommand } from './commands/demo.js';
@@ -19,7 +19,9 @@ const positive = (value: string) => {
 const program = new Command('keycloak-backup')
   .description('Encrypted, verified backups of the PostgreSQL database behind Keycloak, with restore drills')
   .option('--state-dir <dir>', 'local stack state folder (default: .local in the project)')
-  .showHelpAfterError();
+  .showHelpAfterError('(keycloak-backup --help shows the commands and their options)')
+  // commander exits 1 on its own argument errors; the README promises 2 for a wrong argument.
+  .exitOverride();
 
 const stateDir = () => program.opts<{ stateDir?: string }>().stateDir;
 let exitCode = 0;
@@ -34,20 +36,28 @@ program
 program
   .command('backup')
   .description('run the backup workflow (dump, verify, DR copy, snapshot on its tiers, retention)')
-  .option('--time <iso>', 'scheduled time (ISO 8601 with zone); decides backupId and tiers; default now')
+  .option(
+    '--time <iso>',
+    'scheduled time (ISO 8601 with zone, within the hourly retention); decides backupId and tiers; default now',
+  )
+  .option('--replay', 'with --time: replay a missed scheduled run older than the hourly retention')
   .option('--database-url <url>', 'back up this PostgreSQL database instead of the seeded one')
   .option('--replica-url <url>', 'dump from this read replica of --database-url')
-  .option('--target-name <name>', 'target name for --database-url', 'external')
+  .option(
+    '--target-name <name>',
+    'target name for --database-url (default: from its database, host and port)',
+  )
   .action(async (options) => {
     exitCode = await backupCommand({ stateDir: stateDir(), ...options });
   });
 
 program
   .command('list')
-  .description('list backups: id, target, tiers, size, verified, regions, age')
+  .description('list backups: id, target, tiers, size, verified, regions with an intact copy, age')
   .option('--json', 'machine-readable output')
+  .option('--from-dr', 'list what the DR region holds, alone (the primary region is gone)')
   .action(async (options) => {
-    exitCode = await listCommand({ stateDir: stateDir(), json: options.json });
+    exitCode = await listCommand({ stateDir: stateDir(), json: options.json, fromDr: options.fromDr });
   });
 
 program
@@ -183,7 +193,10 @@ try {
   refusePasswordsInArguments(process.argv.slice(2));
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (isKeycloakBackupError(error)) {
+  if (error instanceof CommanderError) {
+    // commander has printed its line; --help and --version are not errors.
+    exitCode = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
+  } else if (isKeycloakBackupError(error)) {
     console.error(`error: ${error.describe()}`);
     exitCode = error.name === 'InvalidInputError' || error.name === 'ConfigurationError' ? 2 : 1;
   } else {

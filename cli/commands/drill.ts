@@ -1,6 +1,6 @@
 // `keycloak-backup drill`: runs the restore-drill workflow locally, shows its progress, then the checks and recovery time.
 
-import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
+import { type DrillReport, drillReportSchema, parseRestoreTime } from '../../functions/core/drill.js';
 import { formatKeyChangeReport } from '../../functions/core/keycloak/index.js';
 import { DRILL_REPORT_FILE } from '../../functions/core/layout.js';
 import { formatDuration, formatTable } from '../format.js';
@@ -60,6 +60,7 @@ export async function runDrillInSession(session: Session, options: DrillRequestO
       if (event.type === 'StateEntered' && event.state) {
         step = event.state;
         stepStarted = event.timestamp;
+        if (event.state === 'KeepDrillForInspection') void sayWhereToInspect(session, options.keepMinutes);
       }
     });
   } finally {
@@ -83,6 +84,18 @@ export async function runDrillInSession(session: Session, options: DrillRequestO
       ? { verifiedTimeMs: seconds(report.recovery.totalSeconds) }
       : {}),
   };
+}
+
+/** While the drill waits for inspection: which instance, where it answers (no password), until when. */
+async function sayWhereToInspect(session: Session, keepMinutes: number): Promise<void> {
+  const until = new Date(Date.now() + keepMinutes * 60_000).toISOString();
+  for (const drill of await session.services.pitr.listDrills().catch(() => [])) {
+    const url = drill.databaseUrl ? new URL(drill.databaseUrl) : undefined;
+    if (url) url.password = '';
+    session.progress.done(
+      `  keeping ${drill.instanceId} for inspection until ${until} (${keepMinutes} min)${url ? `: ${url}` : ''}; torn down after`,
+    );
+  }
 }
 
 /** The report this execution stored (every drill that started a restore stores one, passed or failed). */
@@ -179,6 +192,7 @@ function formatDrDump(report: DrillReport): string {
 
 /** `keycloak-backup drill [--time ISO | --latest] [--keep-minutes N]`: 0 passed, 1 failed, 2 refused. */
 export async function drillCommand(options: DrillCommandOptions): Promise<number> {
+  parseRestoreTime(options.time); // a malformed time is refused before anything starts
   return withSession({ stateDir: options.stateDir }, async (session) => {
     const run = await runDrillInSession(session, options);
     console.log(formatDrillRun(run));

@@ -84,6 +84,16 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
   const time = parseRestoreTime(options.time);
   return withSession({ stateDir: options.stateDir }, async ({ services, stack, runMachine }) => {
     const target = options.target ?? services.config.KB_TARGETS[0]?.name ?? '';
+    // The engine hands back an instance that already has the name: it would be reported as recovered to this time.
+    const existing = await services.pitr.describe(name);
+    if (existing.status !== 'gone') {
+      throw new InvalidInputError(
+        `a recovered instance named ${name} already exists (${existing.status}, recovered ${existing.createdAt.toISOString()}): it was not recovered to ${options.time}`,
+        {
+          hint: `use it as it is, drop it first (keycloak-backup pitr --drop ${name}), or choose another --name`,
+        },
+      );
+    }
     const keys = await RestoreKeyReport.beforeRecovery(services, target, time, options);
     const started = Date.now();
     console.error(`recovering ${target} to ${options.time} as ${name} (recover workflow)…`);

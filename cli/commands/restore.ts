@@ -7,7 +7,7 @@ import { archiveBytes } from '../../functions/core/manifest.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
 import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
-import { resolveTarget } from './verify.js';
+import { checkBackupId, resolveTarget } from './verify.js';
 
 export interface RestoreOptions {
   stateDir?: string;
@@ -25,13 +25,15 @@ export interface RestoreOptions {
 }
 
 export async function restoreCommand(backupId: string, options: RestoreOptions): Promise<number> {
+  checkBackupId(backupId);
   if (!/^postgres(ql)?:\/\//.test(options.to)) {
     throw new InvalidInputError('--to must be a postgres:// URL', {
       hint: 'e.g. --to postgres://postgres@127.0.0.1:5432/keycloak_restored',
     });
   }
   return withSession({ stateDir: options.stateDir }, async ({ services, progress }) => {
-    const target = await resolveTarget(services, backupId, options.target);
+    const store = options.fromDr ? services.drStore : services.primaryStore;
+    const target = await resolveTarget(services, backupId, options.target, store);
     const chosen = await readRestoreManifest(services, {
       target,
       backupId,

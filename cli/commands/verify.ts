@@ -9,32 +9,38 @@ import { formatTable } from '../format.js';
 import { withSession } from '../session.js';
 
 /** The target a backup id belongs to: given, or the only target that has it. */
-export async function resolveTarget(services: Services, backupId: string, target?: string): Promise<string> {
-  if (!isBackupId(backupId)) {
-    throw new InvalidInputError(`"${backupId}" is not a backup id`, {
-      hint: 'run `keycloak-backup list` to see them',
-    });
-  }
+export async function resolveTarget(
+  services: Services,
+  backupId: string,
+  target?: string,
+  store = services.primaryStore,
+): Promise<string> {
+  checkBackupId(backupId);
   if (target) return target;
   const owners = [];
-  for (const candidate of await listTargets(services.primaryStore)) {
-    if (
-      (await readCatalog(services.primaryStore, services.envelope, candidate)).some(
-        (b) => b.backupId === backupId,
-      )
-    )
+  for (const candidate of await listTargets(store)) {
+    if ((await readCatalog(store, services.envelope, candidate)).some((b) => b.backupId === backupId))
       owners.push(candidate);
   }
   if (owners.length === 1) return owners[0]!;
   throw new InvalidInputError(
     owners.length === 0
-      ? `no backup ${backupId} in ${services.primaryStore.bucket}`
+      ? `no backup ${backupId} in ${store.bucket} (${store.region})`
       : `backup ${backupId} exists for ${owners.join(', ')}`,
     {
       hint:
         owners.length === 0 ? 'run `keycloak-backup list` to see the backups' : 'choose one with --target',
     },
   );
+}
+
+/** Refuses what cannot be a backup id before anything starts. */
+export function checkBackupId(backupId: string): void {
+  if (!isBackupId(backupId)) {
+    throw new InvalidInputError(`"${backupId}" is not a backup id`, {
+      hint: 'run `keycloak-backup list` to see them',
+    });
+  }
 }
 
 export async function verifyCommand(
@@ -47,6 +53,7 @@ export async function verifyCommand(
     trustUnauthenticated?: boolean;
   },
 ): Promise<number> {
+  checkBackupId(backupId);
   return withSession({ stateDir: options.stateDir }, async ({ services }) => {
     const target = await resolveTarget(services, backupId, options.target);
     try {

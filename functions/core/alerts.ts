@@ -25,6 +25,18 @@ export function causeMessage(cause: unknown): string {
   return cause;
 }
 
+/** The steps that check a request before anything starts, and the errors with which they refuse one. */
+const CHECKING_STEPS = new Set(['plan', 'drill-validate']);
+const REFUSALS = new Set(['InvalidInputError', 'RestoreWindowError']);
+
+/**
+ * A request refused before anything started (a malformed time, a time outside the restorable window) is the
+ * requester's to fix, told by the failed execution itself: recorded, not paged. Everything else pages.
+ */
+export function pagesOperator(failure: StepFailure): boolean {
+  return !(CHECKING_STEPS.has(failure.step) && REFUSALS.has(failure.error.Error ?? ''));
+}
+
 export function alertFor(failure: StepFailure): Alert {
   const error = failure.error.Error ?? 'UnknownError';
   const where = failure.target ? `${failure.target}: ` : '';

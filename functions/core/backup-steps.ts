@@ -8,6 +8,7 @@ import {
   type KeycloakBackupError,
   ManifestInvalidError,
   ObjectNotFoundError,
+  SourceMismatchError,
   VerificationFailedError,
 } from './errors.js';
 import { dumpKey } from './layout.js';
@@ -23,6 +24,7 @@ import type {
 } from './ports.js';
 import { type RetentionPolicy, retainUntilFor } from './retention.js';
 import type { Tier } from './schedule.js';
+import { describeSource, sameSource } from './source.js';
 
 export interface StepPorts {
   primaryStore: ObjectStore;
@@ -56,18 +58,35 @@ export interface DumpStepResult {
 /** A dump is suspicious when it shrinks below this share of the previous one (DESIGN: size against history). */
 export const SHRINK_WARNING_RATIO = 0.5;
 
+/**
+ * Dumps a target once per backup id. A backup id already complete is reused only when it holds the same database
+ * (source identity); a target's backups are all of one database: another database under a target that already
+ * holds backups is refused, before anything is written.
+ */
 export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Promise<DumpStepResult> {
   const { target, backupId } = request;
+  const catalog = readCatalog(ports.primaryStore, ports.envelope, target);
+  catalog.catch(() => undefined);
+  const source = await ports.tools.identifySource(target);
   const existing = await readManifestIfPresent(ports.primaryStore, ports.envelope, target, backupId);
-  if (existing) return { manifest: existing, reused: true, warnings: [] };
+  if (existing) {
+    if (sameSource(existing.source, source)) return { manifest: existing, reused: true, warnings: [] };
+    throw new SourceMismatchError(
+      `backup ${backupId} of ${target} holds ${describeSource(existing.source)}, not ${describeSource(source)}: ${whatToDo}`,
+    );
+  }
+  const earlier = (await catalog).filter((b) => b.parsed && b.backupId !== backupId);
+  const newest = earlier.at(-1)?.parsed;
+  if (newest && !sameSource(newest.source, source)) {
+    throw new SourceMismatchError(
+      `target ${target} holds backups of ${describeSource(newest.source)} (newest ${newest.backupId}); this is ${describeSource(source)}: ${whatToDo}`,
+    );
+  }
 
   const startedAt = ports.clock.now();
   const retainUntil = retainUntilFor(request.scheduledAt, request.tiers, request.policy);
   const context = encryptionContextFor(target, backupId);
   const key = dumpKey(target, backupId);
-  // The earlier backups are read while pg_dump runs, not after it: the size check is then no extra wait.
-  const catalog = readCatalog(ports.primaryStore, ports.envelope, target);
-  catalog.catch(() => undefined);
   const outcome = await ports.tools.dump(
     {
       target,
@@ -81,16 +100,15 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   );
 
   const warnings: string[] = [];
-  const previous = (await catalog).filter((b) => b.parsed && b.backupId !== backupId).at(-1);
   // Archive sizes compare only at the same compression (a change of KB_DUMP_COMPRESSION changes them 4-fold).
-  const before = previous?.parsed?.dump;
+  const before = newest?.dump;
   const comparable =
     before !== undefined &&
     before.compression === outcome.compression &&
     compressedBy(before) === outcome.compressedBy;
   if (comparable && outcome.archiveBytes < archiveBytes(before) * SHRINK_WARNING_RATIO) {
     warnings.push(
-      `dump is ${outcome.archiveBytes} bytes, less than half of the previous backup ${previous!.backupId} (${archiveBytes(before)} bytes)`,
+      `dump is ${outcome.archiveBytes} bytes, less than half of the previous backup ${newest!.backupId} (${archiveBytes(before)} bytes)`,
     );
   }
 
@@ -109,8 +127,11 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
       pgDumpVersion: outcome.pgDumpVersion,
       keycloakVersion: outcome.contents.keycloakVersion ?? null,
       replicaLagSeconds: outcome.replicaLagSeconds,
-      database: request.database,
+      database: source.database,
       schema: request.schema,
+      systemIdentifier: source.systemIdentifier,
+      databaseOid: source.databaseOid,
+      endpoint: source.endpoint,
     },
     dump: {
       key,
@@ -131,6 +152,10 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   const sealed = await writeManifest(ports.primaryStore, ports.envelope, manifest, { retainUntil });
   return { manifest: sealed, reused: false, warnings };
 }
+
+/** Said in the message itself: the workflow carries a failure's message, not its hint, to the alert and the CLI. */
+const whatToDo =
+  "back up each database under its own target (--target-name, or its own entry in KB_TARGETS); if this target's database really moved to a new cluster, give the target a new name: its old backups stay restorable under the old one until they expire";
 
 export interface VerifyStepRequest {
   target: string;

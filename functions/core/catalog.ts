@@ -5,6 +5,7 @@ import { isVerified, type Manifest, parseManifest } from './manifest.js';
 import { authenticateManifest, type ManifestTrust, sealManifest } from './manifest-auth.js';
 import type { ManifestKeyring, ObjectStore, PutOptions } from './ports.js';
 import type { BackupRecord } from './retention.js';
+import { compareBackupIds } from './schedule.js';
 
 export interface CatalogEntry extends BackupRecord {
   /** Bytes stored for this backup in this bucket. */
@@ -43,7 +44,7 @@ export async function readCatalog(
     if (object.lastModified > entry.lastModified) entry.lastModified = object.lastModified;
   }
 
-  const entries = [...byId.values()].sort((a, b) => (a.backupId < b.backupId ? -1 : 1));
+  const entries = [...byId.values()].sort((a, b) => compareBackupIds(a.backupId, b.backupId));
   for (const entry of entries) {
     const key = manifestKey(target, entry.backupId);
     if (!entry.keys.some((k) => k.endsWith(`/${MANIFEST_FILE}`))) continue;

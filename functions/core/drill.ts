@@ -7,8 +7,15 @@ import { keyChangeReportSchema } from './keycloak/snapshot-schema.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
-import type { DrillInstance, ManifestKeyring, ObjectStore, RestorableWindow } from './ports.js';
-import { parseScheduledTime, timeOfBackupId } from './schedule.js';
+import type {
+  DrillInstance,
+  ManifestKeyring,
+  ObjectStore,
+  RestorableWindow,
+  SourceIdentity,
+} from './ports.js';
+import { compareBackupIds, parseScheduledTime, timeOfBackupId } from './schedule.js';
+import { sameSource } from './source.js';
 
 export const DRILL_REPORT_VERSION = 1;
 export const DRILL_ID_PREFIX = 'drill-';
@@ -132,7 +139,7 @@ export function assertRestorable(time: RestoreTime, window: RestorableWindow, no
 export function candidateBackupIds(backupIds: readonly string[], restoreTime: Date): string[] {
   return [...new Set(backupIds)]
     .filter((id) => timeOfBackupId(id).getTime() <= restoreTime.getTime())
-    .sort()
+    .sort(compareBackupIds)
     .reverse();
 }
 
@@ -162,6 +169,8 @@ export async function findNearestManifest(
   keyring: ManifestKeyring,
   target: string,
   restoreTime: Date,
+  /** Only manifests of this database count: a restored copy is never compared with another database's backup. */
+  source?: SourceIdentity,
 ): Promise<Manifest | undefined> {
   const ids: string[] = [];
   for await (const object of store.list(targetPrefix(target))) {
@@ -176,6 +185,7 @@ export async function findNearestManifest(
       if (isKeycloakBackupError(error)) continue;
       throw error;
     }
+    if (source && !sameSource(manifest.source, source)) continue;
     if (nearestManifest([manifest], restoreTime)) return manifest;
   }
   return undefined;

@@ -166,6 +166,12 @@ export class StaleReplicaError extends KeycloakBackupError {
   readonly kind = 'fatal';
 }
 
+/** A backup would mix databases: another database under a target (or a backup id) that already holds one. */
+export class SourceMismatchError extends KeycloakBackupError {
+  override readonly name = 'SourceMismatchError';
+  readonly kind = 'fatal';
+}
+
 /** Every error name in the catalogue, for ASL checks and for mapping names back to kinds. */
 export const ERROR_NAMES = [
   'TransientError',
@@ -191,6 +197,7 @@ export const ERROR_NAMES = [
   'StepTimeoutError',
   'WalArchiveGapError',
   'StaleReplicaError',
+  'SourceMismatchError',
 ] as const;
 
 export type ErrorName = (typeof ERROR_NAMES)[number];

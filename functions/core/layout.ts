@@ -9,8 +9,13 @@ export const RUN_REPORT_FILE = 'run-report.json';
 
 /** `<target>/<yyyy>/<mm>/<dd>/<backupId>/` */
 export function backupPrefix(target: string, backupId: string): string {
-  const iso = timeOfBackupId(backupId).toISOString();
-  return `${target}/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/${backupId}/`;
+  return `${dayPrefix(target, timeOfBackupId(backupId))}${backupId}/`;
+}
+
+/** `<target>/<yyyy>/<mm>/<dd>/`: every backup of that day. */
+export function dayPrefix(target: string, day: Date): string {
+  const iso = day.toISOString();
+  return `${target}/${iso.slice(0, 4)}/${iso.slice(5, 7)}/${iso.slice(8, 10)}/`;
 }
 
 export function dumpKey(target: string, backupId: string): string {
@@ -55,7 +60,8 @@ export interface ParsedBackupKey {
   file: string;
 }
 
-const KEY = /^([a-z0-9][a-z0-9-]*)\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{8}T\d{4}Z)\/([^/]+)$/;
+const KEY =
+  /^([a-z0-9][a-z0-9-]*)\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{8}T\d{4}(?:\d{2})?Z(?:-\d{1,3})?)\/([^/]+)$/;
 
 /** Reads a key back into its parts; undefined for keys that are not backup files. */
 export function parseBackupKey(key: string): ParsedBackupKey | undefined {

@@ -43,6 +43,11 @@ export const manifestSchema = z.object({
     replicaLagSeconds: z.number().nullable(),
     database: z.string(),
     schema: z.string(),
+    /** Which database this is (absent in manifests written before they were recorded; see core/source.ts). */
+    systemIdentifier: z.string().nullable().optional(),
+    databaseOid: z.number().int().nonnegative().optional(),
+    /** host:port/database as configured, never credentials. */
+    endpoint: z.string().optional(),
   }),
   dump: z.object({
     key: z.string(),

@@ -238,8 +238,23 @@ export interface KeycloakVerification {
   checks: KeycloakCheck[];
 }
 
+/** Where a backup's data came from: two databases with the same identity are the same database. */
+export interface SourceIdentity {
+  /** The cluster's system identifier (a replica shares its primary's); null where the provider hides it. */
+  systemIdentifier: string | null;
+  database: string;
+  databaseOid: number;
+  serverVersion: string;
+  /** host:port/database as configured: never credentials. */
+  endpoint: string;
+}
+
 /** pg_dump, pg_restore and the Keycloak checks, behind one port (a container task could implement it too). */
 export interface DatabaseTools {
+  /** The identity of the database a target's dump reads (its replica). */
+  identifySource(target: string): Promise<SourceIdentity>;
+  /** The identity of the database at a URL (a restored copy). */
+  identifyDatabase(databaseUrl: string): Promise<SourceIdentity>;
   /** pg_dump of the target's replica through encryption into `store`, with contents counted in its snapshot. */
   dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome>;
   /** Re-read, SHA-256 against the manifest, decrypt: the fast check. */

@@ -1,5 +1,5 @@
 // Retention as a pure function from (inventory, policy, now) to a plan; an adapter carries the plan out.
-import type { Tier } from './schedule.js';
+import { compareBackupIds, type Tier } from './schedule.js';
 
 export interface RetentionPolicy {
   hourlyHours: number;
@@ -93,7 +93,9 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const targets = new Set([...input.backups.map((b) => b.target), ...input.snapshots.map((s) => s.target)]);
 
   for (const target of [...targets].sort()) {
-    const backups = input.backups.filter((b) => b.target === target).sort(byId((b) => b.backupId));
+    const backups = input.backups
+      .filter((b) => b.target === target)
+      .sort((a, b) => compareBackupIds(a.backupId, b.backupId));
     const snapshots = input.snapshots.filter((s) => s.target === target).sort(byId((s) => s.snapshotId));
     const pause = pauseReason(target, backups, input.failedTargets);
     if (pause) {

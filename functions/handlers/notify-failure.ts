@@ -1,6 +1,6 @@
 // Lambda: publishes the alert for a caught step failure (target, step, error, execution).
 import { z } from 'zod';
-import { alertFor } from '../core/alerts.js';
+import { alertFor, pagesOperator } from '../core/alerts.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
@@ -17,6 +17,16 @@ const input = z.object({
 export function makeHandler(services: Services) {
   return lambdaHandler('notify', input, services.logger, async (failure, { logger }) => {
     const alert = alertFor(failure);
+    if (!pagesOperator(failure)) {
+      logger.warn('request refused before anything started: recorded, not alerted', {
+        target: alert.target,
+        failedStep: alert.step,
+        error: alert.error,
+        cause: alert.cause,
+        execution: alert.execution,
+      });
+      return { notified: false, subject: alert.subject };
+    }
     await services.notifier.publish(alert);
     logger.error('step failed', {
       target: alert.target,

@@ -1,15 +1,20 @@
 // Lambda: plans the run (backupId, tiers, per-target work) and runs the preflight before anything is written.
 import { z } from 'zod';
 import { inspectSource, standbyWarnings } from '../adapters/postgres/source-info.js';
+import { dayPrefix, parseBackupKey } from '../core/layout.js';
 import { planRun } from '../core/plan.js';
 import { assertPgDumpCanDump, parsePgVersion } from '../core/versions.js';
 import { lambdaHandler } from '../platform/handler.js';
-import { deferred, type Services } from '../platform/services.js';
+import { deferred, planSettings, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
 const input = z.object({
   request: z
-    .object({ time: z.string().optional(), targets: z.array(z.string()).optional() })
+    .object({
+      time: z.string().optional(),
+      replay: z.boolean().optional(),
+      targets: z.array(z.string()).optional(),
+    })
     .passthrough()
     .default({}),
   execution: z.string().optional(),
@@ -18,17 +23,19 @@ const input = z.object({
 export function makeHandler(services: Services) {
   return lambdaHandler('plan', input, services.logger, async ({ request }, { logger }) => {
     const { config } = services;
-    const plan = planRun(
-      request,
-      {
-        dailyHourUtc: config.KB_DAILY_HOUR_UTC,
-        weeklyDayUtc: config.KB_WEEKLY_DAY_UTC,
-        targets: config.KB_TARGETS.map((t) => t.name),
-        snapshotTiers: config.KB_SNAPSHOT_TIERS,
-        fullVerifyTiers: config.KB_FULL_VERIFY_TIERS,
-      },
-      services.clock.now(),
-    );
+    const now = services.clock.now();
+    const settings = planSettings(config);
+    // A manual run's id is its second; the ids stored that day make a second run in the same second unique.
+    const taken = new Set<string>();
+    if (!request.time) {
+      for (const target of request.targets?.length ? request.targets : settings.targets) {
+        for await (const object of services.primaryStore.list(dayPrefix(target, now))) {
+          const parsed = parseBackupKey(object.key);
+          if (parsed) taken.add(parsed.backupId);
+        }
+      }
+    }
+    const plan = planRun(request, settings, now, taken);
 
     // Preflight: nothing is started unless the key works, the replicas answer and pg_dump can dump them.
     await services.envelope.checkUsable();

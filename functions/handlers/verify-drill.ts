@@ -37,11 +37,13 @@ export function makeHandler(services: Services) {
       );
     }
     const restoreTime = effectiveRestoreTime(parseRestoreTime(request.time), new Date(request.requestedAt));
+    const restored = await services.tools.identifyDatabase(instance.databaseUrl);
     const manifest = await findNearestManifest(
       services.primaryStore,
       services.envelope,
       request.target,
       restoreTime,
+      restored,
     );
     const report = await services.tools.verifyKeycloak(instance.databaseUrl, {
       source: manifest

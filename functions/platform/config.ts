@@ -1,6 +1,7 @@
 // The one configuration schema, parsed once from the environment; nothing else reads process.env.
 import { z } from 'zod';
 import { ConfigurationError } from '../core/errors.js';
+import type { Target } from '../core/targets.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -13,9 +14,16 @@ const compression = z
   })
   .default('pipeline');
 
-const target = z.object({
-  /** Short name used in keys and tags: lower-case letters, digits and dashes. */
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes'),
+/** A target's short name, used in keys and tags: lower-case letters, digits and dashes. */
+export const targetNameSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    'expected 1-63 lower-case letters, digits and dashes, not starting with a dash',
+  );
+
+const target: z.ZodType<Target, z.ZodTypeDef, unknown> = z.object({
+  name: targetNameSchema,
   /** Database name on the server. */
   database: z.string().min(1).default('keycloak'),
   /** Where pg_dump connects: the read replica. A postgres:// URL (local) or host[:port] (AWS, credentials from the secret). */
@@ -27,7 +35,7 @@ const target = z.object({
   /** Secrets Manager ARN holding {username, password} (AWS). */
   secretArn: z.string().optional(),
 });
-export type TargetConfig = z.infer<typeof target>;
+export type TargetConfig = Target;
 
 const jsonArray = <T extends z.ZodTypeAny>(item: T) =>
   z
@@ -171,15 +179,63 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-/** Parses the environment; one ConfigurationError lists every bad key and what was expected. */
+/** Every setting the schema knows. */
+export const SETTING_NAMES: readonly string[] = Object.keys(configSchema.innerType().shape);
+
+/** The settings (KB_* variables) of an environment, and nothing else of it. */
+export function settingsFrom(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (entry): entry is [string, string] => entry[0].startsWith('KB_') && entry[1] !== undefined,
+    ),
+  );
+}
+
+/** A KB_ variable the schema does not know but that is within two edits of one it does: a typo, not another tool's. */
+export function misspelledSettings(
+  env: Record<string, string | undefined>,
+): { name: string; meant: string }[] {
+  const found: { name: string; meant: string }[] = [];
+  for (const name of Object.keys(settingsFrom(env))) {
+    if (SETTING_NAMES.includes(name)) continue;
+    const meant = SETTING_NAMES.map((known) => ({ known, distance: editDistance(name, known) }))
+      .filter((c) => c.distance <= 2)
+      .sort((a, b) => a.distance - b.distance)[0];
+    if (meant) found.push({ name, meant: meant.known });
+  }
+  return found;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** Parses the environment; one ConfigurationError lists every bad key (misspelled ones too) and what was expected. */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const result = configSchema.safeParse(env);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map(
-    (issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`,
+  const problems = misspelledSettings(env).map(
+    ({ name, meant }) => `${name}: not a setting (did you mean ${meant}?)`,
   );
+  if (!result.success) {
+    problems.push(
+      ...result.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`),
+    );
+  }
+  if (result.success && problems.length === 0) return result.data;
   throw new ConfigurationError(`invalid configuration: ${problems.join('; ')}`, {
-    hint: 'set the listed environment variables (see README, Configuration)',
+    hint: 'fix the listed variables; the README (Configuration) lists every setting and its values',
   });
 }
 

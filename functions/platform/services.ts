@@ -1,7 +1,8 @@
 // What every handler is given: configuration, logger, clock and the ports, wired to aws/ or local/ adapters.
 
 import type { PgBinaries } from '../adapters/postgres/binaries.js';
-import { InvalidInputError } from '../core/errors.js';
+import { retentionPolicy } from '../core/expire.js';
+import type { PlanSettings } from '../core/plan.js';
 import type {
   Clock,
   CopyObject,
@@ -13,6 +14,7 @@ import type {
   PointInTimeEngine,
   SnapshotEngine,
 } from '../core/ports.js';
+import { findTarget } from '../core/targets.js';
 import type { Config, TargetConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -48,12 +50,19 @@ export interface ProgressEvent {
 }
 
 export function targetConfig(config: Config, name: string): TargetConfig {
-  const target = config.KB_TARGETS.find((t) => t.name === name);
-  if (!target) {
-    const known = config.KB_TARGETS.map((t) => t.name).join(', ');
-    throw new InvalidInputError(`unknown target "${name}"`, { hint: `configured targets: ${known}` });
-  }
-  return target;
+  return findTarget(config.KB_TARGETS, name);
+}
+
+/** What planning a run needs from the configuration. */
+export function planSettings(config: Config): PlanSettings {
+  return {
+    dailyHourUtc: config.KB_DAILY_HOUR_UTC,
+    weeklyDayUtc: config.KB_WEEKLY_DAY_UTC,
+    targets: config.KB_TARGETS.map((t) => t.name),
+    snapshotTiers: config.KB_SNAPSHOT_TIERS,
+    fullVerifyTiers: config.KB_FULL_VERIFY_TIERS,
+    policy: retentionPolicy(config),
+  };
 }
 
 /** A Lambda entry point whose services are built on the first invocation (once per cold start), not at import. */

@@ -10,8 +10,17 @@ import type {
   DumpRequest,
   Envelope,
   ObjectStore,
+  SourceIdentity,
   StoredDump,
 } from '../../functions/core/ports.js';
+
+/** Every fake dump reads the same database. */
+const FAKE_SOURCE = {
+  systemIdentifier: '7000000000000000001',
+  database: 'keycloak',
+  databaseOid: 16384,
+  serverVersion: '15.18',
+};
 
 function hashing(onDone: (sha256: string, bytes: number) => void): Transform {
   const hash = createHash('sha256');
@@ -62,6 +71,12 @@ export function fakeTools(envelope: Envelope): FakeTools {
   };
   const tools: FakeTools = {
     restores: [],
+    async identifySource(target: string): Promise<SourceIdentity> {
+      return { ...FAKE_SOURCE, endpoint: `fake:5432/${target}` };
+    },
+    async identifyDatabase(databaseUrl: string): Promise<SourceIdentity> {
+      return { ...FAKE_SOURCE, endpoint: databaseUrl };
+    },
     async dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome> {
       const plain = tools.nextDump ?? randomBytes(4096);
       let stored = { sha: '', bytes: 0 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertFor, causeMessage, formatAlert } from '../../functions/core/alerts.js';
+import { alertFor, causeMessage, formatAlert, pagesOperator } from '../../functions/core/alerts.js';
 
 describe('alerts', () => {
   it('takes the message out of a Step Functions Lambda cause and drops the stack trace', () => {
@@ -30,5 +30,16 @@ describe('alerts', () => {
     const text = formatAlert(alert);
     expect(text).toContain('execution: arn:aws:states:eu-west-1:1:execution:backup:abc');
     expect(text).toContain('failed checks: signing-keys');
+  });
+
+  it('pages for failed work, not for a request refused before anything started', () => {
+    const failure = (step: string, error: string) => ({ step, error: { Error: error, Cause: 'x' } });
+    expect(pagesOperator(failure('plan', 'InvalidInputError'))).toBe(false);
+    expect(pagesOperator(failure('drill-validate', 'RestoreWindowError'))).toBe(false);
+    expect(pagesOperator(failure('drill-validate', 'InvalidInputError'))).toBe(false);
+    expect(pagesOperator(failure('plan', 'KeyUnavailableError'))).toBe(true);
+    expect(pagesOperator(failure('dump', 'InvalidInputError'))).toBe(true);
+    expect(pagesOperator(failure('dump', 'SourceMismatchError'))).toBe(true);
+    expect(pagesOperator(failure('drill-verify', 'VerificationFailedError'))).toBe(true);
   });
 });

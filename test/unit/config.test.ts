@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../functions/core/errors.js';
-import { parseConfig } from '../../functions/platform/config.js';
+import { parseConfig, settingsFrom } from '../../functions/platform/config.js';
 
 const local = {
   KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://127.0.0.1:5433/keycloak' }]),
@@ -58,5 +58,18 @@ describe('configuration', () => {
   it('refuses a target name that cannot be an object key prefix', () => {
     const targets = JSON.stringify([{ name: 'Prod DB', replica: 'x' }]);
     expect(() => parseConfig({ ...local, KB_TARGETS: targets })).toThrow(/KB_TARGETS.0.name/);
+  });
+
+  it("names a misspelled setting and the one it looks like, and leaves other tools' KB_ variables alone", () => {
+    expect(() => parseConfig({ ...local, KB_RETAIN_DAYLY_DAYS: '3' })).toThrow(
+      'KB_RETAIN_DAYLY_DAYS: not a setting (did you mean KB_RETAIN_DAILY_DAYS?)',
+    );
+    expect(() => parseConfig({ ...local, KB_NODE22_DIR: '/opt/node' })).not.toThrow();
+  });
+
+  it('takes only the KB_ variables of an environment as settings', () => {
+    expect(settingsFrom({ KB_LOG_LEVEL: 'DEBUG', PATH: '/bin', HOME: '/root' })).toEqual({
+      KB_LOG_LEVEL: 'DEBUG',
+    });
   });
 });

@@ -62,6 +62,13 @@ function keyTools(restored: RealmKey[], live: RealmKey[]) {
   return {
     readRealmKeys: async (url: string) => inventory(url.includes('replica') ? live : restored),
     disableKeyComponents: async () => 0,
+    identifyDatabase: async () => ({
+      systemIdentifier: '7000000000000000001',
+      database: 'keycloak',
+      databaseOid: 16384,
+      serverVersion: '15.18',
+      endpoint: '127.0.0.1:5433/keycloak',
+    }),
   };
 }
 
@@ -161,6 +168,13 @@ describe('teardownDrill', () => {
 });
 
 describe('verifyDrill', () => {
+  const identity = {
+    systemIdentifier: '7000000000000000001',
+    database: 'keycloak',
+    databaseOid: 16384,
+    serverVersion: '15.18',
+    endpoint: '127.0.0.1:5433/keycloak',
+  };
   const failing: KeycloakVerification = {
     keycloakVersion: '26.0.8',
     passed: false,
@@ -174,6 +188,7 @@ describe('verifyDrill', () => {
     let asked: unknown;
     const tools = {
       ...keyTools([], []),
+      identifyDatabase: async () => identity,
       verifyKeycloak: async (_url: string, options: unknown) => {
         asked = options;
         return failing;
@@ -198,14 +213,21 @@ describe('verifyDrill', () => {
     expect(asked).toMatchObject({ source: undefined, mode: 'pitr', tolerancePercent: 5 });
   });
 
-  it('compares with the newest manifest taken before the restore time', async () => {
+  it('compares with the newest manifest of the same database taken before the restore time', async () => {
     const services = fakeServices();
     for (const backupId of ['20261123T1000Z', '20261123T1100Z']) {
       await writeManifest(services.store, services.envelope, sampleManifest('keycloak', backupId));
     }
+    // Nearer in time, but of another cluster (another database under the same target name): never compared.
+    const other = sampleManifest('keycloak', '20261123T1020Z');
+    await writeManifest(services.store, services.envelope, {
+      ...other,
+      source: { ...other.source, systemIdentifier: '7000000000000000002', databaseOid: 16384 },
+    });
     let source: { schemaDigest?: string } | undefined;
     const tools = {
       ...keyTools([], []),
+      identifyDatabase: async () => identity,
       verifyKeycloak: async (_url: string, options: { source?: { schemaDigest: string } }) => {
         source = options.source;
         return { keycloakVersion: '26.0.8', passed: true, checks: [] };

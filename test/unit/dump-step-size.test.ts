@@ -42,6 +42,13 @@ async function secondDumpWarnings(first: DumpOutcome, second: DumpOutcome): Prom
       fingerprint: localKeyFingerprint(key),
     }),
     tools: {
+      identifySource: async () => ({
+        systemIdentifier: '7000000000000000001',
+        database: 'keycloak',
+        databaseOid: 16384,
+        serverVersion: '15.18',
+        endpoint: '127.0.0.1:5433/keycloak',
+      }),
       dump: async (request: { key: string }) => {
         await store.putJson(request.key, {});
         return outcomes.shift()!;

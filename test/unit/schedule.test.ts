@@ -3,7 +3,10 @@ import { InvalidInputError } from '../../functions/core/errors.js';
 import { backupPrefix, dumpKey, manifestKey, parseBackupKey } from '../../functions/core/layout.js';
 import {
   backupIdFor,
+  compareBackupIds,
   isBackupId,
+  isManualBackupId,
+  manualBackupIdFor,
   parseScheduledTime,
   tiersFor,
   timeOfBackupId,
@@ -72,5 +75,47 @@ describe('storage layout', () => {
       file: 'manifest.json',
     });
     expect(parseBackupKey('kc/drills/x/drill-report.json')).toBeUndefined();
+  });
+});
+
+describe('manual backup ids', () => {
+  it('gives a manual run the id of its second, and a numbered one for a second run in that second', () => {
+    const at = new Date('2026-11-22T23:00:15.900Z');
+    expect(manualBackupIdFor(at)).toBe('20261122T230015Z');
+    expect(manualBackupIdFor(at, 2)).toBe('20261122T230015Z-2');
+    expect(isManualBackupId('20261122T230015Z-2')).toBe(true);
+    expect(isManualBackupId('20261122T2300Z')).toBe(false);
+    expect(timeOfBackupId('20261122T230015Z-2').toISOString()).toBe('2026-11-22T23:00:15.000Z');
+  });
+
+  it('refuses ids that only look like backup ids', () => {
+    for (const id of ['20261122T2300Z-2', '20261122T230015Z-1', '20261122T230060Z', '20261122T230015Z-02']) {
+      expect(isBackupId(id), id).toBe(false);
+    }
+  });
+
+  it('orders ids by the time they stand for, not as strings', () => {
+    const ids = [
+      '20261122T2301Z',
+      '20261122T230015Z-2',
+      '20261122T2300Z',
+      '20261122T230015Z',
+      '20261122T230059Z',
+    ];
+    expect([...ids].sort(compareBackupIds)).toEqual([
+      '20261122T2300Z',
+      '20261122T230015Z',
+      '20261122T230015Z-2',
+      '20261122T230059Z',
+      '20261122T2301Z',
+    ]);
+  });
+
+  it('keeps a manual id in the storage layout', () => {
+    expect(parseBackupKey('kc/2026/11/22/20261122T230015Z-2/manifest.json')).toEqual({
+      target: 'kc',
+      backupId: '20261122T230015Z-2',
+      file: 'manifest.json',
+    });
   });
 });

@@ -24,7 +24,7 @@ import {
   type RestorableWindow,
   systemClock,
 } from '../../core/ports.js';
-import type { TargetConfig } from '../../platform/config.js';
+import { findTarget, instanceIdOf, type Target } from '../../core/targets.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
 import { rdsIdentifier, TAG_PIPELINE, TAG_TARGET, tagMap } from './rds-snapshots.js';
 import type { EndpointUrls } from './secrets-locator.js';
@@ -35,7 +35,7 @@ export const TAG_RECOVERY = 'recovery';
 export const TAG_EXPIRES_AT = 'expiresAt';
 
 export interface RdsPointInTimeEngineOptions {
-  targets: readonly TargetConfig[];
+  targets: readonly Target[];
   /** Value of the `pipeline` tag: drills carry it, and only instances carrying it are ever deleted. */
   pipeline: string;
   /** DB subnet group of the drill instances: without it RDS would restore into the default VPC. */
@@ -296,18 +296,7 @@ export class RdsPointInTimeEngine implements PointInTimeEngine {
   }
 
   private sourceInstanceId(target: string): string {
-    const config = this.options.targets.find((t) => t.name === target);
-    if (!config) {
-      throw new InvalidInputError(`unknown target "${target}"`, {
-        hint: `configured targets: ${this.options.targets.map((t) => t.name).join(', ')}`,
-      });
-    }
-    if (!config.instanceId) {
-      throw new ConfigurationError(`target ${target} has no RDS instanceId`, {
-        hint: 'set "instanceId" on the target in KB_TARGETS',
-      });
-    }
-    return config.instanceId;
+    return instanceIdOf(findTarget(this.options.targets, target));
   }
 
   private knownError(error: unknown, what: string): unknown {

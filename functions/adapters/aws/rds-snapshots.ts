@@ -25,7 +25,7 @@ import {
   type SnapshotStatus,
   systemClock,
 } from '../../core/ports.js';
-import type { TargetConfig } from '../../platform/config.js';
+import { findTarget, instanceIdOf, type Target } from '../../core/targets.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
 import { KMS_HTTP_TIMEOUTS } from './http-timeouts.js';
 
@@ -37,7 +37,7 @@ export const TAG_BACKUP_ID = 'backupId';
 export const TAG_RETAIN_UNTIL = 'retainUntil';
 
 export interface RdsSnapshotEngineOptions {
-  targets: readonly TargetConfig[];
+  targets: readonly Target[];
   /** Value of the `pipeline` tag: what this engine lists and is allowed to delete. */
   pipeline: string;
   primaryRegion: string;
@@ -362,13 +362,7 @@ export class RdsSnapshotEngine implements SnapshotEngine {
   }
 
   private instanceId(target: string): string {
-    const config = this.options.targets.find((t) => t.name === target);
-    if (!config?.instanceId) {
-      throw new ConfigurationError(`target ${target} has no RDS instanceId`, {
-        hint: 'set "instanceId" on the target in KB_TARGETS, or remove the snapshot tiers (KB_SNAPSHOT_TIERS)',
-      });
-    }
-    return config.instanceId;
+    return instanceIdOf(findTarget(this.options.targets, target));
   }
 
   private regionName(region: Region): string {

@@ -2,7 +2,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
 import type { DatabaseLocator, EndpointRole } from '../../core/ports.js';
-import type { TargetConfig } from '../../platform/config.js';
+import { findTarget, type Target } from '../../core/targets.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
 
 export interface DatabaseCredentials {
@@ -24,7 +24,7 @@ export interface EndpointUrls {
 }
 
 export interface SecretsDatabaseLocatorOptions {
-  targets: readonly TargetConfig[];
+  targets: readonly Target[];
   /** The RDS CA bundle (the pg_dump layer ships the global bundle at /opt/certs/rds-global-bundle.pem). */
   sslRootCert: string;
   client?: SecretsManagerClient;
@@ -39,7 +39,7 @@ const DEFAULT_PORT = 5432;
  * The URLs carry the password: they are handed to the caller and never logged here.
  */
 export class SecretsDatabaseLocator implements DatabaseLocator, EndpointUrls {
-  private readonly targets: readonly TargetConfig[];
+  private readonly targets: readonly Target[];
   private readonly sslRootCert: string;
   private readonly client: SecretsManagerClient;
   private readonly cache = new Map<string, Promise<DatabaseCredentials>>();
@@ -137,14 +137,8 @@ export class SecretsDatabaseLocator implements DatabaseLocator, EndpointUrls {
     return parseSecret(target, response.SecretString);
   }
 
-  private target(name: string): TargetConfig {
-    const target = this.targets.find((t) => t.name === name);
-    if (!target) {
-      throw new ConfigurationError(`unknown target "${name}"`, {
-        hint: `configured targets: ${this.targets.map((t) => t.name).join(', ')}`,
-      });
-    }
-    return target;
+  private target(name: string): Target {
+    return findTarget(this.targets, name);
   }
 
   private buildUrl(databaseName: string, credentials: DatabaseCredentials, endpoint: Endpoint): string {

@@ -9,6 +9,7 @@ import type {
   DumpRequest,
   Envelope,
   ObjectStore,
+  SourceIdentity,
   StoredDump,
 } from '../../core/ports.js';
 import type { PgBinaries } from './binaries.js';
@@ -17,7 +18,7 @@ import { readRealmKeys, takeSourceSnapshot, verifyKeycloakDatabase } from './key
 import { dumpToStore } from './pg-dump.js';
 import { readArchiveList, restoreFromStore, verifyStoredObject } from './pg-restore.js';
 import { disableKeyComponents } from './realm-keys.js';
-import { measureReplicaLag } from './source-info.js';
+import { identifyDatabase, measureReplicaLag } from './source-info.js';
 import { findStdbufLibrary, stdbufCandidates } from './stdout-buffer.js';
 
 export interface PostgresToolsOptions {
@@ -49,6 +50,14 @@ export class PostgresTools implements DatabaseTools {
   private stdbufLibrary(binDir: string): Promise<string | undefined> {
     this.stdbuf ??= findStdbufLibrary(stdbufCandidates(binDir));
     return this.stdbuf;
+  }
+
+  async identifySource(target: string): Promise<SourceIdentity> {
+    return identifyDatabase(await this.options.databases.connectionUrl(target, 'replica'));
+  }
+
+  identifyDatabase(databaseUrl: string): Promise<SourceIdentity> {
+    return identifyDatabase(databaseUrl);
   }
 
   async dump(request: DumpRequest, store: ObjectStore): Promise<DumpOutcome> {

@@ -1,7 +1,8 @@
 // Preflight facts about a target's endpoint: server version, standby status and the settings dumps depend on.
 import type pg from 'pg';
 import { StaleReplicaError } from '../../core/errors.js';
-import { withClient } from './connect.js';
+import type { SourceIdentity } from '../../core/ports.js';
+import { redact, withClient } from './connect.js';
 
 export interface SourceInfo {
   serverVersion: string;
@@ -117,4 +118,39 @@ export async function measureReplicaLag(options: {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   });
+}
+
+/** Which database this is: the cluster's system identifier, the database's name and OID, the server version. */
+export async function readSourceIdentity(client: pg.Client, endpoint: string): Promise<SourceIdentity> {
+  const { rows } = await client.query<{ database: string; oid: string; server_version: string }>(
+    `select current_database() as database,
+            (select oid from pg_database where datname = current_database())::text as oid,
+            current_setting('server_version') as server_version`,
+  );
+  const row = rows[0]!;
+  return {
+    systemIdentifier: await readSystemIdentifier(client),
+    database: row.database,
+    databaseOid: Number(row.oid),
+    serverVersion: row.server_version.split(' ')[0]!,
+    endpoint,
+  };
+}
+
+/** pg_control_system() is open to every role by default; where a provider revoked it the identity has none. */
+async function readSystemIdentifier(client: pg.Client): Promise<string | null> {
+  try {
+    const { rows } = await client.query<{ id: string }>(
+      'select system_identifier::text as id from pg_control_system()',
+    );
+    return rows[0]?.id ?? null;
+  } catch (error) {
+    if ((error as { code?: string }).code === '42501') return null;
+    throw error;
+  }
+}
+
+/** The identity of the database at `url`; its endpoint is the URL without credentials or options. */
+export function identifyDatabase(url: string): Promise<SourceIdentity> {
+  return withClient(url, (client) => readSourceIdentity(client, redact(url)));
 }

@@ -1,0 +1,38 @@
+// A target is one Keycloak database the pipeline backs up; this is the one place that finds one by name.
+import { ConfigurationError, InvalidInputError } from './errors.js';
+
+export interface Target {
+  /** Short name used in keys and tags: lower-case letters, digits and dashes. */
+  name: string;
+  /** Database name on the server. */
+  database: string;
+  /** Where pg_dump connects: the read replica. A postgres:// URL (local) or host[:port] (AWS, credentials from the secret). */
+  replica: string;
+  /** The primary, for the local snapshot engine and checks that must not run on a standby. */
+  primary?: string;
+  /** RDS instance identifier (AWS snapshots and point-in-time restore). */
+  instanceId?: string;
+  /** Secrets Manager ARN holding {username, password} (AWS). */
+  secretArn?: string;
+}
+
+/** The configured target of that name; an unknown name is bad input, named with the targets there are. */
+export function findTarget<T extends Target>(targets: readonly T[], name: string): T {
+  const target = targets.find((t) => t.name === name);
+  if (!target) {
+    throw new InvalidInputError(`unknown target "${name}"`, {
+      hint: `configured targets: ${targets.map((t) => t.name).join(', ') || '(none)'}`,
+    });
+  }
+  return target;
+}
+
+/** The RDS instance of a target, for snapshots and point-in-time restores on AWS. */
+export function instanceIdOf(target: Target): string {
+  if (!target.instanceId) {
+    throw new ConfigurationError(`target ${target.name} has no RDS instanceId`, {
+      hint: 'set "instanceId" on the target in KB_TARGETS, or remove the snapshot tiers (KB_SNAPSHOT_TIERS)',
+    });
+  }
+  return target.instanceId;
+}
