@@ -13,12 +13,22 @@ const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.u
 const ctx = useTestStack();
 let stateDir: string;
 
+/** Runs the CLI as a user does: a URL's password goes by PGPASSWORD, never on the command line (which it refuses). */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('KB_')));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('KB_')),
+  );
+  const argv = args.map((arg) => {
+    if (!arg.startsWith('postgres://')) return arg;
+    const url = new URL(arg);
+    if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
+    url.password = '';
+    return url.toString();
+  });
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [bin, '--state-dir', stateDir, ...args],
+      [bin, '--state-dir', stateDir, ...argv],
       { timeout: 400_000, env },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
