@@ -553,12 +553,25 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     if (failed) throw failed.reason;
   };
 
+  // One stop for the command's own `finally` and an interruption's cleanup alike: both running stopAll would start
+  // two `pg_ctl stop`s, and the process could exit (killed by its own signal) while the second still runs.
+  let stopping: Promise<void> | undefined;
+  const stopOnce = () => {
+    stopping ??= (async () => {
+      try {
+        await stopAll();
+        await unlock();
+        log('local stack stopped');
+      } finally {
+        liveStacks.delete(liveEntry);
+        if (liveStacks.size === 0) uninstallHandlers();
+      }
+    })();
+    return stopping;
+  };
   const liveEntry = {
     // Interrupted: the lock goes with the servers, so the next command finds the folder free.
-    stop: async () => {
-      await stopAll();
-      await unlock();
-    },
+    stop: stopOnce,
     removeLeftovers: () => removeLeftovers(stateDir),
     signalStopSync: () => {
       replica.signalStopSync();
@@ -656,7 +669,6 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
   }
 
   const server = s3;
-  let stopping: Promise<void> | undefined;
   return {
     primaryUrl: primary.url(STACK_DATABASE),
     replicaUrl: replica.url(STACK_DATABASE),
@@ -697,19 +709,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       };
     },
     waitForReplay: (timeoutMs?: number) => replica.waitForReplayOf(primary, timeoutMs),
-    stop() {
-      stopping ??= (async () => {
-        try {
-          await stopAll();
-          await unlock();
-          log('local stack stopped');
-        } finally {
-          liveStacks.delete(liveEntry);
-          if (liveStacks.size === 0) uninstallHandlers();
-        }
-      })();
-      return stopping;
-    },
+    stop: stopOnce,
   };
 }
 

@@ -104,7 +104,7 @@ describe('an interrupted command', () => {
     expect(run.output()).toMatch(/stopped and removed the restored copy drill-/);
     expect(run.output()).toContain('stopped the local stack');
     expect(await drillFolders()).toEqual([]);
-    expect(await processesUnderStateDir()).toEqual([]);
+    expect(await processesUnderStateDir(), run.output()).toEqual([]);
     expect(await readdir(stateDir)).not.toContain('stack.lock');
   });
 
@@ -117,7 +117,7 @@ describe('an interrupted command', () => {
 
     expect(end.signal ?? end.code, run.output()).toBe('SIGTERM');
     expect(run.output()).toContain('interrupted (SIGTERM)');
-    expect(await processesUnderStateDir()).toEqual([]);
+    expect(await processesUnderStateDir(), run.output()).toEqual([]);
     expect(await readdir(path.join(stateDir, 'tmp')).catch(() => [])).toEqual([]);
     for (const bucket of ['kb-primary', 'kb-dr']) {
       const uploads = path.join(stateDir, 's3', bucket, '._S3rver_uploads');

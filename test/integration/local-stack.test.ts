@@ -421,6 +421,20 @@ describe('restarting the local stack', () => {
     }
   });
 
+  it('stops a server once when two stop it at the same time (a command and its Ctrl-C cleanup)', async () => {
+    const logs: string[] = [];
+    const again = await startLocalStack({
+      stateDir: stack.stateDir,
+      durable: false,
+      log: (line) => logs.push(line),
+    });
+    const primaryPid = await again.primary.pid();
+    await Promise.all([again.primary.stop(), again.primary.stop(), again.stop(), again.stop()]);
+    expect(logs.filter((line) => line === 'primary: stopped')).toHaveLength(1);
+    expect(logs.filter((line) => line === 'local stack stopped')).toHaveLength(1);
+    expect(isProcessRunning(primaryPid!)).toBe(false);
+  });
+
   it('refuses to share a state directory with another running process', async () => {
     await writeFile(path.join(stack.stateDir, 'stack.lock'), `${process.ppid}\n`);
     try {

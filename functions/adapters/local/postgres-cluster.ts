@@ -341,6 +341,8 @@ export class LocalPostgresCluster {
   private readonly log: (line: string) => void;
   /** The postmaster we started or adopted, for a synchronous last-resort signal at process exit. */
   private knownPid: number | undefined;
+  /** The shutdown in progress, shared by every caller meanwhile. */
+  private stopping: Promise<void> | undefined;
 
   constructor(options: ClusterOptions) {
     this.name = options.name;
@@ -521,8 +523,19 @@ export class LocalPostgresCluster {
     this.log(`${this.name}: running on 127.0.0.1:${this.port} (pid ${this.knownPid})`);
   }
 
-  /** Fast shutdown (rolls back open transactions, then a checkpoint); idempotent. */
-  async stop(): Promise<void> {
+  /**
+   * Fast shutdown (rolls back open transactions, then a checkpoint); idempotent. Callers at the same time share one
+   * shutdown: two would each run a `pg_ctl stop`, and the slower one could outlive a process that exits after the
+   * first (an interrupted command's cleanup and the command's own `finally` both stop the stack).
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopOnce().finally(() => {
+      this.stopping = undefined;
+    });
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<void> {
     const status = await this.status();
     if (status.state !== 'running') {
       this.knownPid = undefined;
