@@ -1,42 +1,17 @@
 // Several databases backed up one after another with nothing but --database-url: one correct backup each, and a
 // database never joins another's series.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withClient } from '../../functions/adapters/postgres/connect.js';
+import { runCli } from '../support/cli.js';
 import { useTestStack } from '../support/stack.js';
 
-const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 const ctx = useTestStack();
 let stateDir: string;
 
-/** Runs the CLI as a user does: a URL's password goes by PGPASSWORD, never on the command line (which it refuses). */
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([key]) => !key.startsWith('KB_')),
-  );
-  const argv = args.map((arg) => {
-    if (!arg.startsWith('postgres://')) return arg;
-    const url = new URL(arg);
-    if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
-    url.password = '';
-    return url.toString();
-  });
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, '--state-dir', stateDir, ...argv],
-      { timeout: 400_000, env },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli({ stateDir, timeoutMs: 400_000, withoutKbEnvironment: true }, args);
 
 const DATABASES = ['db_alpha', 'db_beta', 'db_gamma'] as const;
 const urlOf = (database: string) => {

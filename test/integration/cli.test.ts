@@ -1,10 +1,8 @@
 // The keycloak-backup command as a user runs it: backup, list, verify, restore, and a corrupted byte caught.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack } from '../../cli/local-stack.js';
 import { readManifest } from '../../functions/core/catalog.js';
@@ -13,32 +11,11 @@ import { backupIdFor } from '../../functions/core/schedule.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { runCli } from '../support/cli.js';
 
-const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;
 
-/** Runs the CLI as a user does: a URL's password goes by PGPASSWORD, never on the command line (which it refuses). */
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  const argv = args.map((arg) => {
-    if (!arg.startsWith('postgres://')) return arg;
-    const url = new URL(arg);
-    if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
-    url.password = '';
-    return url.toString();
-  });
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, '--state-dir', stateDir, ...argv],
-      { timeout: 240_000, env },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli({ stateDir, timeoutMs: 240_000 }, args);
 
 /** Opens the stack the CLI left behind (stopped) to look at or tamper with what it stored. */
 async function withStored<T>(
