@@ -11,6 +11,7 @@ import {
   keyReportBefore,
   readKeyReferences,
 } from '../functions/core/restore-keys.js';
+import type { RecordedSource } from '../functions/core/source.js';
 import type { Services } from '../functions/platform/services.js';
 
 export interface RealmKeyOptions {
@@ -42,15 +43,19 @@ export class RestoreKeyReport {
     if (options.json) console.log = console.error;
   }
 
-  /** Reads live and the newest verified backup, prints what restoring `restorePoint` would change. */
+  /**
+   * Reads live and the newest verified backup of the same database (the restore point's, else `source`), prints
+   * what restoring `restorePoint` would change.
+   */
   static async before(
     services: Services,
     target: string,
     restorePoint: { label: string; manifest?: Manifest; unknown?: string },
-    options: RealmKeyOptions & { fromDr?: boolean },
+    options: RealmKeyOptions & { fromDr?: boolean; source?: RecordedSource },
   ): Promise<RestoreKeyReport> {
     const store = options.fromDr ? services.drStore : services.primaryStore;
-    const references = await readKeyReferences(services, target, store);
+    const source = restorePoint.manifest?.source ?? options.source;
+    const references = await readKeyReferences(services, target, { store, ...(source ? { source } : {}) });
     const report = new RestoreKeyReport(
       services,
       references,
@@ -70,7 +75,9 @@ export class RestoreKeyReport {
   ): Promise<RestoreKeyReport> {
     const at = time === 'latest' ? services.clock.now() : time;
     const what = time === 'latest' ? 'the latest archived change' : `the state at ${time.toISOString()}`;
-    const manifest = await findNearestManifest(services.primaryStore, services.envelope, target, at);
+    // The database recovered is the target's live one: only its own backups describe it (when it answers).
+    const source = await services.tools.identifySource(target).catch(() => undefined);
+    const manifest = await findNearestManifest(services.primaryStore, services.envelope, target, at, source);
     return RestoreKeyReport.before(
       services,
       target,
@@ -83,7 +90,7 @@ export class RestoreKeyReport {
             label: what,
             unknown: `no backup of ${target} before ${at.toISOString()}: shown after the recovery`,
           },
-      options,
+      { ...options, ...(source ? { source } : {}) },
     );
   }
 

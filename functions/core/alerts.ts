@@ -25,8 +25,11 @@ export function causeMessage(cause: unknown): string {
   return cause;
 }
 
-/** The steps that check a request before anything starts, and the errors with which they refuse one. */
-const CHECKING_STEPS = new Set(['plan', 'drill-validate']);
+/**
+ * The steps that check a request before anything starts, and the errors with which they refuse one: the backup's
+ * plan, the drill's validation and the recovery's start (which checks name, target and time before it restores).
+ */
+const CHECKING_STEPS = new Set(['plan', 'drill-validate', 'recovery-start']);
 const REFUSALS = new Set(['InvalidInputError', 'RestoreWindowError']);
 
 /**

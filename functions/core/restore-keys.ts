@@ -11,6 +11,7 @@ import {
 } from './keycloak/index.js';
 import type { Manifest } from './manifest.js';
 import type { Alert, DatabaseLocator, DatabaseTools, ManifestKeyring, ObjectStore } from './ports.js';
+import { type RecordedSource, sameSource } from './source.js';
 
 export interface RestoreKeyPorts {
   primaryStore: ObjectStore;
@@ -49,18 +50,26 @@ export function manifestSide(manifest: Manifest, label: string): KeySide {
       };
 }
 
-/** The newest verified backup of the target in the primary bucket, as a side to compare with. */
+/**
+ * The newest verified backup of the target in `store`, as a side to compare with; with `source`, only a backup of
+ * that database counts (a target that once held another database's backups never lends it its keys).
+ */
 export async function newestVerifiedSide(
   store: ObjectStore,
   keyring: ManifestKeyring,
   target: string,
+  source?: RecordedSource,
 ): Promise<KeySide> {
   const label = 'the newest verified backup';
   try {
     const newest = (await readCatalog(store, keyring, target))
       .filter((entry) => entry.parsed && entry.manifest?.verified)
+      .filter((entry) => !source || sameSource(entry.parsed!.source, source))
       .at(-1)?.parsed;
-    if (!newest) return { label, unavailable: `no verified backup of ${target}` };
+    if (!newest) {
+      const of = source ? ` from database ${source.database}` : '';
+      return { label, unavailable: `no verified backup of ${target}${of}` };
+    }
     return manifestSide(newest, `backup ${newest.backupId} (the newest verified)`);
   } catch (error) {
     // The primary region may be the thing that is gone: the restore goes on, and says what it could not compare.
@@ -80,15 +89,18 @@ export async function liveSide(ports: RestoreKeyPorts, target: string): Promise<
   }
 }
 
-/** Live and the newest verified backup in `store` (the primary bucket unless the restore reads the DR one). */
+/**
+ * Live and the newest verified backup in `store` (the primary bucket unless the restore reads the DR one) of
+ * `source`, the database restored (the restore point's or the restored copy's identity), when known.
+ */
 export async function readKeyReferences(
   ports: RestoreKeyPorts,
   target: string,
-  store: ObjectStore = ports.primaryStore,
+  options: { store?: ObjectStore; source?: RecordedSource } = {},
 ): Promise<KeyReferences> {
   const [live, newestVerified] = await Promise.all([
     liveSide(ports, target),
-    newestVerifiedSide(store, ports.envelope, target),
+    newestVerifiedSide(options.store ?? ports.primaryStore, ports.envelope, target, options.source),
   ]);
   return { live, newestVerified };
 }

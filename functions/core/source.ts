@@ -9,10 +9,13 @@ export type RecordedSource = Pick<Manifest['source'], 'database' | 'serverVersio
 /**
  * Same cluster (system identifier) and same database (OID); where a side lacks the system identifier, the
  * database's name and OID; a manifest from before identities were recorded, by database name only. The server
- * version and the endpoint may change (a minor upgrade, a new DNS name) without the database changing.
+ * version and the endpoint may change (a minor upgrade, a new DNS name) without the database changing. `current`
+ * is a live identity or another manifest's record.
  */
-export function sameSource(recorded: RecordedSource, current: SourceIdentity): boolean {
-  if (recorded.databaseOid === undefined) return recorded.database === current.database;
+export function sameSource(recorded: RecordedSource, current: SourceIdentity | RecordedSource): boolean {
+  if (recorded.databaseOid === undefined || current.databaseOid === undefined) {
+    return recorded.database === current.database;
+  }
   if (recorded.databaseOid !== current.databaseOid) return false;
   if (recorded.systemIdentifier && current.systemIdentifier) {
     return recorded.systemIdentifier === current.systemIdentifier;

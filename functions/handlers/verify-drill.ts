@@ -75,10 +75,15 @@ export function makeHandler(services: Services) {
       });
     }
     const restoredTo = request.time === 'latest' ? 'the latest restorable time' : request.time;
-    const keys = await keyReportAfter(services, await readKeyReferences(services, request.target), {
-      label: `${restoredTo} (drill ${request.drillId})`,
-      databaseUrl: instance.databaseUrl,
-    });
+    const keys = await keyReportAfter(
+      services,
+      // The newest verified backup of the database restored, never another one's under the same target.
+      await readKeyReferences(services, request.target, { source: restored }),
+      {
+        label: `${restoredTo} (drill ${request.drillId})`,
+        databaseUrl: instance.databaseUrl,
+      },
+    );
     await services.primaryStore.putJson(drillKeyChangesKey(request.target, request.drillId), keys.report);
     const alert = reintroducedKeysAlert(keys.report, { ...request, restoredTo });
     if (alert) await services.notifier.publish(alert);

@@ -184,7 +184,7 @@ export const recover: Definition = {
     RecoveryFailed: {
       Type: 'Fail',
       Comment:
-        "the failure's error name and cause; an alert was sent; what was restored is kept until dropped",
+        "the failure's error name and cause; an alert was sent, except for a request refused at the start (recorded here, not paged); what was restored is kept until dropped",
       ErrorPath: `${FAILURE}.error.Error`,
       CausePath: `${FAILURE}.error.Cause`,
     },

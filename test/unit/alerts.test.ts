@@ -37,6 +37,10 @@ describe('alerts', () => {
     expect(pagesOperator(failure('plan', 'InvalidInputError'))).toBe(false);
     expect(pagesOperator(failure('drill-validate', 'RestoreWindowError'))).toBe(false);
     expect(pagesOperator(failure('drill-validate', 'InvalidInputError'))).toBe(false);
+    expect(pagesOperator(failure('recovery-start', 'RestoreWindowError'))).toBe(false);
+    expect(pagesOperator(failure('recovery-start', 'InvalidInputError'))).toBe(false);
+    expect(pagesOperator(failure('recovery-start', 'RestoreFailedError'))).toBe(true);
+    expect(pagesOperator(failure('recovery-restore', 'RestoreWindowError'))).toBe(true);
     expect(pagesOperator(failure('plan', 'KeyUnavailableError'))).toBe(true);
     expect(pagesOperator(failure('dump', 'InvalidInputError'))).toBe(true);
     expect(pagesOperator(failure('dump', 'SourceMismatchError'))).toBe(true);

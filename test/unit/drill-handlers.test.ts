@@ -325,6 +325,56 @@ describe('verifyDrill and realm keys', () => {
   });
 });
 
+describe('verifyDrill: the newest verified backup it compares keys with', () => {
+  it('is the newest verified backup of the database restored, not a newer one of another database', async () => {
+    const services = fakeServices();
+    const verified = (backupId: string, systemIdentifier: string, keys: RealmKey[]) => {
+      const manifest = sampleManifest('keycloak', backupId);
+      return {
+        ...manifest,
+        source: { ...manifest.source, systemIdentifier, databaseOid: 16384 },
+        contents: { ...manifest.contents, keys },
+        verification: [
+          { at: manifest.finishedAt, level: 'archive' as const, passed: true, checks: [], durationMs: 1 },
+        ],
+      };
+    };
+    // keyTools' restored copy is database keycloak (OID 16384) of cluster 7000000000000000001.
+    await writeManifest(
+      services.store,
+      services.envelope,
+      verified('20261123T1000Z', '7000000000000000001', [rsaKey('same')]),
+    );
+    await writeManifest(
+      services.store,
+      services.envelope,
+      verified('20261123T1100Z', '7000000000000000002', [rsaKey('foreign')]),
+    );
+    const tools = {
+      ...keyTools([rsaKey('same')], [rsaKey('same')]),
+      verifyKeycloak: async () => ({ keycloakVersion: '26.0.8', passed: true, checks: [] }),
+    };
+
+    await makeVerify({ ...services, tools: tools as never })(
+      {
+        target: 'keycloak',
+        drillId: 'drill-keycloak-20261123t120000',
+        instanceId: 'drill-keycloak-20261123t120000',
+        time: 'latest',
+        requestedAt: '2026-11-23T12:00:00Z',
+      },
+      context,
+    );
+
+    const stored = (await services.store.getJson(
+      drillKeyChangesKey('keycloak', 'drill-keycloak-20261123t120000'),
+    )) as { comparisons: { against: string; label: string; realms: { lost: unknown[] }[] | null }[] };
+    const newest = stored.comparisons.find((c) => c.against === 'newest-verified-backup');
+    expect(newest?.label).toBe('backup 20261123T1000Z (the newest verified)');
+    expect(newest?.realms?.flatMap((r) => r.lost)).toEqual([]);
+  });
+});
+
 describe('recordDrill', () => {
   const drill = {
     drillId: 'drill-keycloak-20261123t115800',

@@ -1,6 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { derivedKid } from '../../functions/adapters/postgres/keycloak-probe.js';
+import { writeManifest } from '../../functions/core/catalog.js';
 import {
   activeKeys,
   algorithmsLeftWithoutKey,
@@ -17,8 +18,8 @@ import {
   type RealmKeyInventory,
   realmKeyInventoryOf,
 } from '../../functions/core/keycloak/index.js';
-import { readKeyReferences } from '../../functions/core/restore-keys.js';
-import { testEnvelope } from '../support/manifests.js';
+import { newestVerifiedSide, readKeyReferences } from '../../functions/core/restore-keys.js';
+import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 
 const fp = (seed: string) => seed.padEnd(64, '0').slice(0, 64);
@@ -345,6 +346,62 @@ describe('readKeyReferences', () => {
     expect(references.newestVerified).toEqual({
       label: 'the newest verified backup',
       unavailable: 'no verified backup of keycloak',
+    });
+  });
+});
+
+describe('the newest verified backup as a key reference', () => {
+  const alpha = {
+    systemIdentifier: '7000000000000000001',
+    database: 'keycloak',
+    databaseOid: 16384,
+    serverVersion: '15.18',
+    endpoint: '127.0.0.1:5433/keycloak',
+  };
+  /** A verified manifest of `source` whose recorded keys are `keys`. */
+  const verifiedBackup = (backupId: string, source: typeof alpha, keys: RealmKey[]) => {
+    const manifest = sampleManifest('keycloak', backupId);
+    return {
+      ...manifest,
+      source: { ...manifest.source, ...source },
+      contents: { ...manifest.contents, keys },
+      verification: [
+        { at: manifest.finishedAt, level: 'archive' as const, passed: true, checks: [], durationMs: 1 },
+      ],
+    };
+  };
+
+  it('compares only with a backup of the same database, never with a newer one of another under the target', async () => {
+    const store = new MemoryObjectStore({ bucket: 'b', region: 'r' });
+    const envelope = testEnvelope();
+    const own = key({ componentId: 'own' });
+    const foreign = key({ componentId: 'foreign' });
+    await writeManifest(store, envelope, verifiedBackup('20261123T1000Z', alpha, [own]));
+    // Newer, verified, same target and database name: another cluster's database (a target reused by mistake).
+    await writeManifest(
+      store,
+      envelope,
+      verifiedBackup('20261123T1100Z', { ...alpha, systemIdentifier: '7000000000000000002' }, [foreign]),
+    );
+
+    const side = await newestVerifiedSide(store, envelope, 'keycloak', alpha);
+    expect(side).toMatchObject({
+      label: 'backup 20261123T1000Z (the newest verified)',
+      inventory: { keys: [expect.objectContaining({ componentId: 'own' })] },
+    });
+
+    const ports = {
+      primaryStore: store,
+      envelope,
+      databases: { connectionUrl: async () => 'postgres://replica@127.0.0.1:1/keycloak' },
+      tools: { readRealmKeys: async () => inventory([own]), disableKeyComponents: async () => 0 },
+    };
+    const references = await readKeyReferences(ports, 'keycloak', {
+      source: { ...alpha, databaseOid: 16385 },
+    });
+    expect(references.newestVerified).toEqual({
+      label: 'the newest verified backup',
+      unavailable: 'no verified backup of keycloak from database keycloak',
     });
   });
 });

@@ -85,15 +85,20 @@ describe('recover workflow', () => {
     expect((await services.pitr.describe(NAME)).status).toBe('available');
   });
 
-  it('refuses a name the drill sweeper would take for its own, and a time in the future, starting nothing', async () => {
+  it('refuses a name the drill sweeper would take for its own, and a time in the future, starting nothing and paging nobody', async () => {
     const drillLike = await recover({ time: 'latest', name: 'drill-keycloak-20261101t000000' });
     expect(drillLike.status).toBe('FAILED');
     expect(drillLike.error).toBe('InvalidInputError');
     expect(drillLike.cause).toContain('named like a drill instance');
+    // The requester's input, told by the failed execution itself: recorded there, not paged.
+    expect(await alertsOf(drillLike)).toEqual([]);
 
-    const future = await recover({ time: new Date(Date.now() + 3_600_000).toISOString(), name: 'too-early' });
+    const time = new Date(Date.now() + 3_600_000).toISOString();
+    const future = await recover({ time, name: 'too-early' });
+    expect(future.status).toBe('FAILED');
     expect(future.error).toBe('RestoreWindowError');
-    expect((await alertsOf(future)).map((a) => a.step)).toEqual(['recovery-start']);
+    expect(future.cause).toContain(`restore time ${time} is in the future`);
+    expect(await alertsOf(future)).toEqual([]);
     expect((await services.pitr.describe('too-early')).status).toBe('gone');
   });
 
