@@ -13,7 +13,17 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KmsKeys, regionOfKeyArn } from '../../functions/adapters/aws/kms-keyring.js';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
-import { ConfigurationError, KeyUnavailableError, TransientError } from '../../functions/core/errors.js';
+import { encryptionContextFor } from '../../functions/core/backup.js';
+import { readManifest, writeManifest } from '../../functions/core/catalog.js';
+import {
+  ConfigurationError,
+  KeyUnavailableError,
+  ManifestTamperedError,
+  TransientError,
+} from '../../functions/core/errors.js';
+import { manifestKey } from '../../functions/core/layout.js';
+import { sampleManifest } from '../support/manifests.js';
+import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { sdkError, serverError, throttled } from './aws-sdk-errors.js';
 
 const PRIMARY_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1111aaaa-1111-aaaa-1111-aaaa1111aaaa';
@@ -130,6 +140,106 @@ describe('KmsKeys keyring', () => {
           drClient: dr,
         }),
     ).toThrow(/two different regions/);
+  });
+});
+
+describe('manifests sealed under the KMS keyring', () => {
+  const TARGET = 'keycloak';
+  const OLDER = '20261122T2300Z';
+  const NEWER = '20261123T0000Z';
+
+  function sealedUnderKms() {
+    const primary = new KMS({ region: 'eu-west-1' });
+    const dr = new KMS({ region: 'eu-central-1' });
+    const mocks = { primary: fakeKms(primary, PRIMARY_KEY), dr: fakeKms(dr, DR_KEY) };
+    const keys = new KmsKeys({
+      primaryKeyArn: PRIMARY_KEY,
+      drKeyArn: DR_KEY,
+      primaryClient: primary,
+      drClient: dr,
+    });
+    const envelope = new EsdkEnvelope({
+      keyring: keys.keyring,
+      keyIds: keys.keyIds,
+      fingerprint: keys.fingerprint,
+    });
+    const store = new MemoryObjectStore({ bucket: 'kb-primary' });
+    return { mocks, keys, envelope, store, primary };
+  }
+
+  it('seals a manifest with a MAC key wrapped under both KMS keys, and verifies it', async () => {
+    const { mocks, keys, envelope, store } = sealedUnderKms();
+
+    const sealed = await writeManifest(store, envelope, sampleManifest(TARGET, NEWER));
+    const read = await readManifest(store, envelope, TARGET, NEWER);
+
+    expect(read).toEqual(sealed);
+    expect(read.authentication?.algorithm).toBe('HMAC-SHA256');
+    expect(read.encryption.keyFingerprint).toBe(keys.fingerprint);
+    const context = {
+      ...encryptionContextFor(TARGET, NEWER),
+      'keycloak-backup:purpose': 'manifest-mac',
+    };
+    const generated = mocks.primary.commandCalls(GenerateDataKeyCommand);
+    expect(generated).toHaveLength(1);
+    expect(generated[0]!.args[0].input).toMatchObject({ KeyId: PRIMARY_KEY, EncryptionContext: context });
+    expect(mocks.dr.commandCalls(EncryptCommand)[0]!.args[0].input).toMatchObject({
+      KeyId: DR_KEY,
+      EncryptionContext: context,
+    });
+    // Reading it back unwrapped the MAC key through KMS, with the same binding.
+    expect(mocks.primary.commandCalls(DecryptCommand)[0]!.args[0].input).toMatchObject({
+      EncryptionContext: context,
+    });
+  });
+
+  it('verifies it with the DR key alone when the primary region does not answer', async () => {
+    const { envelope, store, primary } = sealedUnderKms();
+    const sealed = await writeManifest(store, envelope, sampleManifest(TARGET, NEWER));
+    mockClient(primary).onAnyCommand().rejects(serverError());
+
+    expect(await readManifest(store, envelope, TARGET, NEWER)).toEqual(sealed);
+  });
+
+  it('refuses an edited manifest with ManifestTamperedError', async () => {
+    const { envelope, store } = sealedUnderKms();
+    const sealed = await writeManifest(store, envelope, sampleManifest(TARGET, NEWER));
+    const key = manifestKey(TARGET, NEWER);
+    // Prolong its life and mark it verified: what an attacker would do to keep a backup from expiring.
+    await store.putJson(key, {
+      ...sealed,
+      retainUntil: '2036-01-01T00:00:00.000Z',
+      verification: [{ at: sealed.finishedAt, level: 'archive', passed: true, checks: [], durationMs: 1 }],
+    });
+
+    const error = await readManifest(store, envelope, TARGET, NEWER).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ManifestTamperedError);
+    expect((error as Error).message).toMatch(/MAC does not authenticate it/);
+  });
+
+  it("refuses a rolled-back manifest (an older backup's, copied over or relabelled) with ManifestTamperedError", async () => {
+    const { envelope, store } = sealedUnderKms();
+    const older = await writeManifest(store, envelope, sampleManifest(TARGET, OLDER));
+    await writeManifest(store, envelope, sampleManifest(TARGET, NEWER));
+    const key = manifestKey(TARGET, NEWER);
+
+    // The older manifest as it is, over the newer one: it names another backup.
+    await store.putJson(key, older);
+    const copied = await readManifest(store, envelope, TARGET, NEWER).catch((e: unknown) => e);
+    expect(copied).toBeInstanceOf(ManifestTamperedError);
+    expect((copied as Error).message).toContain(`names backup ${OLDER}`);
+
+    // Relabelled as the newer backup (id and dump key rewritten): its MAC key was sealed for the older one.
+    await store.putJson(key, {
+      ...older,
+      backupId: NEWER,
+      dump: { ...older.dump, key: sampleManifest(TARGET, NEWER).dump.key },
+      encryption: { ...older.encryption, context: encryptionContextFor(TARGET, NEWER) },
+    });
+    const relabelled = await readManifest(store, envelope, TARGET, NEWER).catch((e: unknown) => e);
+    expect(relabelled).toBeInstanceOf(ManifestTamperedError);
+    expect((relabelled as Error).message).toMatch(/sealed for another backup \(keycloak-backup:backup-id\)/);
   });
 });
 
