@@ -16,7 +16,8 @@ const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3
  * test/deploy/iam-simulation.test.ts evaluates them against the packaged template, and denies everything else).
  */
 const FUNCTION_PERMISSIONS = {
-  planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead'],
+  // Lists the day's backup ids (a manual run's id) and reads the newest manifest (the key it was written under).
+  planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead'],
   dumpDatabase: ['envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead', 'primaryWrite'],
   verifyBackup: [
     'envelopeEncrypt',

@@ -1,5 +1,10 @@
 // Reads what a bucket holds for a target into backups, and reads and writes manifests (authenticated, named errors).
-import { isKeycloakBackupError, ManifestInvalidError, ObjectNotFoundError } from './errors.js';
+import {
+  isKeycloakBackupError,
+  KeyMismatchError,
+  ManifestInvalidError,
+  ObjectNotFoundError,
+} from './errors.js';
 import { MANIFEST_FILE, manifestKey, parseBackupKey, targetPrefix } from './layout.js';
 import { isVerified, type Manifest, parseManifest } from './manifest.js';
 import { authenticateManifest, type ManifestTrust, sealManifest } from './manifest-auth.js';
@@ -120,6 +125,41 @@ export async function readManifestIfPresent(
   } catch (error) {
     if (error instanceof ObjectNotFoundError) return undefined;
     throw error;
+  }
+}
+
+/**
+ * Preflight: the key in use is the key the target's backups were written under. The newest backup whose manifest
+ * can be read decides (an unreadable or tampered one is passed over, as everywhere): when it records another key's
+ * fingerprint, KeyMismatchError names both before anything is dumped, since a backup under a new key could not be
+ * restored with the old one, nor the old ones with it.
+ */
+export async function assertKeyOfBackups(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+): Promise<void> {
+  const backupIds = new Set<string>();
+  for await (const object of store.list(targetPrefix(target))) {
+    const parsed = parseBackupKey(object.key);
+    if (parsed?.target === target && object.key.endsWith(`/${MANIFEST_FILE}`)) backupIds.add(parsed.backupId);
+  }
+  for (const backupId of [...backupIds].sort(compareBackupIds).reverse()) {
+    try {
+      await readTrustedManifest(store, keyring, target, backupId, { allowUnauthenticated: true });
+      return;
+    } catch (error) {
+      if (error instanceof KeyMismatchError) {
+        throw new KeyMismatchError(
+          `target ${target} holds backups written under another key (newest: ${backupId}): ${error.message}`,
+          {
+            cause: error,
+            hint: `configure the key its backups were written under (the key file, or KB_KMS_KEY_ID and KB_DR_KMS_KEY_ID); a backup under this key could not be restored with that one. To start over under a new key on purpose, back up under a new target name`,
+          },
+        );
+      }
+      if (!isKeycloakBackupError(error) || error.kind !== 'fatal') throw error;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // Lambda: plans the run (backupId, tiers, per-target work) and runs the preflight before anything is written.
 import { z } from 'zod';
 import { inspectSource, standbyWarnings } from '../adapters/postgres/source-info.js';
+import { assertKeyOfBackups } from '../core/catalog.js';
 import { dayPrefix, parseBackupKey } from '../core/layout.js';
 import { planRun } from '../core/plan.js';
 import { assertPgDumpCanDump, parsePgVersion } from '../core/versions.js';
@@ -37,8 +38,12 @@ export function makeHandler(services: Services) {
     }
     const plan = planRun(request, settings, now, taken);
 
-    // Preflight: nothing is started unless the key works, the replicas answer and pg_dump can dump them.
+    // Preflight: nothing is started unless the key works (and is the backups' key), the replicas answer and pg_dump can dump them.
     await services.envelope.checkUsable();
+    // Before any dump starts: a key other than the one the target's backups were written under is refused.
+    for (const { target } of plan.targets) {
+      await assertKeyOfBackups(services.primaryStore, services.envelope, target);
+    }
     const binaries = await services.binaries();
     const pgDump = await binaries.version('pg_dump');
     const preflight = [];

@@ -258,6 +258,11 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       c.kms('kms:DescribeKey', w.drKey, 'KmsKeys.checkKeysEnabled'),
       ...envelopeEncrypt,
       ...envelopeDecrypt,
+      ...c.list(
+        w.primaryBucket,
+        "a manual run's id: the ids stored that day; the key check: the target's manifests",
+      ),
+      ...c.get(w.primaryBucket, manifest, "assertKeyOfBackups: the newest manifest's key fingerprint"),
       secret,
     ],
     dumpDatabase: [
