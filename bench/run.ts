@@ -155,7 +155,7 @@ async function main(): Promise<number> {
       'KB_DUMP_COMPRESSION of the pipeline (the raw side gets its pg_dump arguments)',
       'pipeline',
     )
-    .option('--zstd-level <n>', 'KB_DUMP_ZSTD_LEVEL of the pipeline', positive('--zstd-level'), 3)
+    .option('--zstd-level <n>', 'KB_DUMP_ZSTD_LEVEL of the pipeline', positive('--zstd-level'), 1)
     .option('--seed <n>', 'generator seed', positive('--seed', 0), 1)
     .option('--no-table', 'skip the compression table')
     .option(

@@ -88,8 +88,13 @@ export const configSchema = z
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .default('public'),
     KB_DUMP_COMPRESSION: compression,
-    /** zstd level of the pipeline's compression (KB_DUMP_COMPRESSION=pipeline). */
-    KB_DUMP_ZSTD_LEVEL: z.coerce.number().int().min(1).max(19).default(3),
+    /**
+     * zstd level of the pipeline's compression (KB_DUMP_COMPRESSION=pipeline). 1, not zstd's own 3: on the medium
+     * bench archive (626.5 MiB of Keycloak's UUID-heavy rows) node's zstd took 1.1 s of thread-pool CPU at level 1
+     * against 3.7 s at level 3 (dump worker 3.8-3.9 CPU s against 5.9-6.6 s), and wrote less: 154.5 MiB against
+     * 160.4 MiB (pg_dump's own gzip 6: 162.6 MiB). bench/RESULTS.md, seventh round.
+     */
+    KB_DUMP_ZSTD_LEVEL: z.coerce.number().int().min(1).max(19).default(1),
     KB_DAILY_HOUR_UTC: z.coerce.number().int().min(0).max(23).default(0),
     /** 0 = Sunday. */
     KB_WEEKLY_DAY_UTC: z.coerce.number().int().min(0).max(6).default(0),

@@ -21,7 +21,7 @@ describe('configuration', () => {
     expect(config.KB_SNAPSHOT_TIERS).toEqual(['daily', 'weekly', 'monthly']);
     expect(config.KB_TARGETS[0]?.database).toBe('keycloak');
     expect(config.KB_DUMP_COMPRESSION).toBe('pipeline');
-    expect(config.KB_DUMP_ZSTD_LEVEL).toBe(3);
+    expect(config.KB_DUMP_ZSTD_LEVEL).toBe(1);
   });
 
   it("takes pg_dump's own compression settings and refuses a zstd level zstd does not have", () => {

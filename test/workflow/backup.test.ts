@@ -69,7 +69,7 @@ describe('backup workflow', () => {
     expect(manifest.source.keycloakVersion).toBe('26.0.8');
     expect(manifest.contents.tableCounts.user_entity).toBe(5);
     // By default pg_dump writes no compression and the pipeline zstd-compresses; the full verification restored it.
-    expect(manifest.dump).toMatchObject({ compression: 'zstd:3', compressedBy: 'pipeline' });
+    expect(manifest.dump).toMatchObject({ compression: 'zstd:1', compressedBy: 'pipeline' });
     expect(manifest.dump.archiveBytes).toBeGreaterThan(manifest.dump.plainBytes);
     expect(manifest.verification.at(-1)).toMatchObject({ level: 'full', passed: true });
     expect(manifest.verification.at(-1)?.checks.map((c) => c.name)).toEqual(
