@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack } from '../../cli/local-stack.js';
 import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
+import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -47,8 +48,7 @@ async function processesUnderStateDir(): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (!stat || stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+    if (!isProcessRunning(Number(entry))) continue;
     const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
     const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
     if (cwd.startsWith(stateDir) || cmdline.some((arg) => arg.includes(stateDir))) {

@@ -1,5 +1,5 @@
 // Point-in-time restore on the real local stack: pg_basebackup snapshots, the primary's WAL archive, recovery, teardown.
-import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,7 @@ import {
   snapshotArchiveKey,
   snapshotMetadataKey,
 } from '../../functions/adapters/local/local-snapshots.js';
+import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { RestoreWindowError } from '../../functions/core/errors.js';
 import type { DrillInstance } from '../../functions/core/ports.js';
 import { parseConfig } from '../../functions/platform/config.js';
@@ -45,12 +46,6 @@ async function markers(instance: DrillInstance): Promise<string[]> {
     'select name from drill_marker order by name',
   );
   return rows.map((r) => r.name);
-}
-
-/** Running, not merely a zombie waiting for init to reap it. */
-async function isAlive(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat !== undefined && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -214,12 +209,36 @@ describe('local point-in-time restore', () => {
   it('tears down completely: no process with its pid, no folder, and a second teardown succeeds', async () => {
     const instanceId = 'drill-keycloak-20261123t000002';
     const pid = await postmasterPid(instanceId);
-    expect(await isAlive(pid)).toBe(true);
+    expect(isProcessRunning(pid)).toBe(true);
     await services.pitr.teardown(instanceId);
-    expect(await isAlive(pid)).toBe(false);
+    expect(isProcessRunning(pid)).toBe(false);
     expect(await exists(path.join(stateDir, DRILLS_DIR, instanceId))).toBe(false);
     expect((await services.pitr.describe(instanceId)).status).toBe('gone');
     await expect(services.pitr.teardown(instanceId)).resolves.toBeUndefined();
+  });
+
+  it('takes a recorded pid for the copy only when that process is its postmaster, and removes the folder alone', async () => {
+    // A record left by a crash whose pid now belongs to another process (this one): not the copy's server.
+    const instanceId = 'drill-keycloak-20261123t000007';
+    const dir = path.join(stateDir, DRILLS_DIR, instanceId);
+    await mkdir(path.join(dir, 'data'), { recursive: true });
+    const record = {
+      recordVersion: 1,
+      instanceId,
+      target: TARGET,
+      status: 'available',
+      createdAt: new Date().toISOString(),
+      availableAt: new Date().toISOString(),
+      time: 'latest',
+      snapshotId: 'kb-keycloak-20261123t0000z',
+      port: 1,
+      pid: process.pid,
+    };
+    await writeFile(path.join(dir, 'instance.json'), JSON.stringify(record));
+    expect((await services.pitr.describe(instanceId)).status).toBe('failed');
+    await services.pitr.teardown(instanceId);
+    expect(await exists(dir)).toBe(false);
+    expect(isProcessRunning(process.pid)).toBe(true);
   });
 
   it('refuses a time before the earliest snapshot, naming it, and starts nothing', async () => {

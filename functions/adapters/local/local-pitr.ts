@@ -1,11 +1,10 @@
-// Local PointInTimeEngine: newest base backup before the target, replay of the primary's WAL archive, promote, free port.
-import { execFile } from 'node:child_process';
-import { constants, readFileSync } from 'node:fs';
+// Local PointInTimeEngine: newest base backup before the target, unpacked into a local cluster that replays the
+// primary's WAL archive and is promoted (the cluster, its user and its processes are postgres-cluster.ts's).
+import { constants } from 'node:fs';
 import {
   access,
   appendFile,
   chmod,
-  chown,
   mkdir,
   readdir,
   readFile,
@@ -14,11 +13,9 @@ import {
   stat,
   writeFile,
 } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import { assertRestorable, isDrillId, type RestoreTime } from '../../core/drill.js';
 import {
@@ -43,14 +40,22 @@ import type { PgBinaries } from '../postgres/binaries.js';
 import { withClient } from '../postgres/connect.js';
 import { lastLines, spawnTool } from '../postgres/pg-process.js';
 import type { LocalSnapshotEngine, SnapshotMetadata } from './local-snapshots.js';
-import { PG_HBA } from './postgres-cluster.js';
-
-const execFileAsync = promisify(execFile);
+import {
+  cleanEnvironment,
+  freePort,
+  isPostmasterOf,
+  isProcessRunning,
+  LocalPostgresCluster,
+  logTail,
+  makeServerDir,
+  type Settings,
+  serverUser,
+  settingsLines,
+  writeServerFile,
+} from './postgres-cluster.js';
 
 export const DRILLS_DIR = 'drills';
 const RECORD_FILE = 'instance.json';
-const DATA_DIR = 'data';
-const LOG_FILE = 'postgres.log';
 const INSTANCE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const recordSchema = z.object({
@@ -136,10 +141,9 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     // Before anything is made: a gap in the archive would stop recovery short of the point it is asked for.
     await this.checkArchiveChain(snapshot, time, seal);
 
-    const owner = await postgresOwner();
-    await this.prepareDrillsDir(owner);
+    // Searchable by the server user, who owns each copy's folder inside.
+    await mkdir(this.drillsDir, { recursive: true, mode: 0o755 });
     const dir = this.dir(instanceId);
-    const dataDir = path.join(dir, DATA_DIR);
     await mkdir(dir, { mode: 0o700 });
     // Interrupted half-way, the copy is removed; a drill's copy also once restored (a drill always tears down).
     const forget = onInterrupt(async () => {
@@ -160,25 +164,20 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     };
     try {
       await this.writeRecord(record);
-      await mkdir(dataDir, { mode: 0o700 });
-      if (owner) {
-        await chown(dir, owner.uid, owner.gid);
-        await chown(dataDir, owner.uid, owner.gid);
-      }
-      const binaries = await this.options.binaries();
-      await this.unpack(snapshot, dataDir, owner);
-      const port = await freePort();
-      await this.writeRecoverySettings(dataDir, port, time, owner);
-      record.port = port;
+      const cluster = copyCluster(dir, await this.options.binaries(), await freePort());
+      await cluster.makeDirs();
+      await makeServerDir(cluster.dataDir);
+      await this.unpack(snapshot, cluster.dataDir);
+      await this.writeRecoverySettings(cluster, time);
+
+      await startCopy(cluster);
+      record.port = cluster.port;
+      record.pid = (await cluster.pid()) ?? null;
       await this.writeRecord(record);
 
-      await this.startServer(binaries, dataDir, path.join(dir, LOG_FILE), owner);
-      record.pid = await readPostmasterPid(dataDir);
-      await this.writeRecord(record);
-
-      const url = await this.drillUrl(target, port);
-      await this.waitUntilPromoted(url, record.pid, path.join(dir, LOG_FILE));
-      const reached = reachedTime(await readFile(path.join(dir, LOG_FILE), 'utf8').catch(() => ''), time);
+      const url = await this.drillUrl(target, cluster.port);
+      await this.waitUntilPromoted(url, record.pid, cluster.logFile);
+      const reached = reachedTime(await readFile(cluster.logFile, 'utf8').catch(() => ''), time);
       record.status = 'available';
       record.availableAt = this.clock.now().toISOString();
       record.reachedTime = reached?.toISOString() ?? null;
@@ -219,8 +218,9 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     }
     const base = { instanceId, target: record.target, createdAt: new Date(record.createdAt) };
     if (record.status === 'creating') return { ...base, status: 'creating' };
-    if (record.pid === null || record.port === null || !isAlive(record.pid))
-      return { ...base, status: 'failed' };
+    const running =
+      record.pid !== null && (await isPostmasterOf(record.pid, path.join(this.dir(instanceId), 'data')));
+    if (!running || record.port === null) return { ...base, status: 'failed' };
     return {
       ...base,
       status: 'available',
@@ -350,10 +350,15 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
   }
 
   /** Decrypts the stored base backup straight into tar running as the data directory's owner. */
-  private async unpack(snapshot: SnapshotMetadata, dataDir: string, owner: Owner | undefined): Promise<void> {
+  private async unpack(snapshot: SnapshotMetadata, dataDir: string): Promise<void> {
     const stages = await this.options.snapshots.archiveStages(snapshot);
-    const [command, args] = asPostgres('tar', ['-x', '-f', '-', '-C', dataDir], owner);
-    const tar = spawnTool(command, args, { env: process.env, stdin: 'pipe', stdout: 'ignore' });
+    const user = await serverUser();
+    const tar = spawnTool('tar', ['-x', '-f', '-', '-C', dataDir], {
+      env: cleanEnvironment(),
+      stdin: 'pipe',
+      stdout: 'ignore',
+      ...(user ? { user } : {}),
+    });
     try {
       const stdin = tar.child.stdin;
       if (!stdin) throw new Error('tar has no stdin');
@@ -376,82 +381,49 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
   }
 
   /**
-   * Appended to postgresql.auto.conf, read last, so these win over the primary's own settings: its own port,
-   * loopback only, no archiving (a drill must never write into the primary's archive), no synchronous standbys.
+   * Appended to postgresql.auto.conf, read last, so these win over the primary's own settings: no archiving (a
+   * drill must never write into the primary's archive), no synchronous standbys, no upstream. The port, loopback
+   * only and the socket folder are the cluster's start options, which win over any file.
    */
-  private async writeRecoverySettings(
-    dataDir: string,
-    port: number,
-    time: RestoreTime,
-    owner: Owner | undefined,
-  ): Promise<void> {
+  private async writeRecoverySettings(cluster: LocalPostgresCluster, time: RestoreTime): Promise<void> {
     const archive = this.options.walArchiveDir;
-    const settings: Record<string, string> = {
-      port: String(port),
-      listen_addresses: '127.0.0.1',
-      unix_socket_directories: '',
-      archive_mode: 'off',
+    const settings: Settings = {
+      archive_mode: false,
       restore_command: `cp "${archive}/%f" "%p"`,
       recovery_target_timeline: 'latest',
       recovery_target_action: 'promote',
-      hot_standby: 'on',
+      hot_standby: true,
       primary_conninfo: '',
       primary_slot_name: '',
       synchronous_standby_names: '',
-      logging_collector: 'off',
+      logging_collector: false,
       // Before replaying, PostgreSQL syncs the whole copied directory; one syncfs() per filesystem is far quicker.
       recovery_init_sync_method: 'syncfs',
     };
     if (time !== 'latest') {
       settings.recovery_target_time = `${time.toISOString().replace('T', ' ').replace('Z', '')}+00`;
-      settings.recovery_target_inclusive = 'true';
+      settings.recovery_target_inclusive = true;
     }
-    const lines = Object.entries(settings).map(
-      ([name, value]) => `${name} = '${value.replaceAll("'", "''")}'`,
-    );
+    const dataDir = cluster.dataDir;
     for (const file of ['postgresql.conf', 'postgresql.auto.conf']) {
       // A primary configured only on its command line has no config file in its data directory.
-      if (!(await exists(path.join(dataDir, file)))) await writeOwned(path.join(dataDir, file), '', owner);
+      if (!(await exists(path.join(dataDir, file)))) await writeServerFile(path.join(dataDir, file), '');
     }
     // Whatever the primary's file said: the copy holds every password hash and admits only by password.
-    await writeOwned(path.join(dataDir, 'pg_hba.conf'), PG_HBA, owner);
+    await cluster.writeHba();
     await appendFile(
       path.join(dataDir, 'postgresql.auto.conf'),
-      `\n# keycloak-backup restore drill: these settings win over the primary's above\n${lines.join('\n')}\n`,
+      `\n# keycloak-backup restore drill: these settings win over the primary's above\n${settingsLines(settings).join('\n')}\n`,
     );
     await rm(path.join(dataDir, 'standby.signal'), { force: true });
-    await writeOwned(path.join(dataDir, 'recovery.signal'), '', owner);
-  }
-
-  private async startServer(
-    binaries: PgBinaries,
-    dataDir: string,
-    logFile: string,
-    owner: Owner | undefined,
-  ): Promise<void> {
-    await writeOwned(logFile, '', owner);
-    try {
-      // -w returns once the server accepts connections (consistent, still replaying); promotion is awaited after.
-      await runAsPostgres(
-        binaries.path('pg_ctl'),
-        ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '300', '-s'],
-        {
-          owner,
-        },
-      );
-    } catch (error) {
-      throw new RestoreFailedError(`the restored copy did not start: ${await logTail(logFile)}`, {
-        cause: error,
-        hint: 'a recovery target before the base backup completed, or WAL missing from the archive, stops recovery',
-      });
-    }
+    await writeServerFile(path.join(dataDir, 'recovery.signal'), '');
   }
 
   private async waitUntilPromoted(url: string, pid: number | null, logFile: string): Promise<void> {
     const deadline = Date.now() + (this.options.recoveryTimeoutMs ?? 600_000);
     for (;;) {
-      if (pid !== null && !isAlive(pid)) {
-        throw new RestoreFailedError(`recovery stopped before promotion: ${await logTail(logFile)}`, {
+      if (pid !== null && !isProcessRunning(pid)) {
+        throw new RestoreFailedError(`recovery stopped before promotion: ${await serverLogTail(logFile)}`, {
           hint: 'WAL between the base backup and the target time must be in the archive',
         });
       }
@@ -477,11 +449,6 @@ export class LocalPointInTimeEngine implements PointInTimeEngine {
     url.hostname = '127.0.0.1';
     url.port = String(port);
     return url.toString();
-  }
-
-  private async prepareDrillsDir(owner: Owner | undefined): Promise<void> {
-    await mkdir(this.drillsDir, { recursive: true, mode: 0o755 });
-    if (owner) await assertReachable(this.drillsDir, owner);
   }
 
   private dir(instanceId: string): string {
@@ -542,24 +509,37 @@ export function reachedTime(log: string, time: RestoreTime): Date | undefined {
   return Number.isNaN(parsed.getTime()) ? undefined : parsed;
 }
 
-/** Stops a restored copy by its own pid (immediate: nothing in it is worth a checkpoint) and removes its folder. */
+/** The restored copy in `dir`: a local cluster (data/, run/, postgres.log) started from a base backup. */
+function copyCluster(dir: string, binaries: PgBinaries, port = 0): LocalPostgresCluster {
+  return new LocalPostgresCluster({
+    name: `restored copy ${path.basename(dir)}`,
+    baseDir: dir,
+    binaries,
+    port,
+    portFlexible: true,
+    // pg_ctl -w returns once the copy accepts connections: consistent, still replaying; promotion is awaited after.
+    startTimeoutSeconds: 300,
+  });
+}
+
+async function startCopy(cluster: LocalPostgresCluster): Promise<void> {
+  try {
+    await cluster.start();
+  } catch (error) {
+    throw new RestoreFailedError(`the restored copy did not start: ${await serverLogTail(cluster.logFile)}`, {
+      cause: error,
+      hint: 'a recovery target before the base backup completed, or WAL missing from the archive, stops recovery',
+    });
+  }
+}
+
+/** Stops a restored copy (immediate: nothing in it is worth a checkpoint) and removes its folder. */
 async function removeCopy(dir: string, binaries: () => Promise<PgBinaries>): Promise<boolean> {
   if (!(await exists(dir))) return false;
-  const dataDir = path.join(dir, DATA_DIR);
-  const record = await readRecordFile(dir).catch(() => undefined);
-  const pid = (await readPostmasterPid(dataDir).catch(() => null)) ?? record?.pid ?? null;
-  if (pid !== null && isAlive(pid) && (await isPostmasterOf(pid, dataDir))) {
-    await runAsPostgres(
-      (await binaries()).path('pg_ctl'),
-      ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '60'],
-      { owner: await postgresOwner() },
-    ).catch(() => undefined);
-    if (isAlive(pid)) process.kill(pid, 'SIGQUIT');
-    if (!(await waitForExit(pid, 10_000))) {
-      process.kill(pid, 'SIGKILL');
-      await waitForExit(pid, 5_000);
-    }
-  }
+  // Only the postmaster of this copy's data directory is signalled; the folder goes even if it would not stop.
+  await copyCluster(dir, await binaries())
+    .stop('immediate')
+    .catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
   return true;
 }
@@ -604,123 +584,6 @@ function checkInstanceId(instanceId: string): void {
   }
 }
 
-interface Owner {
-  uid: number;
-  gid: number;
-}
-
-/** The postgres user when we run as root (PostgreSQL refuses root); undefined when we are some other user. */
-async function postgresOwner(): Promise<Owner | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
-  const passwd = await readFile('/etc/passwd', 'utf8');
-  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
-  const [, , uid, gid] = line?.split(':') ?? [];
-  if (uid === undefined || gid === undefined) {
-    throw new ConfigurationError('running as root, but there is no postgres user to run PostgreSQL as', {
-      hint: 'install PostgreSQL from the distribution (it creates the postgres user), or run as a normal user',
-    });
-  }
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
-function asPostgres(command: string, args: string[], owner: Owner | undefined): [string, string[]] {
-  return owner ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
-}
-
-async function runAsPostgres(command: string, args: string[], options: { owner: Owner | undefined }) {
-  const [file, argv] = asPostgres(command, args, options.owner);
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('PG')));
-  return execFileAsync(file, argv, { env, timeout: 600_000 });
-}
-
-async function writeOwned(file: string, text: string, owner: Owner | undefined): Promise<void> {
-  await writeFile(file, text, { mode: 0o600 });
-  if (owner) await chown(file, owner.uid, owner.gid);
-}
-
-/** PostgreSQL (running as postgres) must be able to walk down to its data directory. */
-async function assertReachable(dir: string, owner: Owner): Promise<void> {
-  let current = path.resolve(dir);
-  for (;;) {
-    const info = await stat(current);
-    const reachable =
-      (info.mode & 0o001) !== 0 ||
-      (info.uid === owner.uid && (info.mode & 0o100) !== 0) ||
-      (info.gid === owner.gid && (info.mode & 0o010) !== 0);
-    if (!reachable) {
-      throw new ConfigurationError(
-        `the postgres user cannot reach ${dir}: ${current} is not searchable for it`,
-        {
-          hint: `make ${current} searchable (chmod o+x) or set KB_LOCAL_STATE_DIR to a folder the postgres user can reach`,
-        },
-      );
-    }
-    const parent = path.dirname(current);
-    if (parent === current) return;
-    current = parent;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function readPostmasterPid(dataDir: string): Promise<number | null> {
-  try {
-    const first = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '';
-    const pid = Number.parseInt(first, 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whether the process still runs. A postmaster that pg_ctl started is not our child: once it exits it stays a
- * zombie until init reaps it, which can take seconds; a zombie has stopped, so it counts as gone.
- */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 3, after the parenthesised command name (which may itself contain spaces or parentheses).
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
-
-/** A recorded pid may have been reused by now: only a postmaster started on this data directory is stopped. */
-async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
-  try {
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    return cmdline.some((arg) => path.resolve(arg) === path.resolve(dataDir));
-  } catch {
-    return false;
-  }
-}
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
 async function exists(file: string): Promise<boolean> {
   try {
     await access(file, constants.F_OK);
@@ -730,9 +593,8 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-async function logTail(logFile: string): Promise<string> {
-  const text = await readFile(logFile, 'utf8').catch(() => '');
-  return lastLines(text, 8) || '(no server log)';
+async function serverLogTail(logFile: string): Promise<string> {
+  return (await logTail(logFile, { lines: 8 })) || '(no server log)';
 }
 
 function messageOf(error: unknown): string {

@@ -1,7 +1,8 @@
-// One local PostgreSQL cluster run from the machine's binaries: initdb, settings, start/stop, replica, replay wait.
+// Local PostgreSQL processes, one owner: the server user, running as it, liveness and postmaster identity, ports,
+// and the cluster itself (initdb or a restored copy, settings, start/stop, replica, replay wait).
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -155,6 +156,13 @@ export async function makeServerDir(dir: string): Promise<void> {
   }
 }
 
+/** Writes a file only the server user reads (mode 0600, its owner): settings, pg_hba.conf, signal files. */
+export async function writeServerFile(file: string, content: string): Promise<void> {
+  await writeFile(file, content, { mode: 0o600 });
+  const user = await serverUser();
+  if (user) await chown(file, user.uid, user.gid);
+}
+
 /** Lets the server user pass through a directory we own (to reach its own folders inside), nothing more. */
 export async function allowServerTraversal(dir: string): Promise<void> {
   if (!(await serverUser())) return;
@@ -202,6 +210,11 @@ function quoteSetting(value: string | number | boolean): string {
   if (typeof value === 'number') return String(value);
   if (typeof value === 'boolean') return value ? 'on' : 'off';
   return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** Settings as configuration file lines (`name = value`). */
+export function settingsLines(settings: Settings): string[] {
+  return Object.entries(settings).map(([key, value]) => `${key} = ${quoteSetting(value)}`);
 }
 
 function shellQuote(text: string): string {
@@ -298,8 +311,13 @@ export interface ClusterOptions {
   port: number;
   /** Pick another port if the chosen one is taken when starting (false when others already rely on it). */
   portFlexible?: boolean;
-  /** The superuser's password; a fresh one when absent (a throwaway cluster). */
+  /**
+   * The superuser's password; a fresh one when absent (a throwaway cluster, or a restored copy, whose roles and
+   * passwords are its source's).
+   */
   password?: string;
+  /** How long `pg_ctl start -w` waits for connections: a restored copy replays WAL first. Default 120. */
+  startTimeoutSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -307,9 +325,17 @@ export type ClusterStatus = { state: 'running'; pid: number; port: number } | { 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Whether this process can read /proc (Linux, mounted): without it neither state nor identity can be seen. */
+let procReadable: boolean | undefined;
+function canReadProc(): boolean {
+  procReadable ??= process.platform === 'linux' && existsSync('/proc/self/stat');
+  return procReadable;
+}
+
 /**
  * Whether a process runs. A zombie does not: a postmaster that pg_ctl started is reparented to PID 1, which in some
  * containers reaps exited children only now and then, so a stopped server can linger as a zombie for seconds.
+ * Where /proc cannot be read, the signal's answer stands (it exists): a server is never taken for stopped unseen.
  */
 export function isProcessRunning(pid: number): boolean {
   try {
@@ -318,14 +344,61 @@ export function isProcessRunning(pid: number): boolean {
     // EPERM: it runs, but belongs to someone else.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  if (process.platform !== 'linux') return true;
+  if (!canReadProc()) return true;
+  const stat = readProcStat(pid);
+  // /proc works but has no entry: the process exited between the signal and the read.
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/** Field 3 of /proc/<pid>/stat: "pid (comm) S ...", the state after the last parenthesis (comm may hold any). */
+function readProcStat(pid: number): { state: string } | undefined {
   try {
-    // "pid (comm) S ...": the state follows the last parenthesis (comm may contain spaces and parentheses).
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return { state: text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `pid` is the postmaster of `dataDir`: it runs, in that directory (the postmaster chdirs there). After a
+ * crash and a reboot a recorded pid may belong to anything. Without /proc, a running pid is taken as it.
+ */
+export async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean> {
+  if (!isProcessRunning(pid)) return false;
+  if (!canReadProc()) return true;
+  try {
+    const [cwd, data] = await Promise.all([readlink(`/proc/${pid}/cwd`), realpath(dataDir)]);
+    return cwd === data;
   } catch {
     return false;
   }
+}
+
+/** The last `lines` lines a server logged into `file` from byte `offset` on; empty when there is no log. */
+export async function logTail(
+  file: string,
+  options: { offset?: number; lines?: number } = {},
+): Promise<string> {
+  try {
+    const text = (await readFile(file)).subarray(options.offset ?? 0).toString('utf8');
+    return text
+      .trim()
+      .split('\n')
+      .slice(-(options.lines ?? 20))
+      .join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Waits until `pid` has exited (or is a zombie); false when it still runs after `timeoutMs`. */
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  for (let waited = 0; isProcessRunning(pid); waited += 100) {
+    if (waited >= timeoutMs) return false;
+    await sleep(100);
+  }
+  return true;
 }
 
 export class LocalPostgresCluster {
@@ -338,6 +411,7 @@ export class LocalPostgresCluster {
   port: number;
   readonly password: string;
   private readonly portFlexible: boolean;
+  private readonly startTimeoutSeconds: number;
   private readonly log: (line: string) => void;
   /** The postmaster we started or adopted, for a synchronous last-resort signal at process exit. */
   private knownPid: number | undefined;
@@ -353,6 +427,7 @@ export class LocalPostgresCluster {
     this.binaries = options.binaries;
     this.port = options.port;
     this.portFlexible = options.portFlexible ?? false;
+    this.startTimeoutSeconds = options.startTimeoutSeconds ?? 120;
     this.password = options.password ?? generatePassword();
     this.log = options.log ?? (() => {});
   }
@@ -381,10 +456,10 @@ export class LocalPostgresCluster {
    * (PG_HBA). The password reaches initdb through a 0600 file of the server user's, removed right after.
    */
   async initdb(options: { durable: boolean }): Promise<void> {
-    await this.prepareDirs();
+    await this.makeDirs();
     this.log(`${this.name}: initdb`);
     const passwordFile = path.join(this.baseDir, 'initdb.pw');
-    await this.writeServerFile(passwordFile, `${this.password}\n`);
+    await writeServerFile(passwordFile, `${this.password}\n`);
     try {
       await runPgProgram(
         this.binaries,
@@ -410,7 +485,7 @@ export class LocalPostgresCluster {
 
   /** Replaces pg_hba.conf with PG_HBA; read at the next start or reload. */
   async writeHba(): Promise<void> {
-    await this.writeServerFile(path.join(this.dataDir, 'pg_hba.conf'), PG_HBA);
+    await writeServerFile(path.join(this.dataDir, 'pg_hba.conf'), PG_HBA);
   }
 
   /** Sets the superuser's password to this cluster's (a cluster made before SCRAM, still on trust). */
@@ -430,7 +505,7 @@ export class LocalPostgresCluster {
     source: LocalPostgresCluster,
     options: { slot: string; durable: boolean },
   ): Promise<void> {
-    await this.prepareDirs();
+    await this.makeDirs();
     await rm(this.dataDir, { recursive: true, force: true });
     this.log(`${this.name}: pg_basebackup from ${source.name}`);
     await runPgProgram(
@@ -453,13 +528,13 @@ export class LocalPostgresCluster {
     );
     // Not `-R`: it would pin the primary's current port in postgresql.auto.conf, which overrides our settings
     // file; the connection is written by writeSettings() before every start instead.
-    await this.writeServerFile(path.join(this.dataDir, 'standby.signal'), '');
+    await writeServerFile(path.join(this.dataDir, 'standby.signal'), '');
   }
 
   /** Replaces our settings file (included from postgresql.conf); takes effect at the next start. */
   async writeSettings(settings: Settings): Promise<void> {
-    const lines = Object.entries(settings).map(([key, value]) => `${key} = ${quoteSetting(value)}`);
-    await this.writeServerFile(
+    const lines = settingsLines(settings);
+    await writeServerFile(
       path.join(this.dataDir, SETTINGS_FILE),
       `# Written by keycloak-backup's local stack at every start; edits are overwritten.\n${lines.join('\n')}\n`,
     );
@@ -467,14 +542,14 @@ export class LocalPostgresCluster {
     const current = await readFile(mainConf, 'utf8');
     const include = `include_if_exists = '${SETTINGS_FILE}'`;
     if (!current.includes(include)) {
-      await this.writeServerFile(mainConf, `${current.trimEnd()}\n\n${include}\n`);
+      await writeServerFile(mainConf, `${current.trimEnd()}\n\n${include}\n`);
     }
   }
 
   /** Whether the postmaster of this data directory runs, by the pid in its postmaster.pid. */
   async status(): Promise<ClusterStatus> {
     const lock = await this.readLockFile();
-    if (lock && (await this.isOurPostmaster(lock.pid)))
+    if (lock && (await isPostmasterOf(lock.pid, this.dataDir)))
       return { state: 'running', pid: lock.pid, port: lock.port };
     return { state: 'stopped' };
   }
@@ -500,9 +575,9 @@ export class LocalPostgresCluster {
         await this.pgCtlStart();
         break;
       } catch (error) {
-        const logTail = await this.logTail(logOffset);
+        const tail = await logTail(this.logFile, { offset: logOffset });
         const portTaken = /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(
-          logTail,
+          tail,
         );
         if (portTaken && this.portFlexible && attempt < 3) {
           const next = await freePort();
@@ -514,7 +589,7 @@ export class LocalPostgresCluster {
           `the local ${this.name} cluster did not start: ${(error as Error).message}`,
           {
             cause: error,
-            hint: `see ${this.logFile}; last lines: ${logTail.split('\n').slice(-5).join(' | ')}`,
+            hint: `see ${this.logFile}; last lines: ${tail.split('\n').slice(-5).join(' | ')}`,
           },
         );
       }
@@ -524,18 +599,20 @@ export class LocalPostgresCluster {
   }
 
   /**
-   * Fast shutdown (rolls back open transactions, then a checkpoint); idempotent. Callers at the same time share one
-   * shutdown: two would each run a `pg_ctl stop`, and the slower one could outlive a process that exits after the
-   * first (an interrupted command's cleanup and the command's own `finally` both stop the stack).
+   * Stops the server; idempotent. `fast` rolls back open transactions and checkpoints; `immediate` (a restored copy
+   * about to be deleted: nothing in it is worth a checkpoint) also ends a server that ignores SIGQUIT with SIGKILL.
+   * Callers at the same time share one shutdown, in the first caller's mode: two would each run a `pg_ctl stop`, and
+   * the slower one could outlive a process that exits after the first (an interrupted command's cleanup and the
+   * command's own `finally` both stop the stack).
    */
-  stop(): Promise<void> {
-    this.stopping ??= this.stopOnce().finally(() => {
+  stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    this.stopping ??= this.stopOnce(mode).finally(() => {
       this.stopping = undefined;
     });
     return this.stopping;
   }
 
-  private async stopOnce(): Promise<void> {
+  private async stopOnce(mode: 'fast' | 'immediate'): Promise<void> {
     const status = await this.status();
     if (status.state !== 'running') {
       this.knownPid = undefined;
@@ -545,7 +622,7 @@ export class LocalPostgresCluster {
       await runPgProgram(
         this.binaries,
         'pg_ctl',
-        ['-D', this.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'],
+        ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'],
         {
           asServer: true,
           cwd: this.baseDir,
@@ -554,10 +631,15 @@ export class LocalPostgresCluster {
       );
     } catch (error) {
       // pg_ctl could not stop it in time: immediate shutdown (crash-safe, recovery runs at the next start).
-      this.log(`${this.name}: fast shutdown failed (${(error as Error).message}); sending SIGQUIT`);
+      this.log(`${this.name}: ${mode} shutdown failed (${(error as Error).message}); sending SIGQUIT`);
       if (isProcessRunning(status.pid)) process.kill(status.pid, 'SIGQUIT');
     }
-    for (let waited = 0; isProcessRunning(status.pid) && waited < 30_000; waited += 100) await sleep(100);
+    const patience = mode === 'fast' ? 30_000 : 10_000;
+    if (!(await waitForExit(status.pid, patience)) && mode === 'immediate') {
+      this.log(`${this.name}: pid ${status.pid} ignored SIGQUIT; sending SIGKILL`);
+      process.kill(status.pid, 'SIGKILL');
+      await waitForExit(status.pid, 5_000);
+    }
     if (isProcessRunning(status.pid)) {
       throw new DatabaseUnavailableError(`the local ${this.name} cluster (pid ${status.pid}) did not stop`, {
         hint: `kill ${status.pid} by hand`,
@@ -651,7 +733,8 @@ export class LocalPostgresCluster {
 
   // -------------------------------------------------------------------------------------------------------------
 
-  private async prepareDirs(): Promise<void> {
+  /** Creates the base folder and the socket folder, the server user's. */
+  async makeDirs(): Promise<void> {
     await makeServerDir(this.baseDir);
     await makeServerDir(this.socketDir);
   }
@@ -667,8 +750,19 @@ export class LocalPostgresCluster {
     await runPgProgram(
       this.binaries,
       'pg_ctl',
-      ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '120', '-o', serverOptions, 'start'],
-      { asServer: true, cwd: this.baseDir, timeoutMs: 150_000 },
+      [
+        '-D',
+        this.dataDir,
+        '-l',
+        this.logFile,
+        '-w',
+        '-t',
+        String(this.startTimeoutSeconds),
+        '-o',
+        serverOptions,
+        'start',
+      ],
+      { asServer: true, cwd: this.baseDir, timeoutMs: (this.startTimeoutSeconds + 30) * 1000 },
     );
   }
 
@@ -687,21 +781,6 @@ export class LocalPostgresCluster {
   }
 
   /**
-   * A pid in postmaster.pid is ours only if that process runs in our data directory (the postmaster chdirs
-   * there). After a crash and a reboot the pid may belong to anything.
-   */
-  private async isOurPostmaster(pid: number): Promise<boolean> {
-    if (!isProcessRunning(pid)) return false;
-    if (process.platform !== 'linux') return true;
-    try {
-      const [cwd, data] = await Promise.all([readlink(`/proc/${pid}/cwd`), realpath(this.dataDir)]);
-      return cwd === data;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
    * postmaster.pid left by a crash. postgres itself copes when the recorded pid is gone, but not when it is a
    * zombie (not yet reaped by PID 1) or was reused by an unrelated process: it then refuses to start ("lock file
    * already exists"). So once the postmaster is known dead, its orphaned children are waited for (they exit when
@@ -710,7 +789,7 @@ export class LocalPostgresCluster {
   private async removeStaleLockFile(): Promise<void> {
     const lock = await this.readLockFile();
     if (!lock) return;
-    if (process.platform !== 'linux' && isProcessRunning(lock.pid)) return;
+    if (!canReadProc() && isProcessRunning(lock.pid)) return;
     const orphans = await this.processesInDataDir();
     for (let waited = 0; orphans.some(isProcessRunning) && waited < 10_000; waited += 100) await sleep(100);
     for (const pid of orphans.filter(isProcessRunning)) {
@@ -727,7 +806,7 @@ export class LocalPostgresCluster {
 
   /** Running processes whose working directory is this data directory (postgres processes chdir there). */
   private async processesInDataDir(): Promise<number[]> {
-    if (process.platform !== 'linux') return [];
+    if (!canReadProc()) return [];
     const data = await realpath(this.dataDir);
     const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);
     const found: number[] = [];
@@ -743,27 +822,11 @@ export class LocalPostgresCluster {
     return found;
   }
 
-  private async writeServerFile(file: string, content: string): Promise<void> {
-    await writeFile(file, content, { mode: 0o600 });
-    const user = await serverUser();
-    if (user) await chown(file, user.uid, user.gid);
-  }
-
   private async logSize(): Promise<number> {
     try {
       return (await stat(this.logFile)).size;
     } catch {
       return 0;
-    }
-  }
-
-  /** The last lines the server logged since `offset` (what this start attempt wrote). */
-  private async logTail(offset: number): Promise<string> {
-    try {
-      const text = (await readFile(this.logFile)).subarray(offset).toString('utf8');
-      return text.split('\n').slice(-20).join('\n').trim();
-    } catch {
-      return '';
     }
   }
 }

@@ -70,11 +70,18 @@ export interface ToolProcess {
 export function spawnTool(
   binaryPath: string,
   args: string[],
-  options: { env: NodeJS.ProcessEnv; stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'ignore' },
+  options: {
+    env: NodeJS.ProcessEnv;
+    stdin: 'pipe' | 'ignore';
+    stdout: 'pipe' | 'ignore';
+    /** Run as this user (the local server user, see postgres-cluster.ts serverUser), from `/`. */
+    user?: { uid: number; gid: number };
+  },
 ): ToolProcess {
   const child = spawn(binaryPath, args, {
     env: options.env,
     stdio: [options.stdin, options.stdout, 'pipe'],
+    ...(options.user ? { uid: options.user.uid, gid: options.user.gid, cwd: '/' } : {}),
   });
   let tail: Buffer[] = [];
   let tailBytes = 0;
