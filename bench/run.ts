@@ -211,6 +211,8 @@ async function main(): Promise<number> {
     binaries: stack.binaries,
     port: await freePort(),
     portFlexible: true,
+    // The stack's password, which outlives this run: a fresh one per run locked the next run out of the cluster.
+    password: stack.primary.password,
     log: (line) => say(`stack: ${line}`),
   });
   const stopAtExit = () => {
@@ -255,9 +257,7 @@ async function main(): Promise<number> {
     const sizeBytes = Number(sizeRow!.bytes);
     const sourceUsers = Number(sizeRow!.users);
 
-    if (!(await restoreCluster.isInitialized())) await restoreCluster.initdb({ durable });
-    await restoreCluster.writeSettings(durable ? {} : NON_DURABLE_SETTINGS);
-    await restoreCluster.start();
+    await startRestoreCluster(restoreCluster, durable);
     // Only now: the PostgreSQL servers above were started from this thread and keep niceness 0.
     if (options.s3Nice > 0) os.setPriority(0, options.s3Nice);
     await mkdir(work, { recursive: true });
@@ -718,6 +718,33 @@ async function main(): Promise<number> {
       await rm(root, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Starts the scratch restore cluster, made anew when it does not exist or does not admit the stack's password (one
+ * made by an earlier bench under a password of its own): it only ever holds the bench's throwaway restores.
+ */
+async function startRestoreCluster(cluster: LocalPostgresCluster, durable: boolean): Promise<void> {
+  const settings = durable ? {} : NON_DURABLE_SETTINGS;
+  if (await cluster.isInitialized()) {
+    await cluster.writeSettings(settings);
+    await cluster.start();
+    const admitted = await cluster.query('select 1').then(
+      () => true,
+      (error: unknown) => {
+        // query() wraps the connection's failure; 28P01 is PostgreSQL's invalid_password.
+        if ((error as { cause?: { code?: string } }).cause?.code !== '28P01') throw error;
+        return false;
+      },
+    );
+    if (admitted) return;
+    say(`stack: ${cluster.name} refuses the stack's password (made by an earlier bench): making it anew`);
+    await cluster.stop();
+    await rm(cluster.baseDir, { recursive: true, force: true });
+  }
+  await cluster.initdb({ durable });
+  await cluster.writeSettings(settings);
+  await cluster.start();
 }
 
 /** Children run at normal priority even when this process (s3rver's) was niced with --s3-nice. */
