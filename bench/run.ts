@@ -43,7 +43,6 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Command, InvalidArgumentError } from 'commander';
-import { STACK_TARGET, startLocalStack } from '../cli/local-stack.js';
 import {
   freePort,
   LocalPostgresCluster,
@@ -55,6 +54,7 @@ import { S3ObjectStore } from '../functions/adapters/s3-object-store.js';
 import { describeError } from '../functions/core/errors.js';
 import { backupPrefix, targetPrefix } from '../functions/core/layout.js';
 import { backupIdFor } from '../functions/core/schedule.js';
+import { STACK_TARGET, startLocalStack } from '../local/stack.js';
 import { type BenchSizeName, growKeycloakDatabase, SIZE_PRESETS } from './generate.js';
 import type { WorkerJob, WorkerReport } from './pipeline-worker.js';
 import { type CpuTimes, cpuDelta, cpuTimes } from './proc-cpu.js';

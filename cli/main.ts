@@ -1,6 +1,7 @@
 // The keycloak-backup command line: local stack by default (see README for AWS).
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidInputError, isKeycloakBackupError } from '../functions/core/errors.js';
+import { defaultStateDir, repairStackState, resetLocalStack } from '../local/stack.js';
 import { backupCommand } from './commands/backup.js';
 import { demoCommand } from './commands/demo.js';
 import { drillCommand, pitrCommand } from './commands/drill.js';
@@ -8,7 +9,6 @@ import { listCommand } from './commands/list.js';
 import { reportCommand } from './commands/report.js';
 import { restoreCommand } from './commands/restore.js';
 import { verifyCommand } from './commands/verify.js';
-import { defaultStateDir, repairStackState, resetLocalStack } from './local-stack.js';
 
 const positive = (value: string) => {
   const n = Number(value);

@@ -8,8 +8,6 @@ import { type Config, parseConfig, settingsFrom } from '../functions/platform/co
 import { localServices } from '../functions/platform/local-services.js';
 import { createLogger } from '../functions/platform/logger.js';
 import type { Services } from '../functions/platform/services.js';
-import { AwsExecutor } from './aws-executor.js';
-import { formatBytes, progressLine } from './format.js';
 import {
   DR_BUCKET,
   defaultStateDir,
@@ -18,8 +16,10 @@ import {
   STACK_DATABASE,
   STACK_TARGET,
   startLocalStack,
-} from './local-stack.js';
-import { type MachineName, runWorkflow, type WorkflowEvent, type WorkflowResult } from './local-workflow.js';
+} from '../local/stack.js';
+import { type MachineName, runWorkflow, type WorkflowEvent, type WorkflowResult } from '../local/workflow.js';
+import { AwsExecutor } from './aws-executor.js';
+import { formatBytes, progressLine } from './format.js';
 
 export interface SessionOptions {
   stateDir?: string;

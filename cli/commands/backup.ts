@@ -2,9 +2,9 @@
 
 import { createHash } from 'node:crypto';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
-import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { planRun } from '../../functions/core/plan.js';
+import { readManifest } from '../../functions/core/stored-backups.js';
 import { type Config, targetNameSchema } from '../../functions/platform/config.js';
 import { planSettings } from '../../functions/platform/services.js';
 import { formatBytes, formatDuration } from '../format.js';

@@ -1,10 +1,10 @@
 // `npm start`: brings up the local stack, takes a daily backup, lists it, runs a restore drill, writes the report,
 // and stops.
 
-import { readManifest } from '../../functions/core/catalog.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { archiveBytes } from '../../functions/core/manifest.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readManifest } from '../../functions/core/stored-backups.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { withSession } from '../session.js';
 import { runDrillInSession } from './drill.js';

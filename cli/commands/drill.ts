@@ -3,8 +3,8 @@
 import { type DrillReport, drillReportSchema, parseRestoreTime } from '../../functions/core/drill.js';
 import { formatKeyChangeReport } from '../../functions/core/keycloak/index.js';
 import { DRILL_REPORT_FILE } from '../../functions/core/layout.js';
+import type { WorkflowResult } from '../../local/workflow.js';
 import { formatDuration, formatTable } from '../format.js';
-import type { WorkflowResult } from '../local-workflow.js';
 import { type Session, withSession } from '../session.js';
 
 export { pitrCommand } from './pitr.js';

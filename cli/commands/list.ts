@@ -1,11 +1,11 @@
 // `keycloak-backup list`: every backup in the buckets with tiers, size, verification, the regions holding an intact
 // copy, and age; `--from-dr` reads the DR region alone.
 
-import { type CatalogEntry, listTargets, readCatalog } from '../../functions/core/catalog.js';
 import { targetPrefix } from '../../functions/core/layout.js';
 import { isVerified, type Manifest } from '../../functions/core/manifest.js';
 import type { ManifestKeyring, ObjectStore } from '../../functions/core/ports.js';
 import { compareBackupIds } from '../../functions/core/schedule.js';
+import { type CatalogEntry, listTargets, readCatalog } from '../../functions/core/stored-backups.js';
 import type { Services } from '../../functions/platform/services.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
 import { withSession } from '../session.js';

@@ -4,8 +4,8 @@ import { clearSessions } from '../../functions/adapters/postgres/restore-target.
 import { parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { checkRecoveryName } from '../../functions/core/recovery.js';
+import { PASSWORD_FILE } from '../../local/stack.js';
 import { formatDuration, formatTable } from '../format.js';
-import { PASSWORD_FILE } from '../local-stack.js';
 import { RestoreKeyReport } from '../realm-keys.js';
 import { withSession } from '../session.js';
 

@@ -9,7 +9,7 @@ import {
   readReportRecords,
 } from '../../functions/core/operator-report.js';
 import type { Services } from '../../functions/platform/services.js';
-import { defaultStateDir } from '../local-stack.js';
+import { defaultStateDir } from '../../local/stack.js';
 import { renderReportHtml } from '../report-html.js';
 import { withSession } from '../session.js';
 

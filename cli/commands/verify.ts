@@ -1,9 +1,9 @@
 // `keycloak-backup verify <backupId>`: re-checks a stored backup; exits non-zero naming the failed check.
 
 import { verifyStep } from '../../functions/core/backup-steps.js';
-import { listTargets, readCatalog } from '../../functions/core/catalog.js';
 import { InvalidInputError, VerificationFailedError } from '../../functions/core/errors.js';
 import { isBackupId } from '../../functions/core/schedule.js';
+import { listTargets, readCatalog } from '../../functions/core/stored-backups.js';
 import type { Services } from '../../functions/platform/services.js';
 import { formatTable } from '../format.js';
 import { withSession } from '../session.js';

@@ -1,6 +1,5 @@
 // The backup's steps over the ports: dump (manifest last), verify, copy to DR, and restore for the operator.
 import { buildManifest, encryptionContextFor, withCopy, withVerification } from './backup.js';
-import { readCatalog, readManifest, readManifestIfPresent, writeManifest } from './catalog.js';
 import {
   ChecksumMismatchError,
   DecryptionFailedError,
@@ -25,6 +24,7 @@ import type {
 import { type RetentionPolicy, retainUntilFor } from './retention.js';
 import type { Tier } from './schedule.js';
 import { describeSource, sameSource } from './source.js';
+import { readCatalog, readManifest, readManifestIfPresent, writeManifest } from './stored-backups.js';
 
 export interface StepPorts {
   primaryStore: ObjectStore;

@@ -1,6 +1,5 @@
 // Restore drills as pure rules: drill ids, request and window checks, the nearest manifest, recovery times, reports.
 import { z } from 'zod';
-import { readManifest } from './catalog.js';
 import { InvalidInputError, isKeycloakBackupError, RestoreWindowError } from './errors.js';
 import type { KeyChangeReport } from './keycloak/key-report.js';
 import { keyChangeReportSchema } from './keycloak/snapshot-schema.js';
@@ -16,6 +15,7 @@ import type {
 } from './ports.js';
 import { compareBackupIds, parseScheduledTime, timeOfBackupId } from './schedule.js';
 import { sameSource } from './source.js';
+import { readManifest } from './stored-backups.js';
 
 export const DRILL_REPORT_VERSION = 1;
 export const DRILL_ID_PREFIX = 'drill-';

@@ -1,8 +1,9 @@
 // Carries out retention in one region: inventory through the ports, planRetention, then the deletions.
-import { readCatalog } from './catalog.js';
+
 import { MANIFEST_FILE } from './layout.js';
 import type { ManifestKeyring, ObjectStore, SnapshotEngine } from './ports.js';
 import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotRecord } from './retention.js';
+import { readCatalog } from './stored-backups.js';
 
 export interface ExpireRequest {
   store: ObjectStore;

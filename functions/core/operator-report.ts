@@ -1,6 +1,6 @@
 // The operator's report as data: restore points, retention, RPO, verification, DR copies, failures, drills and
 // realm keys per target, built purely from manifests, drill reports and run reports (read through the store port).
-import { type CatalogEntry, listTargets, readCatalog } from './catalog.js';
+
 import { type DrillReport, drillReportSchema, failedDrillStep } from './drill.js';
 import { DRILL_REPORT_FILE, drillReportsPrefix, RUN_REPORT_FILE, runReportsPrefix } from './layout.js';
 import { isVerified, type Manifest } from './manifest.js';
@@ -8,6 +8,7 @@ import type { ManifestKeyring, ObjectStore } from './ports.js';
 import { type RetentionPolicy, retentionMs } from './retention.js';
 import { type RunReport, runReportSchema } from './run-report.js';
 import { TIERS, type Tier } from './schedule.js';
+import { type CatalogEntry, listTargets, readCatalog } from './stored-backups.js';
 
 export const OPERATOR_REPORT_VERSION = 1;
 

@@ -1,5 +1,5 @@
 // The realm-key side of a restore over the ports: what the restore point is compared with, the report, the decision.
-import { readCatalog } from './catalog.js';
+
 import {
   algorithmsLeftWithoutKey,
   buildKeyChangeReport,
@@ -12,6 +12,7 @@ import {
 import type { Manifest } from './manifest.js';
 import type { Alert, DatabaseLocator, DatabaseTools, ManifestKeyring, ObjectStore } from './ports.js';
 import { type RecordedSource, sameSource } from './source.js';
+import { readCatalog } from './stored-backups.js';
 
 export interface RestoreKeyPorts {
   primaryStore: ObjectStore;

@@ -1,11 +1,11 @@
 // A backup run's outcome per target: the failures worth keeping beside the backups, and the run's metrics.
 import { z } from 'zod';
-import { readManifest } from './catalog.js';
 import { isKeycloakBackupError } from './errors.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import { isVerified, type Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
 import type { ManifestKeyring, ObjectStore } from './ports.js';
+import { readManifest } from './stored-backups.js';
 
 export const RUN_REPORT_VERSION = 1;
 

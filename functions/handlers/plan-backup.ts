@@ -1,9 +1,9 @@
 // Lambda: plans the run (backupId, tiers, per-target work) and runs the preflight before anything is written.
 import { z } from 'zod';
 import { inspectSource, standbyWarnings } from '../adapters/postgres/source-info.js';
-import { assertKeyOfBackups } from '../core/catalog.js';
 import { dayPrefix, parseBackupKey } from '../core/layout.js';
 import { planRun } from '../core/plan.js';
+import { assertKeyOfBackups } from '../core/stored-backups.js';
 import { assertPgDumpCanDump, parsePgVersion } from '../core/versions.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { deferred, planSettings, type Services } from '../platform/services.js';

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadDefinition } from '../../cli/local-workflow.js';
 import { parseConfig } from '../../functions/platform/config.js';
+import { loadDefinition } from '../../local/workflow.js';
 import { type BuildResult, packagedTemplates, SAMPLE, type Template } from './package-template.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: template fragments are free-form JSON

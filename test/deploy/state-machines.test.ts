@@ -1,7 +1,7 @@
 // The state machines in the packaged template: every Task names a function of the stack, never waits longer than
 // that function may run, and the deployed definitions are the very files the local runner executes.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadDefinition, type MachineName } from '../../cli/local-workflow.js';
+import { loadDefinition, type MachineName } from '../../local/workflow.js';
 import { allStates } from '../../statemachines/build/asl.js';
 import { FUNCTIONS } from '../../statemachines/build/functions.js';
 import { packagedTemplates, type Template } from './package-template.js';

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack } from '../../cli/local-stack.js';
-import { readManifest } from '../../functions/core/catalog.js';
 import { dumpKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readManifest } from '../../functions/core/stored-backups.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { startLocalStack } from '../../local/stack.js';
 import { runCli } from '../support/cli.js';
 
 let stateDir: string;

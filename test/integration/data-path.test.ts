@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
-import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
 import { spawnTool, toolConnection } from '../../functions/adapters/postgres/pg-process.js';
 import {
@@ -37,6 +36,7 @@ import {
   TransientError,
   VersionMismatchError,
 } from '../../functions/core/errors.js';
+import { localS3ClientConfig } from '../../local/s3-server.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const context = { target: 'kc', backupId: '20260101T0000Z' };

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack } from '../../cli/local-stack.js';
 import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { startLocalStack } from '../../local/stack.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;

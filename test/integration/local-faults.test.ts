@@ -7,13 +7,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, PASSWORD_FILE, startLocalStack } from '../../cli/local-stack.js';
 import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
 import { WalArchiveGapError } from '../../functions/core/errors.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { type LocalStack, PASSWORD_FILE, startLocalStack } from '../../local/stack.js';
 
 const TARGET = 'keycloak';
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
 import { DRILLS_DIR, LocalPointInTimeEngine } from '../../functions/adapters/local/local-pitr.js';
 import {
   LocalSnapshotEngine,
@@ -19,6 +18,7 @@ import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { type LocalStack, startLocalStack } from '../../local/stack.js';
 
 const TARGET = 'keycloak';
 let stateDir: string;

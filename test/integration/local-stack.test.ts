@@ -16,15 +16,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack } from '../../cli/local-stack.js';
-import { loadKeycloakFixture, SqlDumpFilter } from '../../functions/adapters/local/fixture.js';
 import { ensureKeyFile, readKeyFile } from '../../functions/adapters/local/key-file.js';
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
-import { localS3ClientConfig } from '../../functions/adapters/local/s3-server.js';
 import { findPgBinaries } from '../../functions/adapters/postgres/binaries.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
 import { BinaryNotFoundError, ConfigurationError, RestoreFailedError } from '../../functions/core/errors.js';
 import { parseConfig } from '../../functions/platform/config.js';
+import { loadKeycloakFixture, SqlDumpFilter } from '../../local/fixture.js';
+import { localS3ClientConfig } from '../../local/s3-server.js';
+import { startLocalStack } from '../../local/stack.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;

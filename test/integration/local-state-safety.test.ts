@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalStack } from '../../cli/local-stack.js';
 import { ConfigurationError } from '../../functions/core/errors.js';
+import { startLocalStack } from '../../local/stack.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 

@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { type LocalS3Server, startS3Server } from '../../functions/adapters/local/s3-server.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
+import { type LocalS3Server, startS3Server } from '../../local/s3-server.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { objectStoreContract } from '../support/object-store-contract.js';
 

@@ -1,15 +1,15 @@
 // Freshness is checked, not assumed: a backup from a replica whose replay is paused (or too far behind) is a named
 // error and an alert, or a dump from the primary when so configured; the manifest records the measured lag.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWorkflow } from '../../cli/local-workflow.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
-import { readManifest } from '../../functions/core/catalog.js';
 import { TransientError } from '../../functions/core/errors.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readManifest } from '../../functions/core/stored-backups.js';
 import type { LambdaEntry } from '../../functions/handlers/index.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { runWorkflow } from '../../local/workflow.js';
 import { useTestStack } from '../support/stack.js';
 
 const ctx = useTestStack({ seed: false });

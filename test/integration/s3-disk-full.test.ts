@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalS3Server, startS3Server } from '../../functions/adapters/local/s3-server.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
+import { type LocalS3Server, startS3Server } from '../../local/s3-server.js';
 
 const canMount = process.getuid?.() === 0;
 let mountPoint: string;

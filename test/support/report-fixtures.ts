@@ -1,12 +1,12 @@
 // Manifests and drill reports for the report and run-metrics tests (no I/O).
 import { Readable } from 'node:stream';
-import { writeManifest } from '../../functions/core/catalog.js';
 import { type DrillReport, drillReportSchema } from '../../functions/core/drill.js';
 import { dumpKey } from '../../functions/core/layout.js';
 import { type Manifest, manifestSchema } from '../../functions/core/manifest.js';
 import type { ObjectStore } from '../../functions/core/ports.js';
 import type { Tier } from '../../functions/core/schedule.js';
 import { timeOfBackupId } from '../../functions/core/schedule.js';
+import { writeManifest } from '../../functions/core/stored-backups.js';
 import { testEnvelope } from './manifests.js';
 
 const HEX = 'ab'.repeat(32);

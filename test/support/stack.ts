@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../cli/local-stack.js';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.js';
 
 export interface TestStack extends LocalStack {
   /** Progress lines the stack logged, for assertions and for explaining a failure. */

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { FIXTURE_OWNER, loadKeycloakFixture as loadFixture } from '../../functions/adapters/local/fixture.js';
 import { freePort, LocalPostgresCluster } from '../../functions/adapters/local/postgres-cluster.js';
 import { findPgBinaries, type PgBinaries } from '../../functions/adapters/postgres/binaries.js';
+import { FIXTURE_OWNER, loadKeycloakFixture as loadFixture } from '../../local/fixture.js';
 
 export interface ThrowawayCluster {
   port: number;

@@ -14,7 +14,6 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { KmsKeys, regionOfKeyArn } from '../../functions/adapters/aws/kms-keyring.js';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { encryptionContextFor } from '../../functions/core/backup.js';
-import { readManifest, writeManifest } from '../../functions/core/catalog.js';
 import {
   ConfigurationError,
   KeyUnavailableError,
@@ -22,6 +21,7 @@ import {
   TransientError,
 } from '../../functions/core/errors.js';
 import { manifestKey } from '../../functions/core/layout.js';
+import { readManifest, writeManifest } from '../../functions/core/stored-backups.js';
 import { sampleManifest } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { sdkError, serverError, throttled } from './aws-sdk-errors.js';

@@ -9,7 +9,6 @@ import {
   SHRINK_WARNING_RATIO,
   verifyStep,
 } from '../../functions/core/backup-steps.js';
-import { readCatalog, readManifest } from '../../functions/core/catalog.js';
 import {
   ChecksumMismatchError,
   KeyMismatchError,
@@ -21,6 +20,7 @@ import { dumpKey, manifestKey } from '../../functions/core/layout.js';
 import type { Manifest } from '../../functions/core/manifest.js';
 import type { RetentionPolicy } from '../../functions/core/retention.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readCatalog, readManifest } from '../../functions/core/stored-backups.js';
 import { fakeTools } from '../support/fake-tools.js';
 import { testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';

@@ -1,6 +1,5 @@
 // The drill handlers over fake ports: no processes, no network.
 import { describe, expect, it } from 'vitest';
-import { writeManifest } from '../../functions/core/catalog.js';
 import { drillReportSchema } from '../../functions/core/drill.js';
 import { InvalidInputError, RestoreWindowError } from '../../functions/core/errors.js';
 import type { RealmKey, RealmKeyInventory } from '../../functions/core/keycloak/index.js';
@@ -11,6 +10,7 @@ import type {
   KeycloakVerification,
   PointInTimeEngine,
 } from '../../functions/core/ports.js';
+import { writeManifest } from '../../functions/core/stored-backups.js';
 import { makeHandler as makeRecord } from '../../functions/handlers/record-drill.js';
 import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';

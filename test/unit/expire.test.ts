@@ -1,11 +1,11 @@
 // Retention carried out over an in-memory store with sealed manifests: damaged ones are reported, never acted on.
 import { describe, expect, it } from 'vitest';
-import { writeManifest } from '../../functions/core/catalog.js';
 import { expireRegion } from '../../functions/core/expire.js';
 import { dumpKey, manifestKey } from '../../functions/core/layout.js';
 import type { SnapshotEngine } from '../../functions/core/ports.js';
 import type { RetentionPolicy } from '../../functions/core/retention.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { writeManifest } from '../../functions/core/stored-backups.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 

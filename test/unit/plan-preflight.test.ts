@@ -1,9 +1,9 @@
 // The backup's preflight refuses a key other than the one the target's backups were written under, before any dump.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { writeManifest } from '../../functions/core/catalog.js';
 import { KeyMismatchError } from '../../functions/core/errors.js';
 import { manifestKey } from '../../functions/core/layout.js';
+import { writeManifest } from '../../functions/core/stored-backups.js';
 import { makeHandler as makePlan } from '../../functions/handlers/plan-backup.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';

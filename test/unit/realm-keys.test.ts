@@ -1,7 +1,6 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { derivedKid } from '../../functions/adapters/postgres/keycloak-probe.js';
-import { writeManifest } from '../../functions/core/catalog.js';
 import {
   activeKeys,
   algorithmsLeftWithoutKey,
@@ -19,6 +18,7 @@ import {
   realmKeyInventoryOf,
 } from '../../functions/core/keycloak/index.js';
 import { newestVerifiedSide, readKeyReferences } from '../../functions/core/restore-keys.js';
+import { writeManifest } from '../../functions/core/stored-backups.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 

@@ -1,17 +1,17 @@
 // Executes statemachines/backup.asl.json on a real local stack (PostgreSQL primary + replica, s3rver, AES keyring).
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runWorkflow } from '../../cli/local-workflow.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
-import { readCatalog, readManifest } from '../../functions/core/catalog.js';
 import { TransientError } from '../../functions/core/errors.js';
 import { dumpKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readCatalog, readManifest } from '../../functions/core/stored-backups.js';
 import type { LambdaEntry } from '../../functions/handlers/index.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { runWorkflow } from '../../local/workflow.js';
 import { useTestStack } from '../support/stack.js';
 
 const ctx = useTestStack();

@@ -4,8 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../cli/local-stack.js';
-import { runWorkflow, type WorkflowResult } from '../../cli/local-workflow.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { recoveryReportKey, recoveryReportSchema } from '../../functions/core/recovery.js';
 import { makeHandler as makeSweepHandler } from '../../functions/handlers/sweep-drills.js';
@@ -13,6 +11,8 @@ import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
+import { type LocalStack, startLocalStack } from '../../local/stack.js';
+import { runWorkflow, type WorkflowResult } from '../../local/workflow.js';
 
 const TARGET = 'keycloak';
 const NAME = 'recovered-before-incident';

@@ -4,7 +4,6 @@ import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'n
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInterruptCleanups } from '../functions/adapters/interrupt.js';
-import { FIXTURE_OWNER, loadKeycloakFixture } from '../functions/adapters/local/fixture.js';
 import { ensureKeyFile } from '../functions/adapters/local/key-file.js';
 import { sweepLeftoverCopies } from '../functions/adapters/local/local-pitr.js';
 import {
@@ -19,18 +18,19 @@ import {
   reusablePort,
 } from '../functions/adapters/local/postgres-cluster.js';
 import {
-  LOCAL_S3_CREDENTIALS,
-  type LocalS3Server,
-  startS3Server,
-  storedManifestFingerprints,
-} from '../functions/adapters/local/s3-server.js';
-import {
   type FindOptions,
   findPgBinaries,
   type PgBinaries,
 } from '../functions/adapters/postgres/binaries.js';
 import { ConfigurationError } from '../functions/core/errors.js';
 import type { PgVersion } from '../functions/core/versions.js';
+import { FIXTURE_OWNER, loadKeycloakFixture } from './fixture.js';
+import {
+  LOCAL_S3_CREDENTIALS,
+  type LocalS3Server,
+  startS3Server,
+  storedManifestFingerprints,
+} from './s3-server.js';
 
 export const STACK_DATABASE = 'keycloak';
 export const STACK_TARGET = 'keycloak';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
-import { isPortFree } from './postgres-cluster.js';
+import { isPortFree } from '../functions/adapters/local/postgres-cluster.js';
 
 /** s3rver's built-in account; it refuses any other access key. These are not secrets. */
 export const LOCAL_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

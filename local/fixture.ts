@@ -7,14 +7,14 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ConfigurationError, RestoreFailedError } from '../../core/errors.js';
-import { parseServerVersionNum } from '../../core/versions.js';
-import type { PgBinaries } from '../postgres/binaries.js';
-import { cleanEnvironment } from './postgres-cluster.js';
+import { cleanEnvironment } from '../functions/adapters/local/postgres-cluster.js';
+import type { PgBinaries } from '../functions/adapters/postgres/binaries.js';
+import { ConfigurationError, RestoreFailedError } from '../functions/core/errors.js';
+import { parseServerVersionNum } from '../functions/core/versions.js';
 
 const execFileAsync = promisify(execFile);
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The fixture the repository carries (see fixtures/keycloak/README.md for its source and licence). */
 export const DEFAULT_FIXTURE_PATH = path.resolve(REPO_ROOT, 'fixtures/keycloak/kc-26.0.8/keycloak.sql');
