@@ -39,6 +39,8 @@ const FUNCTION_PERMISSIONS = {
     'drDelete',
     'snapshotsDescribe',
     'snapshotDelete',
+    // A manifest it cannot read or authenticate is left in place and alerted, naming the object.
+    'alertPublish',
   ],
   // Reads the run's manifests for its metrics; keeps a run report beside the backups of a target that failed.
   reportBackup: ['envelopeDecrypt', 'primaryManifestsRead', 'runReportWrite'],

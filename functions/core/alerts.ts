@@ -55,6 +55,24 @@ export function alertFor(failure: StepFailure): Alert {
   };
 }
 
+/**
+ * A manifest that cannot be read or trusted, found by retention: nobody may restore or expire that backup until a
+ * person looks, so it is said (every run while it lasts) with the object's bucket and key.
+ */
+export function damagedManifestAlert(
+  damaged: { target: string; backupId: string; bucket: string; key: string; error: string; problem: string },
+  execution?: string | null,
+): Alert {
+  return {
+    subject: `keycloak-backup ${damaged.target}: damaged manifest ${damaged.backupId} in ${damaged.bucket}: ${damaged.error}`,
+    target: damaged.target,
+    step: 'retention',
+    error: damaged.error,
+    cause: `manifest s3://${damaged.bucket}/${damaged.key} is left in place and counts for nothing (not restored, not expired, not the newest verified): ${damaged.problem}`,
+    execution: execution ?? undefined,
+  };
+}
+
 /** The alert as plain text, for e-mail bodies and the console. */
 export function formatAlert(alert: Alert): string {
   const lines = [

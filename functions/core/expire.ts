@@ -3,7 +3,7 @@
 import { MANIFEST_FILE } from './layout.js';
 import type { ManifestKeyring, ObjectStore, SnapshotEngine } from './ports.js';
 import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotRecord } from './retention.js';
-import { readCatalog } from './stored-backups.js';
+import { type CatalogEntry, readCatalog } from './stored-backups.js';
 
 export interface ExpireRequest {
   store: ObjectStore;
@@ -19,8 +19,23 @@ export interface ExpireRequest {
   dryRun?: boolean;
 }
 
-export async function expireRegion(request: ExpireRequest): Promise<RetentionPlan> {
-  const backups = [];
+/** A manifest present in a bucket that could not be read or trusted: left in place, and said to a person. */
+export interface DamagedManifest {
+  target: string;
+  backupId: string;
+  bucket: string;
+  key: string;
+  /** The error's name (ManifestInvalidError, ManifestTamperedError, KeyMismatchError, ManifestUnauthenticatedError). */
+  error: string;
+  problem: string;
+}
+
+export interface ExpireResult extends RetentionPlan {
+  damaged: DamagedManifest[];
+}
+
+export async function expireRegion(request: ExpireRequest): Promise<ExpireResult> {
+  const backups: CatalogEntry[] = [];
   const snapshots: SnapshotRecord[] = [];
   for (const target of request.targets) {
     backups.push(...(await readCatalog(request.store, request.keyring, target)));
@@ -42,7 +57,21 @@ export async function expireRegion(request: ExpireRequest): Promise<RetentionPla
     now: request.now,
     failedTargets: request.failedTargets,
   });
-  if (request.dryRun) return plan;
+  const damaged = backups.flatMap((backup) =>
+    backup.problem && backup.manifestKey
+      ? [
+          {
+            target: backup.target,
+            backupId: backup.backupId,
+            bucket: request.store.bucket,
+            key: backup.manifestKey,
+            error: backup.problem.split(':', 1)[0]!,
+            problem: backup.problem,
+          },
+        ]
+      : [],
+  );
+  if (request.dryRun) return { ...plan, damaged };
   for (const deletion of plan.deleteBackups) {
     // The manifest goes first: a half-deleted backup then reads as incomplete, never as complete.
     const isManifest = (key: string) => key.endsWith(`/${MANIFEST_FILE}`);
@@ -52,7 +81,7 @@ export async function expireRegion(request: ExpireRequest): Promise<RetentionPla
   for (const deletion of plan.deleteSnapshots) {
     await request.snapshots.delete(deletion.target, deletion.id, request.region);
   }
-  return plan;
+  return { ...plan, damaged };
 }
 
 export const RDS_MANUAL_SNAPSHOT_QUOTA = 100;

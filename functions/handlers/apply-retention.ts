@@ -1,5 +1,6 @@
 // Lambda: applies the retention policy to dumps and snapshots in both regions; a failing target keeps everything.
 import { z } from 'zod';
+import { damagedManifestAlert } from '../core/alerts.js';
 import { expireRegion, retentionPolicy } from '../core/expire.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
@@ -29,11 +30,17 @@ export function makeHandler(services: Services) {
       await expireRegion({ ...common, store: services.drStore, region: 'dr' }),
     ];
     for (const warning of new Set(plans.flatMap((p) => p.warnings))) logger.warn(warning);
+    // After the deletions: a damaged manifest is a person's to look at, named by its object (bucket and key).
+    const damaged = plans.flatMap((p) => p.damaged);
+    for (const manifest of damaged) {
+      await services.notifier.publish(damagedManifestAlert(manifest, run.execution));
+    }
     const paused = [...new Set(plans.flatMap((p) => p.paused.map((x) => `${x.target}: ${x.reason}`)))];
     const result = {
       deletedBackups: plans.reduce((n, p) => n + p.deleteBackups.length, 0),
       deletedSnapshots: plans.reduce((n, p) => n + p.deleteSnapshots.length, 0),
       paused,
+      damagedManifests: damaged.map((d) => `${d.bucket}/${d.key}`),
     };
     logger.info('retention applied', result);
     return result;

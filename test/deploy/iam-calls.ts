@@ -354,6 +354,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
           why: 'delete: an expired snapshot of this pipeline',
         },
       ]),
+      ...publish.map((call) => ({ ...call, why: `a damaged manifest's alert: ${call.why}` })),
     ],
     reportBackup: [
       ...manifestOpen,
