@@ -9,7 +9,6 @@ import { writeStoredArchive } from '../functions/adapters/postgres/pg-restore.js
 import { encryptionContextFor } from '../functions/core/backup.js';
 import { dumpStep, restoreStep } from '../functions/core/backup-steps.js';
 import { describeError } from '../functions/core/errors.js';
-import { retentionPolicy } from '../functions/core/expire.js';
 import { dumpKey } from '../functions/core/layout.js';
 import { compressedBy } from '../functions/core/manifest.js';
 import type { StoredDump } from '../functions/core/ports.js';
@@ -18,7 +17,7 @@ import { readManifest } from '../functions/core/stored-backups.js';
 import { parseConfig } from '../functions/platform/config.js';
 import { localServices } from '../functions/platform/local-services.js';
 import { createLogger } from '../functions/platform/logger.js';
-import { targetConfig } from '../functions/platform/services.js';
+import { retentionPolicy, targetConfig } from '../functions/platform/services.js';
 
 export type WorkerJob =
   | { mode: 'baseline' }

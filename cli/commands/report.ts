@@ -2,13 +2,12 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { retentionPolicy } from '../../functions/core/expire.js';
 import {
   buildOperatorReport,
   type OperatorReport,
   readReportRecords,
 } from '../../functions/core/operator-report.js';
-import type { Services } from '../../functions/platform/services.js';
+import { retentionPolicy, type Services } from '../../functions/platform/services.js';
 import { defaultStateDir } from '../../local/stack.js';
 import { renderReportHtml } from '../report-html.js';
 import { withSession } from '../session.js';

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { InvalidInputError, isKeycloakBackupError, RestoreWindowError } from './errors.js';
 import type { KeyChangeReport } from './keycloak/key-report.js';
-import { keyChangeReportSchema } from './keycloak/snapshot-schema.js';
+import { type CheckRecord, checkRecordSchema, keyChangeReportSchema } from './keycloak/snapshot-schema.js';
 import { MANIFEST_FILE, parseBackupKey, targetPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import { type EmfRecord, emfRecord } from './metrics.js';
@@ -14,8 +14,10 @@ import type {
   SourceIdentity,
 } from './ports.js';
 import { compareBackupIds, parseScheduledTime, timeOfBackupId } from './schedule.js';
+import { schemaProblems } from './schema-problems.js';
 import { sameSource } from './source.js';
 import { readManifest } from './stored-backups.js';
+import { findTarget } from './targets.js';
 
 export const DRILL_REPORT_VERSION = 1;
 export const DRILL_ID_PREFIX = 'drill-';
@@ -51,18 +53,16 @@ export interface DrillRequestRules {
 export function parseDrillRequest(input: unknown, rules: DrillRequestRules): DrillRequest {
   const parsed = drillRequestSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+    const problems = schemaProblems(parsed.error, '(request)');
     throw new InvalidInputError(`invalid drill request: ${problems.join('; ')}`, {
       hint: 'a drill request is {"target"?: name, "time"?: ISO 8601 time or "latest", "keepMinutes"?: minutes}',
     });
   }
   const request = parsed.data;
-  const target = request.target ?? rules.targets[0];
-  if (target === undefined || !rules.targets.includes(target)) {
-    throw new InvalidInputError(`unknown target "${request.target ?? ''}"`, {
-      hint: `configured targets: ${rules.targets.join(', ')}`,
-    });
-  }
+  const { name: target } = findTarget(
+    rules.targets.map((name) => ({ name })),
+    request.target ?? rules.targets[0] ?? '',
+  );
   const time =
     request.time === undefined || request.time === 'latest' ? 'latest' : parseScheduledTime(request.time);
   const keepMinutes = request.keepMinutes ?? 0;
@@ -248,21 +248,12 @@ export function drillsToSweep(
 
 const isoTime = z.string().datetime({ offset: true });
 
-export const drillCheckSchema = z.object({
-  name: z.string(),
-  status: z.enum(['pass', 'warn', 'fail']),
-  detail: z.string(),
-  /** exact, near, churn or ignore (KEYCLOAK.md), on comparison checks. */
-  class: z.string().optional(),
-});
-export type DrillCheck = z.infer<typeof drillCheckSchema>;
-
 export const drillVerificationSchema = z.object({
   passed: z.boolean(),
   keycloakVersion: z.string().nullable(),
   /** The backup whose manifest the counts were compared with; null when none was older than the restore time. */
   manifestBackupId: z.string().nullable(),
-  checks: z.array(drillCheckSchema),
+  checks: z.array(checkRecordSchema),
   failedChecks: z.array(z.string()),
 });
 export type DrillVerification = z.infer<typeof drillVerificationSchema>;
@@ -282,7 +273,7 @@ export const drDumpResultSchema = z.object({
   keyIds: z.array(z.string()),
   plainBytes: z.number().int().nonnegative().nullable(),
   restoreSeconds: z.number().nonnegative().nullable(),
-  checks: z.array(drillCheckSchema),
+  checks: z.array(checkRecordSchema),
   failedChecks: z.array(z.string()),
   summary: z.string(),
 });
@@ -373,7 +364,7 @@ export function buildDrillReport(input: DrillReportInput): DrillReport {
 }
 
 /** The failing checks' names, for the alert. */
-export function failedCheckNames(checks: readonly DrillCheck[]): string[] {
+export function failedCheckNames(checks: readonly CheckRecord[]): string[] {
   return checks.filter((c) => c.status === 'fail').map((c) => c.name);
 }
 

@@ -172,36 +172,6 @@ export class SourceMismatchError extends KeycloakBackupError {
   readonly kind = 'fatal';
 }
 
-/** Every error name in the catalogue, for ASL checks and for mapping names back to kinds. */
-export const ERROR_NAMES = [
-  'TransientError',
-  'ConfigurationError',
-  'InvalidInputError',
-  'BinaryNotFoundError',
-  'VersionMismatchError',
-  'DatabaseUnavailableError',
-  'DumpFailedError',
-  'RestoreFailedError',
-  'ChecksumMismatchError',
-  'DecryptionFailedError',
-  'KeyUnavailableError',
-  'ObjectNotFoundError',
-  'ManifestInvalidError',
-  'ManifestTamperedError',
-  'ManifestUnauthenticatedError',
-  'KeyMismatchError',
-  'VerificationFailedError',
-  'RestoreWindowError',
-  'SnapshotFailedError',
-  'QuotaExceededError',
-  'StepTimeoutError',
-  'WalArchiveGapError',
-  'StaleReplicaError',
-  'SourceMismatchError',
-] as const;
-
-export type ErrorName = (typeof ERROR_NAMES)[number];
-
 export function isKeycloakBackupError(error: unknown): error is KeycloakBackupError {
   return error instanceof KeycloakBackupError;
 }

@@ -83,24 +83,3 @@ export async function expireRegion(request: ExpireRequest): Promise<ExpireResult
   }
   return { ...plan, damaged };
 }
-
-export const RDS_MANUAL_SNAPSHOT_QUOTA = 100;
-
-export function retentionPolicy(config: {
-  KB_RETAIN_HOURLY_HOURS: number;
-  KB_RETAIN_DAILY_DAYS: number;
-  KB_RETAIN_WEEKLY_DAYS: number;
-  KB_RETAIN_MONTHLY_DAYS: number;
-  KB_INCOMPLETE_GRACE_HOURS: number;
-  KB_RUNTIME: string;
-}): RetentionPolicy {
-  return {
-    hourlyHours: config.KB_RETAIN_HOURLY_HOURS,
-    dailyDays: config.KB_RETAIN_DAILY_DAYS,
-    weeklyDays: config.KB_RETAIN_WEEKLY_DAYS,
-    monthlyDays: config.KB_RETAIN_MONTHLY_DAYS,
-    incompleteGraceHours: config.KB_INCOMPLETE_GRACE_HOURS,
-    // RDS keeps 100 manual snapshots per region and account; the local engine has no such limit.
-    snapshotQuota: config.KB_RUNTIME === 'aws' ? RDS_MANUAL_SNAPSHOT_QUOTA : undefined,
-  };
-}

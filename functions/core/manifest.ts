@@ -1,8 +1,9 @@
 // The backup manifest: a versioned, validated record written last; a backup without one is incomplete.
 import { z } from 'zod';
 import { ManifestInvalidError } from './errors.js';
-import { realmKeySchema, sessionCountsSchema } from './keycloak/snapshot-schema.js';
+import { checkRecordSchema, sourceSnapshotSchema } from './keycloak/snapshot-schema.js';
 import { TIERS } from './schedule.js';
+import { schemaProblems } from './schema-problems.js';
 
 export const MANIFEST_VERSION = 1;
 
@@ -14,14 +15,7 @@ const verification = z.object({
   level: z.enum(['checksum', 'archive', 'full']),
   passed: z.boolean(),
   /** Check name → pass/warn/fail, never values. */
-  checks: z.array(
-    z.object({
-      name: z.string(),
-      status: z.enum(['pass', 'warn', 'fail']),
-      detail: z.string(),
-      class: z.string().optional(),
-    }),
-  ),
+  checks: z.array(checkRecordSchema),
   durationMs: z.number().nonnegative(),
 });
 
@@ -78,17 +72,7 @@ export const manifestSchema = z.object({
     keyFingerprint: z.string().optional(),
   }),
   /** Taken inside the dump's own exported snapshot: the dump holds exactly these rows. */
-  contents: z.object({
-    tableCounts: z.record(z.string(), z.number().int().nonnegative()),
-    schemaDigest: z.string(),
-    realms: z.array(z.string()),
-    keyFingerprints: z.record(z.string(), z.string()),
-    keycloakVersion: z.string().nullable().optional(),
-    /** Every realm key component (kid, provider, status; never material); absent in older manifests. */
-    keys: z.array(realmKeySchema).optional(),
-    /** Persistent sessions in the dump, by kind; absent in older manifests. */
-    sessions: sessionCountsSchema.nullable().optional(),
-  }),
+  contents: sourceSnapshotSchema,
   verification: z.array(verification).default([]),
   copies: z
     .array(z.object({ region: z.string(), bucket: z.string(), key: z.string(), verifiedAt: isoTime }))
@@ -106,10 +90,7 @@ export type ManifestVerification = z.infer<typeof verification>;
 export function parseManifest(value: unknown, key: string): Manifest {
   const result = manifestSchema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join('.')}: ${i.message}`)
-    .join('; ');
+  const problems = schemaProblems(result.error, '(manifest)').slice(0, 5).join('; ');
   throw new ManifestInvalidError(`manifest ${key} is invalid: ${problems}`, {
     hint: 'the backup cannot be trusted; take a new backup and inspect this object',
   });

@@ -9,6 +9,7 @@ import {
   type TierCalendar,
   tiersFor,
 } from './schedule.js';
+import { assertKnownTargets } from './targets.js';
 
 export interface RunRequest {
   /** The scheduled time (EventBridge Scheduler's <aws.scheduler.scheduled-time>); now when absent (manual run). */
@@ -52,12 +53,7 @@ export function planRun(
   now: Date,
   takenIds: ReadonlySet<string> = new Set(),
 ): RunPlan {
-  const unknown = (request.targets ?? []).filter((t) => !settings.targets.includes(t));
-  if (unknown.length > 0) {
-    throw new InvalidInputError(`unknown target ${unknown.join(', ')}`, {
-      hint: `configured targets: ${settings.targets.join(', ')}`,
-    });
-  }
+  assertKnownTargets(settings.targets, request.targets ?? []);
   if (request.replay && !request.time) {
     throw new InvalidInputError('a replay needs the scheduled time of the missed run', {
       hint: 'give --time with --replay',

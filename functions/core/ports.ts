@@ -1,7 +1,7 @@
 // Port interfaces: what core needs from the outside world; aws/ and local/ adapters implement them.
 import type { Readable, Transform } from 'node:stream';
 import type { RealmKeyInventory } from './keycloak/realm-keys.js';
-import type { RealmKey, SessionCounts } from './keycloak/types.js';
+import type { CheckResult, SourceSnapshot } from './keycloak/types.js';
 
 /** One stored object as listed. */
 export interface StoredObject {
@@ -172,17 +172,6 @@ export interface DatabaseLocator {
   connectionUrl(target: string, role: EndpointRole): Promise<string>;
 }
 
-/** What the dump recorded inside its own snapshot (the manifest's `contents`). */
-export interface DumpContents {
-  tableCounts: Record<string, number>;
-  schemaDigest: string;
-  realms: string[];
-  keyFingerprints: Record<string, string>;
-  keycloakVersion?: string | null;
-  keys?: RealmKey[];
-  sessions?: SessionCounts | null;
-}
-
 export interface DumpRequest {
   target: string;
   key: string;
@@ -207,7 +196,8 @@ export interface DumpOutcome {
   serverVersion: string;
   endpointRole: EndpointRole;
   replicaLagSeconds: number | null;
-  contents: DumpContents;
+  /** What the dump recorded inside its own snapshot (the manifest's `contents`). */
+  contents: SourceSnapshot;
 }
 
 /** A stored dump to read back: where it is and what the manifest says it must be. */
@@ -225,17 +215,10 @@ export interface StoredDump {
   signal?: AbortSignal;
 }
 
-export interface KeycloakCheck {
-  name: string;
-  status: 'pass' | 'warn' | 'fail';
-  detail: string;
-  class?: string;
-}
-
 export interface KeycloakVerification {
   keycloakVersion: string | null;
   passed: boolean;
-  checks: KeycloakCheck[];
+  checks: CheckResult[];
 }
 
 /** Where a backup's data came from: two databases with the same identity are the same database. */
@@ -270,7 +253,7 @@ export interface DatabaseTools {
   /** The Keycloak health checks, and the comparison with what the backup recorded when `source` is given. */
   verifyKeycloak(
     databaseUrl: string,
-    options: { source?: DumpContents; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
+    options: { source?: SourceSnapshot; mode?: 'dump' | 'pitr'; tolerancePercent?: number },
   ): Promise<KeycloakVerification>;
   /** The realm keys of a database (kid, provider, status; never material), with its session counts when asked. */
   readRealmKeys(databaseUrl: string, options?: { withSessions?: boolean }): Promise<RealmKeyInventory>;

@@ -9,6 +9,7 @@ import {
 } from './drill.js';
 import { InvalidInputError } from './errors.js';
 import { targetPrefix } from './layout.js';
+import { schemaProblems } from './schema-problems.js';
 
 export const RECOVERY_REPORT_VERSION = 1;
 export const RECOVERY_REPORT_FILE = 'recovery-report.json';
@@ -47,7 +48,7 @@ export function parseRecoveryRequest(input: unknown, targets: readonly string[])
     .strict()
     .safeParse(input ?? {});
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`);
+    const problems = schemaProblems(parsed.error, '(request)');
     throw new InvalidInputError(`invalid recovery request: ${problems.join('; ')}`, {
       hint: 'a recovery request is {"target"?: name, "time": ISO 8601 time or "latest", "name": instance name}',
     });

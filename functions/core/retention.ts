@@ -12,6 +12,9 @@ export interface RetentionPolicy {
   snapshotQuota?: number;
 }
 
+/** RDS keeps 100 manual snapshots per region and account; the local engine has no such limit. */
+export const RDS_MANUAL_SNAPSHOT_QUOTA = 100;
+
 /** Share of the snapshot quota from which the plan warns: the next runs would fail to snapshot. */
 export const SNAPSHOT_QUOTA_WARNING = 0.9;
 

@@ -17,7 +17,7 @@ export interface Target {
 }
 
 /** The configured target of that name; an unknown name is bad input, named with the targets there are. */
-export function findTarget<T extends Target>(targets: readonly T[], name: string): T {
+export function findTarget<T extends Pick<Target, 'name'>>(targets: readonly T[], name: string): T {
   const target = targets.find((t) => t.name === name);
   if (!target) {
     throw new InvalidInputError(`unknown target "${name}"`, {
@@ -25,6 +25,16 @@ export function findTarget<T extends Target>(targets: readonly T[], name: string
     });
   }
   return target;
+}
+
+/** Refuses, all named at once, the asked targets that are not configured (a run over several targets). */
+export function assertKnownTargets(configured: readonly string[], asked: readonly string[]): void {
+  const unknown = asked.filter((name) => !configured.includes(name));
+  if (unknown.length > 0) {
+    throw new InvalidInputError(`unknown target ${unknown.join(', ')}`, {
+      hint: `configured targets: ${configured.join(', ')}`,
+    });
+  }
 }
 
 /** The RDS instance of a target, for snapshots and point-in-time restores on AWS. */

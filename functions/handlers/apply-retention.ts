@@ -1,9 +1,9 @@
 // Lambda: applies the retention policy to dumps and snapshots in both regions; a failing target keeps everything.
 import { z } from 'zod';
 import { damagedManifestAlert } from '../core/alerts.js';
-import { expireRegion, retentionPolicy } from '../core/expire.js';
+import { expireRegion } from '../core/expire.js';
 import { lambdaHandler } from '../platform/handler.js';
-import { deferred, type Services } from '../platform/services.js';
+import { deferred, retentionPolicy, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
 const branch = z.object({ failed: z.boolean() }).passthrough();

@@ -1,11 +1,10 @@
 // Lambda: starts the storage snapshot of a target for this backup (RDS manual snapshot; locally a base backup).
 import { z } from 'zod';
-import { retentionPolicy } from '../core/expire.js';
 import { snapshotIdFor } from '../core/plan.js';
 import { retainUntilFor } from '../core/retention.js';
 import { TIERS, timeOfBackupId } from '../core/schedule.js';
 import { lambdaHandler } from '../platform/handler.js';
-import { deferred, type Services } from '../platform/services.js';
+import { deferred, retentionPolicy, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
 /** The longest a step waits for a busy instance, and what it keeps back to report (Lambda's timeout: 15 minutes). */

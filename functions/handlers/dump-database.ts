@@ -1,10 +1,9 @@
 // Lambda: pg_dump of a target's replica, streamed through encryption into the bucket; the manifest is written last.
 import { z } from 'zod';
 import { dumpStep } from '../core/backup-steps.js';
-import { retentionPolicy } from '../core/expire.js';
 import { TIERS } from '../core/schedule.js';
 import { lambdaHandler } from '../platform/handler.js';
-import { deferred, type Services, targetConfig } from '../platform/services.js';
+import { deferred, retentionPolicy, type Services, targetConfig } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 import { throughput } from './progress.js';
 

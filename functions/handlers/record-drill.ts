@@ -1,15 +1,9 @@
 // Lambda: writes the drill report beside the backups and emits the drill metrics (EMF) the alarm watches.
 import { z } from 'zod';
 import { causeMessage } from '../core/alerts.js';
-import {
-  buildDrillReport,
-  drDumpResultSchema,
-  drillCheckSchema,
-  drillMetricsEmf,
-  parseRestoreTime,
-} from '../core/drill.js';
+import { buildDrillReport, drDumpResultSchema, drillMetricsEmf, parseRestoreTime } from '../core/drill.js';
 import { ObjectNotFoundError } from '../core/errors.js';
-import { keyChangeReportSchema } from '../core/keycloak/snapshot-schema.js';
+import { checkRecordSchema, keyChangeReportSchema } from '../core/keycloak/snapshot-schema.js';
 import { drillKeyChangesKey, drillReportKey } from '../core/layout.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { defaultMetricsSink, type MetricsSink } from '../platform/metrics-sink.js';
@@ -32,7 +26,7 @@ const input = z.object({
     .object({
       passed: z.boolean(),
       failedChecks: z.array(z.string()),
-      checks: z.array(drillCheckSchema),
+      checks: z.array(checkRecordSchema),
       keycloakVersion: z.string().nullable(),
       manifestBackupId: z.string().nullable(),
       verifiedAt: isoTime,

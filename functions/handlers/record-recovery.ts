@@ -1,7 +1,8 @@
 // Lambda: writes a kept recovery's report (recovery point, recovery time, checks) beside the backups and tells the
 // operator it is ready (or kept with failed checks), through the same notifier as the alerts.
 import { z } from 'zod';
-import { drillCheckSchema, parseRestoreTime } from '../core/drill.js';
+import { parseRestoreTime } from '../core/drill.js';
+import { checkRecordSchema } from '../core/keycloak/snapshot-schema.js';
 import { buildRecoveryReport, recoveryReportKey } from '../core/recovery.js';
 import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
@@ -22,7 +23,7 @@ const input = z.object({
     passed: z.boolean(),
     failedChecks: z.array(z.string()),
     summary: z.string(),
-    checks: z.array(drillCheckSchema),
+    checks: z.array(checkRecordSchema),
     keycloakVersion: z.string().nullable(),
     manifestBackupId: z.string().nullable(),
     verifiedAt: isoTime,

@@ -2,13 +2,13 @@
 // failed check (the drill must still tear down), only when it cannot verify at all.
 import { z } from 'zod';
 import {
-  type DrillCheck,
   effectiveRestoreTime,
   failedCheckNames,
   findNearestManifest,
   parseRestoreTime,
 } from '../core/drill.js';
 import { DatabaseUnavailableError } from '../core/errors.js';
+import type { CheckRecord } from '../core/keycloak/snapshot-schema.js';
 import { drillKeyChangesKey } from '../core/layout.js';
 import { keyReportAfter, readKeyReferences, reintroducedKeysAlert } from '../core/restore-keys.js';
 import { lambdaHandler } from '../platform/handler.js';
@@ -52,7 +52,7 @@ export function makeHandler(services: Services) {
       mode: 'pitr',
       tolerancePercent: config.KB_DRILL_NEAR_TOLERANCE_PERCENT,
     });
-    const checks: DrillCheck[] = report.checks.map((c) => ({
+    const checks: CheckRecord[] = report.checks.map((c) => ({
       name: c.name,
       status: c.status,
       detail: c.detail,

@@ -1,6 +1,7 @@
 // The one configuration schema, parsed once from the environment; nothing else reads process.env.
 import { z } from 'zod';
 import { ConfigurationError } from '../core/errors.js';
+import { schemaProblems } from '../core/schema-problems.js';
 import type { Target } from '../core/targets.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -234,9 +235,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ({ name, meant }) => `${name}: not a setting (did you mean ${meant}?)`,
   );
   if (!result.success) {
-    problems.push(
-      ...result.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`),
-    );
+    problems.push(...schemaProblems(result.error, '(config)'));
   }
   if (result.success && problems.length === 0) return result.data;
   throw new ConfigurationError(`invalid configuration: ${problems.join('; ')}`, {

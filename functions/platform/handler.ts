@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { InvalidInputError, StepTimeoutError } from '../core/errors.js';
+import { schemaProblems } from '../core/schema-problems.js';
 import type { Logger } from './logger.js';
 
 export interface StepContext {
@@ -32,7 +33,7 @@ export function lambdaHandler<S extends z.ZodTypeAny, O>(
   }).handler(async (event, context, { signal }) => {
     const parsed = schema.safeParse(event);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
+      const problems = schemaProblems(parsed.error, '(input)');
       throw new InvalidInputError(`invalid input to ${step}: ${problems.join('; ')}`);
     }
     const stepLogger = logger.createChild({ persistentKeys: { step, requestId: context?.awsRequestId } });

@@ -1,7 +1,6 @@
 // What every handler is given: configuration, logger, clock and the ports, wired to aws/ or local/ adapters.
 
 import type { PgBinaries } from '../adapters/postgres/binaries.js';
-import { retentionPolicy } from '../core/expire.js';
 import type { PlanSettings } from '../core/plan.js';
 import type {
   Clock,
@@ -14,6 +13,7 @@ import type {
   PointInTimeEngine,
   SnapshotEngine,
 } from '../core/ports.js';
+import { RDS_MANUAL_SNAPSHOT_QUOTA, type RetentionPolicy } from '../core/retention.js';
 import { findTarget } from '../core/targets.js';
 import type { Config, TargetConfig } from './config.js';
 import type { Logger } from './logger.js';
@@ -51,6 +51,18 @@ export interface ProgressEvent {
 
 export function targetConfig(config: Config, name: string): TargetConfig {
   return findTarget(config.KB_TARGETS, name);
+}
+
+/** The retention policy the configuration sets; only RDS limits the snapshots a region may hold. */
+export function retentionPolicy(config: Config): RetentionPolicy {
+  return {
+    hourlyHours: config.KB_RETAIN_HOURLY_HOURS,
+    dailyDays: config.KB_RETAIN_DAILY_DAYS,
+    weeklyDays: config.KB_RETAIN_WEEKLY_DAYS,
+    monthlyDays: config.KB_RETAIN_MONTHLY_DAYS,
+    incompleteGraceHours: config.KB_INCOMPLETE_GRACE_HOURS,
+    snapshotQuota: config.KB_RUNTIME === 'aws' ? RDS_MANUAL_SNAPSHOT_QUOTA : undefined,
+  };
 }
 
 /** What planning a run needs from the configuration. */

@@ -11,14 +11,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RestoreKeyReport } from '../../cli/realm-keys.js';
 import { prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
 import { dumpStep, restoreStep, verifyStep } from '../../functions/core/backup-steps.js';
-import { retentionPolicy } from '../../functions/core/expire.js';
 import type { KeyChange, RealmKey } from '../../functions/core/keycloak/index.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { readManifest } from '../../functions/core/stored-backups.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
-import type { Services } from '../../functions/platform/services.js';
+import { retentionPolicy, type Services } from '../../functions/platform/services.js';
 import { useTestStack } from '../support/stack.js';
 
 const run = promisify(execFile);

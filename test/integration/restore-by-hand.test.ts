@@ -13,11 +13,11 @@ import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/clien
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpStep } from '../../functions/core/backup-steps.js';
-import { retentionPolicy } from '../../functions/core/expire.js';
 import { timeOfBackupId } from '../../functions/core/schedule.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { retentionPolicy } from '../../functions/platform/services.js';
 import { useTestStack } from '../support/stack.js';
 
 const execFileAsync = promisify(execFile);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
-import { ERROR_NAMES } from '../../functions/core/errors.js';
+import { ERROR_NAMES } from '../../functions/core/error-names.js';
 import { handlerFactories } from '../../functions/handlers/index.js';
 import { definitionPath, loadDefinition, type MachineName } from '../../local/workflow.js';
 import { allStates, CAUGHT, STANDARD_RETRY } from '../../statemachines/build/asl.js';

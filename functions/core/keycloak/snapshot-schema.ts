@@ -1,7 +1,8 @@
-// Validation of a SourceSnapshot read back from storage (it travels inside the manifest).
+// Validation of Keycloak facts read back from storage: the source snapshot (the manifest's contents), check
+// results (manifest verifications and drill reports), realm keys and key-change reports.
 import { z } from 'zod';
 import type { KeyChangeReport } from './key-report.js';
-import type { RealmKey, SessionCounts, SourceSnapshot } from './types.js';
+import { CHECK_STATUSES, type RealmKey, type SessionCounts, type SourceSnapshot } from './types.js';
 
 /** One key component as the manifest records it: names, kid, status; never material. */
 export const realmKeySchema = z.object({
@@ -26,15 +27,28 @@ export const sessionCountsSchema = z.object({
   clientSessions: z.number().int().nonnegative(),
 }) satisfies z.ZodType<SessionCounts>;
 
+/** The manifest's `contents`: taken inside the dump's own exported snapshot, so the dump holds exactly these rows. */
 export const sourceSnapshotSchema = z.object({
   tableCounts: z.record(z.string(), z.number().int().nonnegative()),
-  schemaDigest: z.string().regex(/^[0-9a-f]{64}$/),
+  schemaDigest: z.string(),
   realms: z.array(z.string()),
-  keyFingerprints: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
+  keyFingerprints: z.record(z.string(), z.string()),
   keycloakVersion: z.string().nullable().optional(),
+  /** Every realm key component (kid, provider, status; never material); absent in older manifests. */
   keys: z.array(realmKeySchema).optional(),
+  /** Persistent sessions in the dump, by kind; absent in older manifests. */
   sessions: sessionCountsSchema.nullable().optional(),
 }) satisfies z.ZodType<SourceSnapshot>;
+
+/** A check result as stored (a manifest's verification, a drill or recovery report): names and counts, no values. */
+export const checkRecordSchema = z.object({
+  name: z.string(),
+  status: z.enum(CHECK_STATUSES),
+  detail: z.string(),
+  /** exact, near, churn or ignore (KEYCLOAK.md), on comparison checks. */
+  class: z.string().optional(),
+});
+export type CheckRecord = z.infer<typeof checkRecordSchema>;
 
 const keyChangeSchema = z.object({
   key: realmKeySchema,

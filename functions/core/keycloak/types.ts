@@ -1,6 +1,7 @@
 // Shapes of the Keycloak verification: the facts gathered from a database, the check results, the source snapshot.
 
-export type CheckStatus = 'pass' | 'warn' | 'fail';
+export const CHECK_STATUSES = ['pass', 'warn', 'fail'] as const;
+export type CheckStatus = (typeof CHECK_STATUSES)[number];
 
 /** How a table's row count is compared with the source (see classifyTable). */
 export type CountClass = 'exact' | 'near' | 'churn' | 'ignore';
