@@ -21,15 +21,17 @@ let services: Services;
 const THIS_HOUR = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
 
 /**
- * The `n`-th most recent past run that is hourly only (1 = the newest). The daily hour is skipped: a test that
- * expects an hourly backup must not get a daily one because of the time of day the suite runs at.
+ * The `n`-th most recent past run that is hourly only (1 = the newest; -n: the n-th from now on, for a run under a
+ * clock set later). The daily hour is skipped: a test that expects an hourly backup must not get a daily one
+ * because of the time of day the suite runs at.
  */
 function hourlyRun(n: number): Date {
+  const step = n > 0 ? -3_600_000 : 3_600_000;
   let found = 0;
-  for (let t = THIS_HOUR.getTime() - 3_600_000; ; t -= 3_600_000) {
+  for (let t = THIS_HOUR.getTime() + step; ; t += step) {
     if (new Date(t).getUTCHours() === services.config.KB_DAILY_HOUR_UTC) continue;
     found += 1;
-    if (found === n) return new Date(t);
+    if (found === Math.abs(n)) return new Date(t);
   }
 }
 
@@ -148,7 +150,16 @@ describe('backup workflow', () => {
   });
 
   it('records and alerts a verification failure when the stored dump is corrupted, and pauses retention', async () => {
-    const time = hourlyRun(1);
+    // Two verified hourly backups of its own, then the corrupted run two days later, when both have expired:
+    // without the pause, retention would delete at least the older one.
+    const expired = [hourlyRun(6), hourlyRun(5)];
+    for (const run of expired) {
+      const setup = await runWorkflow({ machine: 'backup', input: { time: run.toISOString() }, services });
+      expect(setup.status, `${setup.error}: ${setup.cause}`).toBe('SUCCEEDED');
+    }
+    const time = hourlyRun(-50);
+    const later: Services = { ...services, clock: { now: () => new Date(time.getTime() + 600_000) } };
+    expect(expired.every((run) => run.getTime() + 48 * 3_600_000 < later.clock.now().getTime())).toBe(true);
     const backupId = backupIdFor(time);
     const corruptFirst =
       (real: LambdaEntry): LambdaEntry =>
@@ -163,7 +174,7 @@ describe('backup workflow', () => {
     const result = await runWorkflow({
       machine: 'backup',
       input: { time: time.toISOString() },
-      services,
+      services: later,
       wrap: { verifyBackup: corruptFirst },
     });
 
@@ -175,16 +186,10 @@ describe('backup workflow', () => {
     expect(manifest.verification.at(-1)).toMatchObject({ passed: false });
     const retention = result.events.find((e) => e.type === 'StateExited' && e.state === 'ApplyRetention');
     expect(retention).toBeDefined();
-    // The newest backup failed: nothing of the target may be expired, so every earlier backup is still there.
+    // The newest backup failed: nothing of the target may be expired, so the expired backups are still there.
     const ids = (await readCatalog(services.primaryStore, services.envelope, 'keycloak')).map(
       (b) => b.backupId,
     );
-    expect(ids).toEqual(
-      expect.arrayContaining([
-        backupIdFor(lastMidnight(1)),
-        backupIdFor(hourlyRun(3)),
-        backupIdFor(hourlyRun(2)),
-      ]),
-    );
+    expect(ids).toEqual(expect.arrayContaining(expired.map((run) => backupIdFor(run))));
   });
 });
