@@ -12,6 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
+import {
+  ArchiveOffsetIndex,
+  readTocOffsets,
+  TOC_OFFSET_NO_DATA,
+  TOC_OFFSET_NOT_SET,
+  TOC_OFFSET_SET,
+} from '../../functions/adapters/postgres/archive-offsets.js';
 import { dumpToStore } from '../../functions/adapters/postgres/pg-dump.js';
 import { spawnTool, toolConnection } from '../../functions/adapters/postgres/pg-process.js';
 import {
@@ -238,7 +245,7 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
     expect(verified.MBps).toBeGreaterThan(0);
   });
 
-  it('writes the plain archive to a file only its owner can read, as pg_dump wrote it', async () => {
+  it('writes the plain archive to a file only its owner can read, as pg_dump writes one to a file (data offsets filled in)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
     try {
       const file = join(dir, 'archive.pgdump');
@@ -256,9 +263,33 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
       const bytes = await readFile(file);
       expect(bytes.length).toBe(result.archiveBytes);
       expect(bytes.subarray(0, 5).toString('latin1')).toBe('PGDMP');
-      // pg_dump's own compression: the decrypted bytes are the archive, byte for byte.
+      // pg_dump wrote to a pipe and could not fill in where each table's data starts; the file says it, as pg_dump
+      // writing to a file would: every entry with data points at its own data block.
+      const offsets = readTocOffsets(bytes)!;
+      const withData = offsets.filter((entry) => entry.flag !== TOC_OFFSET_NO_DATA);
+      expect(withData.length).toBeGreaterThan(10);
+      for (const entry of withData) {
+        expect(entry.flag, `entry ${entry.dumpId}`).toBe(TOC_OFFSET_SET);
+        expect([1, 3]).toContain(bytes[entry.offset]);
+        expect(bytes[entry.offset + 1], 'sign of the dump id').toBe(0);
+        expect(bytes.readUInt32LE(entry.offset + 2), 'the block of its own entry').toBe(entry.dumpId);
+      }
+      // Nothing else changed: with the offsets unset again, pg_dump's own compression gives the decrypted bytes.
+      const unset = Buffer.from(bytes);
+      for (const entry of withData) {
+        unset[entry.flagAt] = TOC_OFFSET_NOT_SET;
+        unset.fill(0, entry.flagAt + 1, entry.flagAt + 9);
+      }
       if (compressedBy === undefined) {
-        expect(createHash('sha256').update(bytes).digest('hex')).toBe(result.plainSha256);
+        expect(createHash('sha256').update(unset).digest('hex')).toBe(result.plainSha256);
+      }
+      // Wherever the stream's chunks end (3 bytes: every int and block header split), the same offsets are found.
+      for (const size of [3, 4099, 65536]) {
+        const index = new ArchiveOffsetIndex();
+        for (let at = 0; at < unset.length; at += size) index.update(unset.subarray(at, at + size));
+        const patched = Buffer.from(unset);
+        for (const patch of index.finish()) patch.bytes.copy(patched, patch.position);
+        expect(patched.equals(bytes), `chunks of ${size} bytes`).toBe(true);
       }
       expect(written.plainBytes).toBe(result.plainBytes);
       expect(written.storedBytes).toBe(result.storedBytes);
