@@ -1,15 +1,13 @@
 // The recover machine: a kept point-in-time recovery (`keycloak-backup pitr`) as a workflow. Checks the request,
 // restores under the given name (never swept), polls until available, runs the Keycloak checks, records the
 // recovery point and time and notifies that it is ready. Started with {drop: name}, it removes one instead.
+import { type Definition, EXECUTION_ID, FAILURE, failureRecord, lambdaTask, notifyFailure } from './asl.js';
 import {
-  type Definition,
-  EXECUTION_ID,
-  FAILURE,
-  failureRecord,
-  lambdaTask,
-  notifyFailure,
-  pollUntil,
-} from './asl.js';
+  pollRestore,
+  restoreNotAvailable,
+  VERIFICATION_FIELDS,
+  verificationFailed,
+} from './restore-steps.js';
 
 const recoveryFailure = (step: string) =>
   failureRecord({ step, target: '$.recovery.target', backupId: null, next: 'NotifyRecoveryFailure' });
@@ -91,36 +89,20 @@ export const recover: Definition = {
       ResultPath: '$.instance',
       Next: 'RecoveryStarted',
     },
-    ...pollUntil({
-      statusPath: '$.instance.status',
+    ...pollRestore({
+      request: '$.recovery',
       started: 'RecoveryStarted',
-      unknownAtStart: 'fail',
-      wait: { name: 'WaitForRecovery', seconds: 30 },
-      check: {
-        name: 'CheckRecovery',
-        fn: 'checkDrillRestore',
-        payload: {
-          'instanceId.$': '$.recovery.instanceId',
-          'requestedAt.$': '$.recovery.requestedAt',
-          'execution.$': EXECUTION_ID,
-        },
-        select: ['instanceId', 'status', 'observedAt'],
-        resultPath: '$.instance',
-        onError: 'RecoveryRestoreFailed',
-      },
+      wait: 'WaitForRecovery',
+      check: 'CheckRecovery',
+      onError: 'RecoveryRestoreFailed',
       ready: 'RecoveryAvailable',
       done: 'VerifyRecovery',
       failed: 'RecoveryNotAvailable',
     }),
-    RecoveryNotAvailable: failureRecord({
+    RecoveryNotAvailable: restoreNotAvailable({
       step: 'recovery-restore',
-      target: '$.recovery.target',
-      backupId: null,
-      error: {
-        Error: 'SnapshotFailedError',
-        'Cause.$':
-          "States.Format('recovery {} ended in status {}', $.instance.instanceId, $.instance.status)",
-      },
+      request: '$.recovery',
+      noun: 'recovery',
       next: 'NotifyRecoveryFailure',
     }),
     RecoveryRestoreFailed: recoveryFailure('recovery-restore'),
@@ -135,15 +117,7 @@ export const recover: Definition = {
         'requestedAt.$': '$.recovery.requestedAt',
         'execution.$': EXECUTION_ID,
       },
-      select: [
-        'passed',
-        'failedChecks',
-        'summary',
-        'checks',
-        'keycloakVersion',
-        'manifestBackupId',
-        'verifiedAt',
-      ],
+      select: VERIFICATION_FIELDS,
       resultPath: '$.verification',
       onError: 'VerifyRecoveryFailed',
       next: 'RecordRecovery',
@@ -171,12 +145,11 @@ export const recover: Definition = {
       Default: 'RecoveryVerificationFailed',
     },
     RecoveryReady: { Type: 'Succeed' },
-    RecoveryVerificationFailed: failureRecord({
+    RecoveryVerificationFailed: verificationFailed({
       step: 'recovery-verify',
       target: '$.recovery.target',
+      result: '$.verification',
       backupId: '$.verification.manifestBackupId',
-      error: { Error: 'VerificationFailedError', 'Cause.$': '$.verification.summary' },
-      extra: { 'failedChecks.$': '$.verification.failedChecks' },
       next: 'RecoveryFailed',
       comment: 'recordRecovery already notified with the failed checks; the instance is kept for inspection',
     }),

@@ -1,15 +1,13 @@
 // The restore-drill machine: sweep, validate, point-in-time restore into a drill instance (poll until available),
 // Keycloak verification against the nearest manifest, the nearest dump from the DR bucket with the DR key restored
 // beside it, teardown on every path, the drill report, an alert on failure.
+import { type Definition, EXECUTION_ID, FAILURE, failureRecord, lambdaTask, notifyFailure } from './asl.js';
 import {
-  type Definition,
-  EXECUTION_ID,
-  FAILURE,
-  failureRecord,
-  lambdaTask,
-  notifyFailure,
-  pollUntil,
-} from './asl.js';
+  pollRestore,
+  restoreNotAvailable,
+  VERIFICATION_FIELDS,
+  verificationFailed,
+} from './restore-steps.js';
 
 const drillFailure = (step: string, next: string, comment?: string) =>
   failureRecord({ step, target: '$.drill.target', backupId: null, next, ...(comment ? { comment } : {}) });
@@ -141,36 +139,20 @@ export const restoreDrill: Definition = {
       onError: 'DrillRestoreFailed',
       next: 'DrillRestoreStarted',
     }),
-    ...pollUntil({
-      statusPath: '$.instance.status',
+    ...pollRestore({
+      request: '$.drill',
       started: 'DrillRestoreStarted',
-      unknownAtStart: 'fail',
-      wait: { name: 'WaitForDrillRestore', seconds: 30 },
-      check: {
-        name: 'CheckDrillRestore',
-        fn: 'checkDrillRestore',
-        payload: {
-          'instanceId.$': '$.drill.instanceId',
-          'requestedAt.$': '$.drill.requestedAt',
-          'execution.$': EXECUTION_ID,
-        },
-        select: ['instanceId', 'status', 'observedAt'],
-        resultPath: '$.instance',
-        onError: 'DrillRestoreFailed',
-      },
+      wait: 'WaitForDrillRestore',
+      check: 'CheckDrillRestore',
+      onError: 'DrillRestoreFailed',
       ready: 'DrillRestoreReady',
       done: 'VerifyDrill',
       failed: 'DrillRestoreNotAvailable',
     }),
-    DrillRestoreNotAvailable: failureRecord({
+    DrillRestoreNotAvailable: restoreNotAvailable({
       step: 'drill-restore',
-      target: '$.drill.target',
-      backupId: null,
-      error: {
-        Error: 'SnapshotFailedError',
-        'Cause.$':
-          "States.Format('drill instance {} ended in status {}', $.instance.instanceId, $.instance.status)",
-      },
+      request: '$.drill',
+      noun: 'drill instance',
       next: 'TeardownAfterFailure',
     }),
     DrillRestoreFailed: drillFailure('drill-restore', 'TeardownAfterFailure'),
@@ -179,15 +161,7 @@ export const restoreDrill: Definition = {
       comment:
         'Keycloak health checks and counts against the nearest manifest (exact/near/churn); a failed check is a result, not an error, so teardown still runs',
       payload: drillTarget,
-      select: [
-        'passed',
-        'failedChecks',
-        'summary',
-        'checks',
-        'keycloakVersion',
-        'manifestBackupId',
-        'verifiedAt',
-      ],
+      select: VERIFICATION_FIELDS,
       resultPath: '$.verification',
       onError: 'VerifyDrillFailed',
       next: 'VerifyDrillDump',
@@ -259,21 +233,19 @@ export const restoreDrill: Definition = {
       ],
       Default: 'VerificationFailed',
     },
-    DrDumpVerificationFailed: failureRecord({
+    DrDumpVerificationFailed: verificationFailed({
       step: 'drill-dr-dump',
       target: '$.drill.target',
+      result: '$.drDump',
       backupId: '$.drDump.backupId',
-      error: { Error: 'VerificationFailedError', 'Cause.$': '$.drDump.summary' },
-      extra: { 'failedChecks.$': '$.drDump.failedChecks' },
       next: 'NotifyVerificationFailed',
     }),
     DrillSucceeded: { Type: 'Succeed' },
-    VerificationFailed: failureRecord({
+    VerificationFailed: verificationFailed({
       step: 'drill-verify',
       target: '$.drill.target',
+      result: '$.verification',
       backupId: '$.verification.manifestBackupId',
-      error: { Error: 'VerificationFailedError', 'Cause.$': '$.verification.summary' },
-      extra: { 'failedChecks.$': '$.verification.failedChecks' },
       next: 'NotifyVerificationFailed',
     }),
     NotifyVerificationFailed: notifyFailure({ extraFields: ['failedChecks'], next: 'DrillFailed' }),

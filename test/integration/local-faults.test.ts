@@ -1,19 +1,20 @@
 // Faults and attacks on the real local stack: who may connect to its clusters and to the drill copies, a broken WAL
 // chain under a point-in-time restore.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
 import { WalArchiveGapError } from '../../functions/core/errors.js';
-import { parseConfig } from '../../functions/platform/config.js';
-import { localServices } from '../../functions/platform/local-services.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
-import { type LocalStack, PASSWORD_FILE, startLocalStack } from '../../local/stack.js';
+import { type LocalStack, PASSWORD_FILE } from '../../local/stack.js';
+import {
+  type PitrStack,
+  query,
+  removePitrStack,
+  startPitrStack,
+  takeBaseBackup,
+} from '../support/pitr-stack.js';
 
 const TARGET = 'keycloak';
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
@@ -25,20 +26,11 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
     });
   });
 }
+let context: PitrStack | undefined;
 let stateDir: string;
 let stack: LocalStack;
 let services: Services;
 const started: string[] = [];
-
-async function query<T extends Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 function withPassword(url: string, password: string): string {
   const parsed = new URL(url);
@@ -56,24 +48,14 @@ async function hbaMethods(url: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-faults-'));
-  stack = await startLocalStack({ stateDir, seed: false, durable: false, handleSignals: false });
-  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
-  await (services.snapshots as LocalSnapshotEngine).create({
-    target: TARGET,
-    snapshotId: 'kb-keycloak-20261123t0000z',
-    backupId: '20261123T0000Z',
-    retainUntil: new Date(Date.now() + 86_400_000),
-  });
+  context = await startPitrStack('kb-faults-');
+  ({ stateDir, stack, services } = context);
+  await takeBaseBackup(context);
   await query(stack.primaryUrl, 'create table marker (name text)');
   await query(stack.primaryUrl, "insert into marker values ('after the base backup')");
 });
 
-afterAll(async () => {
-  for (const instanceId of started) await services?.pitr.teardown(instanceId).catch(() => undefined);
-  await stack?.stop();
-  if (stateDir) await rm(stateDir, { recursive: true, force: true });
-});
+afterAll(() => removePitrStack(context, started));
 
 describe('local servers admit only the stack', () => {
   it('runs primary and replica with SCRAM only and refuses a wrong password', async () => {

@@ -1,9 +1,7 @@
 // Point-in-time restore on the real local stack: pg_basebackup snapshots, the primary's WAL archive, recovery, teardown.
-import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DRILLS_DIR, LocalPointInTimeEngine } from '../../functions/adapters/local/local-pitr.js';
 import {
@@ -14,13 +12,18 @@ import {
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { RestoreWindowError } from '../../functions/core/errors.js';
 import type { DrillInstance } from '../../functions/core/ports.js';
-import { parseConfig } from '../../functions/platform/config.js';
-import { localServices } from '../../functions/platform/local-services.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
-import { type LocalStack, startLocalStack } from '../../local/stack.js';
+import type { LocalStack } from '../../local/stack.js';
+import {
+  type PitrStack,
+  query,
+  removePitrStack,
+  startPitrStack,
+  takeBaseBackup,
+} from '../support/pitr-stack.js';
 
 const TARGET = 'keycloak';
+let context: PitrStack | undefined;
 let stateDir: string;
 let stack: LocalStack;
 let services: Services;
@@ -29,16 +32,6 @@ let snapshotTakenAt: Date;
 /** Committed before `betweenMarkers`, and B after it. */
 let betweenMarkers: Date;
 const started: string[] = [];
-
-async function query<T extends Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 async function markers(instance: DrillInstance): Promise<string[]> {
   const rows = await query<{ name: string }>(
@@ -78,18 +71,11 @@ async function restore(instanceId: string, time: Date | 'latest'): Promise<Drill
 }
 
 beforeAll(async () => {
-  stateDir = await mkdtemp(path.join(tmpdir(), 'kb-pitr-'));
-  stack = await startLocalStack({ stateDir, seed: false, durable: false, handleSignals: false });
-  services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
-  snapshots = services.snapshots as LocalSnapshotEngine;
+  context = await startPitrStack('kb-pitr-');
+  ({ stateDir, stack, services, snapshots } = context);
   await query(stack.primaryUrl, 'create table drill_marker (name text primary key)');
 
-  await snapshots.create({
-    target: TARGET,
-    snapshotId: 'kb-keycloak-20261123t0000z',
-    backupId: '20261123T0000Z',
-    retainUntil: new Date(Date.now() + 86_400_000),
-  });
+  await takeBaseBackup(context);
   snapshotTakenAt = (await snapshots.describe(TARGET, 'kb-keycloak-20261123t0000z', 'primary')).createdAt;
 
   // A, then a moment known to lie after A's commit and before B's.
@@ -100,11 +86,7 @@ beforeAll(async () => {
   await query(stack.primaryUrl, "insert into drill_marker values ('B')");
 });
 
-afterAll(async () => {
-  for (const instanceId of started) await services?.pitr.teardown(instanceId).catch(() => undefined);
-  await stack?.stop();
-  if (stateDir) await rm(stateDir, { recursive: true, force: true });
-});
+afterAll(() => removePitrStack(context, started));
 
 describe('local snapshots', () => {
   it('stores an encrypted base backup with its metadata, and taking the same id again changes nothing', async () => {

@@ -3,12 +3,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { TransientError } from '../../functions/core/errors.js';
+import type { Manifest } from '../../functions/core/manifest.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { readManifest } from '../../functions/core/stored-backups.js';
 import type { LambdaEntry } from '../../functions/handlers/index.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
 import { runWorkflow } from '../../local/workflow.js';
 import { useTestStack } from '../support/stack.js';
 
@@ -26,6 +28,13 @@ const servicesWith = (env: Record<string, string>) =>
     parseConfig({ ...ctx.stack.env(), KB_FULL_VERIFY_TIERS: '', ...env }),
     createLogger({ silent: true }),
   );
+
+/** Runs the backup of `time`, which must succeed, and reads its manifest. */
+async function backupAt(services: Services, time: Date): Promise<Manifest> {
+  const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+  expect(result.status, result.cause).toBe('SUCCEEDED');
+  return readManifest(services.primaryStore, services.envelope, 'keycloak', backupIdFor(time));
+}
 
 beforeAll(async () => {
   await ctx.stack.primary.query('create table marker (id int)', [], 'keycloak');
@@ -60,17 +69,9 @@ describe('a replica whose replay is paused', () => {
       KB_REPLICA_MAX_LAG_SECONDS: '2',
       KB_STALE_REPLICA_ACTION: 'primary',
     });
-    const time = run(3);
 
-    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+    const manifest = await backupAt(services, run(3));
 
-    expect(result.status, result.cause).toBe('SUCCEEDED');
-    const manifest = await readManifest(
-      services.primaryStore,
-      services.envelope,
-      'keycloak',
-      backupIdFor(time),
-    );
     expect(manifest.source.endpointRole).toBe('primary');
     expect(manifest.contents.tableCounts.marker).toBe(1001);
   });
@@ -78,17 +79,9 @@ describe('a replica whose replay is paused', () => {
   it('records the measured lag once replay runs again', async () => {
     await ctx.stack.replica.query('select pg_wal_replay_resume()');
     const services = await servicesWith({ KB_REPLICA_MAX_LAG_SECONDS: '30' });
-    const time = run(4);
 
-    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+    const manifest = await backupAt(services, run(4));
 
-    expect(result.status, result.cause).toBe('SUCCEEDED');
-    const manifest = await readManifest(
-      services.primaryStore,
-      services.envelope,
-      'keycloak',
-      backupIdFor(time),
-    );
     expect(manifest.source.endpointRole).toBe('replica');
     expect(manifest.source.replicaLagSeconds).not.toBeNull();
     expect(manifest.source.replicaLagSeconds).toBeLessThan(30);
