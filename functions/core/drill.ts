@@ -20,6 +20,16 @@ import { readManifest } from './stored-backups.js';
 import { findTarget } from './targets.js';
 
 export const DRILL_REPORT_VERSION = 1;
+
+/** What the drill's verification steps are given (the machine's drillTarget): the drill, its instance, its time. */
+export const drillStepInput = z.object({
+  target: z.string(),
+  drillId: z.string(),
+  instanceId: z.string(),
+  time: z.string(),
+  requestedAt: z.string().datetime({ offset: true }),
+  execution: z.string().nullish(),
+});
 export const DRILL_ID_PREFIX = 'drill-';
 /** RDS instance identifiers are at most 63 characters; a drill id must fit one. */
 export const MAX_DRILL_ID_LENGTH = 63;

@@ -87,16 +87,19 @@ export interface SnapshotInfo {
   progress?: number;
 }
 
+/** A snapshot to take of a target for a backup, kept until retainUntil. */
+export interface SnapshotRequest {
+  target: string;
+  snapshotId: string;
+  backupId: string;
+  retainUntil: Date;
+  /** Until when to wait for a busy instance (RDS refuses a snapshot while it backs up); default: no wait. */
+  waitUntil?: Date;
+}
+
 /** Storage-level snapshots of a target (RDS manual snapshots; locally encrypted pg_basebackup archives). */
 export interface SnapshotEngine {
-  create(request: {
-    target: string;
-    snapshotId: string;
-    backupId: string;
-    retainUntil: Date;
-    /** Until when to wait for a busy instance (RDS refuses a snapshot while it backs up); default: no wait. */
-    waitUntil?: Date;
-  }): Promise<SnapshotInfo>;
+  create(request: SnapshotRequest): Promise<SnapshotInfo>;
   describe(target: string, snapshotId: string, region: 'primary' | 'dr'): Promise<SnapshotInfo>;
   /** Starts a copy into the DR region (under the DR key); poll with describe(..., 'dr'). */
   copyToDr(target: string, snapshotId: string): Promise<SnapshotInfo>;

@@ -1,7 +1,5 @@
-// Lambda: runs the Keycloak checks on the restored copy and compares it with the nearest manifest; never throws on a
-// failed check (the drill must still tear down), only when it cannot verify at all.
-import { z } from 'zod';
 import {
+  drillStepInput,
   effectiveRestoreTime,
   failedCheckNames,
   findNearestManifest,
@@ -15,17 +13,8 @@ import { lambdaHandler } from '../platform/handler.js';
 import { deferred, type Services } from '../platform/services.js';
 import { servicesFromEnv } from '../platform/wiring.js';
 
-const input = z.object({
-  target: z.string(),
-  drillId: z.string(),
-  instanceId: z.string(),
-  time: z.string(),
-  requestedAt: z.string().datetime({ offset: true }),
-  execution: z.string().nullish(),
-});
-
 export function makeHandler(services: Services) {
-  return lambdaHandler('drill-verify', input, services.logger, async (request, { logger }) => {
+  return lambdaHandler('drill-verify', drillStepInput, services.logger, async (request, { logger }) => {
     const { config, clock } = services;
     const instance = await services.pitr.describe(request.instanceId);
     if (instance.status !== 'available' || !instance.databaseUrl) {

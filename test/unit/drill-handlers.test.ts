@@ -15,11 +15,11 @@ import { makeHandler as makeRecord } from '../../functions/handlers/record-drill
 import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
 import { makeHandler as makeVerify } from '../../functions/handlers/verify-drill.js';
-import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
+import { unitConfig } from '../support/unit-config.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
@@ -88,15 +88,7 @@ const rsaKey = (componentId: string): RealmKey => ({
 function fakeServices(
   overrides: Partial<Services> = {},
 ): Services & { store: MemoryObjectStore; pitrFake: FakePitr; alerts: Alert[] } {
-  const config = parseConfig({
-    KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
-    KB_PRIMARY_BUCKET: 'kb-primary',
-    KB_DR_BUCKET: 'kb-dr',
-    KB_S3_ENDPOINT: 'http://127.0.0.1:9',
-    KB_LOCAL_KEY_FILE: '/nonexistent/key',
-    KB_OUTBOX_FILE: '/nonexistent/outbox',
-    KB_LOCAL_STATE_DIR: '/nonexistent/state',
-  });
+  const config = unitConfig();
   const store = new MemoryObjectStore({ bucket: 'kb-primary', region: 'eu-west-1', now: () => now });
   const pitrFake = new FakePitr();
   const alerts: Alert[] = [];

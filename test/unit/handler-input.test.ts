@@ -6,25 +6,17 @@ import { makeHandler as makeDump } from '../../functions/handlers/dump-database.
 import { makeHandler as makeNotify } from '../../functions/handlers/notify-failure.js';
 import { makeHandler as makePlan } from '../../functions/handlers/plan-backup.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
-import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
+import { unitConfig } from '../support/unit-config.js';
 
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 const now = new Date('2026-11-23T12:00:00Z');
 
 function services(): Services & { alerts: Alert[] } {
   const alerts: Alert[] = [];
-  const config = parseConfig({
-    KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
-    KB_PRIMARY_BUCKET: 'kb-primary',
-    KB_DR_BUCKET: 'kb-dr',
-    KB_S3_ENDPOINT: 'http://127.0.0.1:9',
-    KB_LOCAL_KEY_FILE: '/nonexistent/key',
-    KB_OUTBOX_FILE: '/nonexistent/outbox',
-    KB_LOCAL_STATE_DIR: '/nonexistent/state',
-  });
+  const config = unitConfig();
   return Object.assign(
     {
       config,

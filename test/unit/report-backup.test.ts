@@ -5,25 +5,17 @@ import { runReportKey } from '../../functions/core/layout.js';
 import { type EmfRecord, emittedNames, METRIC_NAMES, METRICS } from '../../functions/core/metrics.js';
 import { backupRunMetrics, runReportSchema } from '../../functions/core/run-report.js';
 import { makeHandler } from '../../functions/handlers/report-backup.js';
-import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { FIXTURE_ENVELOPE, putBackup, sampleManifest } from '../support/report-fixtures.js';
+import { unitConfig } from '../support/unit-config.js';
 
 const now = new Date('2026-11-23T12:10:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 
 function fakeServices(store: MemoryObjectStore): Services {
-  const config = parseConfig({
-    KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
-    KB_PRIMARY_BUCKET: 'kb-primary',
-    KB_DR_BUCKET: 'kb-dr',
-    KB_S3_ENDPOINT: 'http://127.0.0.1:9',
-    KB_LOCAL_KEY_FILE: '/nonexistent/key',
-    KB_OUTBOX_FILE: '/nonexistent/outbox',
-    KB_LOCAL_STATE_DIR: '/nonexistent/state',
-  });
+  const config = unitConfig();
   return {
     config,
     logger: createLogger({ silent: true }),

@@ -8,11 +8,11 @@ import type { SnapshotEngine } from '../../functions/core/ports.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { writeManifest } from '../../functions/core/stored-backups.js';
 import { makeHandler } from '../../functions/handlers/apply-retention.js';
-import { parseConfig } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
+import { unitConfig } from '../support/unit-config.js';
 
 const TARGET = 'keycloak';
 const TOPIC = 'arn:aws:sns:eu-west-1:111122223333:keycloak-backup-dev-alerts';
@@ -44,15 +44,7 @@ async function setup() {
   const sns = mockClient(client);
   sns.on(PublishCommand).resolves({ MessageId: 'm1' });
   const services = {
-    config: parseConfig({
-      KB_TARGETS: JSON.stringify([{ name: TARGET, replica: 'postgres://r@127.0.0.1:2/keycloak' }]),
-      KB_PRIMARY_BUCKET: 'kb-primary',
-      KB_DR_BUCKET: 'kb-dr',
-      KB_S3_ENDPOINT: 'http://127.0.0.1:9',
-      KB_LOCAL_KEY_FILE: '/nonexistent/key',
-      KB_OUTBOX_FILE: '/nonexistent/outbox',
-      KB_LOCAL_STATE_DIR: '/nonexistent/state',
-    }),
+    config: unitConfig(),
     logger: createLogger({ silent: true }),
     clock: { now: () => now },
     primaryStore,

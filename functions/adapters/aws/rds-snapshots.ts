@@ -22,6 +22,7 @@ import {
   type Clock,
   type SnapshotEngine,
   type SnapshotInfo,
+  type SnapshotRequest,
   type SnapshotStatus,
   systemClock,
 } from '../../core/ports.js';
@@ -86,13 +87,7 @@ export class RdsSnapshotEngine implements SnapshotEngine {
    * this waits for `available` until `waitUntil` (the step's time) and only then gives up with a TransientError,
    * which the state machine retries.
    */
-  async create(request: {
-    target: string;
-    snapshotId: string;
-    backupId: string;
-    retainUntil: Date;
-    waitUntil?: Date;
-  }): Promise<SnapshotInfo> {
+  async create(request: SnapshotRequest): Promise<SnapshotInfo> {
     const instanceId = this.instanceId(request.target);
     const snapshotId = rdsIdentifier(request.snapshotId);
     await this.waitUntilAvailable(instanceId, request.waitUntil ?? this.clock.now());

@@ -15,6 +15,7 @@ import {
   type ObjectStore,
   type SnapshotEngine,
   type SnapshotInfo,
+  type SnapshotRequest,
   systemClock,
 } from '../../core/ports.js';
 import type { PgBinaries } from '../postgres/binaries.js';
@@ -102,12 +103,7 @@ export class LocalSnapshotEngine implements SnapshotEngine {
   }
 
   /** Takes the base backup now; returns when it is stored (status available). Taking an existing id again is a no-op. */
-  async create(request: {
-    target: string;
-    snapshotId: string;
-    backupId: string;
-    retainUntil: Date;
-  }): Promise<SnapshotInfo> {
+  async create(request: SnapshotRequest): Promise<SnapshotInfo> {
     const { target, snapshotId, backupId, retainUntil } = request;
     checkSnapshotId(snapshotId);
     const store = this.options.primaryStore;
