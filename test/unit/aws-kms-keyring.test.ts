@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +11,6 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { KmsKeys, regionOfKeyArn } from '../../functions/adapters/aws/kms-keyring.js';
-import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { encryptionContextFor } from '../../functions/core/backup.js';
 import {
   ConfigurationError,
@@ -22,31 +20,10 @@ import {
 } from '../../functions/core/errors.js';
 import { manifestKey } from '../../functions/core/layout.js';
 import { readManifest, writeManifest } from '../../functions/core/stored-backups.js';
+import { DR_KEY, fakeKms, kmsEnvelope, PRIMARY_KEY } from '../support/fake-kms.js';
 import { sampleManifest } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { sdkError, serverError, throttled } from './aws-sdk-errors.js';
-
-const PRIMARY_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1111aaaa-1111-aaaa-1111-aaaa1111aaaa';
-const DR_KEY = 'arn:aws:kms:eu-central-1:111122223333:key/2222bbbb-2222-bbbb-2222-bbbb2222bbbb';
-
-/** A stand-in KMS key: "wraps" by prefixing a marker, so each region unwraps only what it wrapped. */
-function fakeKms(client: KMS, keyArn: string) {
-  const mock = mockClient(client);
-  const marker = Buffer.from(keyArn);
-  mock.on(GenerateDataKeyCommand).callsFake((input: { NumberOfBytes?: number }) => {
-    const plaintext = randomBytes(input.NumberOfBytes ?? 32);
-    return { KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: Buffer.concat([marker, plaintext]) };
-  });
-  mock.on(EncryptCommand).callsFake((input: { Plaintext: Uint8Array }) => ({
-    KeyId: keyArn,
-    CiphertextBlob: Buffer.concat([marker, Buffer.from(input.Plaintext)]),
-  }));
-  mock.on(DecryptCommand).callsFake((input: { CiphertextBlob: Uint8Array }) => ({
-    KeyId: keyArn,
-    Plaintext: Buffer.from(input.CiphertextBlob).subarray(marker.length),
-  }));
-  return mock;
-}
 
 const enabled = (arn: string) => ({
   KeyMetadata: { KeyId: arn, Arn: arn, Enabled: true, KeyState: 'Enabled' as const },
@@ -65,17 +42,7 @@ describe('KmsKeys keyring', () => {
   it('wraps each data key under the primary key (GenerateDataKey) and the DR key (Encrypt)', async () => {
     const primaryMock = fakeKms(primary, PRIMARY_KEY);
     const drMock = fakeKms(dr, DR_KEY);
-    const keys = new KmsKeys({
-      primaryKeyArn: PRIMARY_KEY,
-      drKeyArn: DR_KEY,
-      primaryClient: primary,
-      drClient: dr,
-    });
-    const envelope = new EsdkEnvelope({
-      keyring: keys.keyring,
-      keyIds: keys.keyIds,
-      fingerprint: keys.fingerprint,
-    });
+    const { keys, envelope } = kmsEnvelope(primary, dr);
 
     // Act
     const encrypted = await buffer(
@@ -101,17 +68,7 @@ describe('KmsKeys keyring', () => {
     // Prepare: encrypt with both regions up
     fakeKms(primary, PRIMARY_KEY);
     const drMock = fakeKms(dr, DR_KEY);
-    const keys = new KmsKeys({
-      primaryKeyArn: PRIMARY_KEY,
-      drKeyArn: DR_KEY,
-      primaryClient: primary,
-      drClient: dr,
-    });
-    const envelope = new EsdkEnvelope({
-      keyring: keys.keyring,
-      keyIds: keys.keyIds,
-      fingerprint: keys.fingerprint,
-    });
+    const { envelope } = kmsEnvelope(primary, dr);
     const encrypted = await buffer(
       Readable.from([Buffer.from('keycloak dump')]).pipe(envelope.encryptStream({ backupId: 'b1' })),
     );
@@ -152,17 +109,7 @@ describe('manifests sealed under the KMS keyring', () => {
     const primary = new KMS({ region: 'eu-west-1' });
     const dr = new KMS({ region: 'eu-central-1' });
     const mocks = { primary: fakeKms(primary, PRIMARY_KEY), dr: fakeKms(dr, DR_KEY) };
-    const keys = new KmsKeys({
-      primaryKeyArn: PRIMARY_KEY,
-      drKeyArn: DR_KEY,
-      primaryClient: primary,
-      drClient: dr,
-    });
-    const envelope = new EsdkEnvelope({
-      keyring: keys.keyring,
-      keyIds: keys.keyIds,
-      fingerprint: keys.fingerprint,
-    });
+    const { keys, envelope } = kmsEnvelope(primary, dr);
     const store = new MemoryObjectStore({ bucket: 'kb-primary' });
     return { mocks, keys, envelope, store, primary };
   }

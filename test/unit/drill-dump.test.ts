@@ -1,17 +1,14 @@
-// The drill's restore of the dump from the DR bucket: the time budget rule, and scratch-server credentials that come
-// from a Secrets Manager secret on AWS, never from the environment.
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMS } from '@aws-sdk/client-kms';
+import { DecryptCommand, KMS } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { KmsKeys } from '../../functions/adapters/aws/kms-keyring.js';
 import { SecretsDatabaseLocator } from '../../functions/adapters/aws/secrets-locator.js';
 import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { restoreBudgetProblem } from '../../functions/core/drill-dump.js';
 import { parseConfig } from '../../functions/platform/config.js';
+import { DR_KEY, fakeKms, kmsEnvelope, PRIMARY_KEY } from '../support/fake-kms.js';
 
 const MIB = 1024 * 1024;
 const SCRATCH_SECRET = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:kb-scratch-AbCdEf';
@@ -91,45 +88,13 @@ describe('scratch server on AWS', () => {
   });
 });
 
-const PRIMARY_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1111aaaa-1111-aaaa-1111-aaaa1111aaaa';
-const DR_KEY = 'arn:aws:kms:eu-central-1:111122223333:key/2222bbbb-2222-bbbb-2222-bbbb2222bbbb';
-
-/** A stand-in KMS key: "wraps" by prefixing a marker, so each region unwraps only what it wrapped. */
-function fakeKms(client: KMS, keyArn: string) {
-  const mock = mockClient(client);
-  const marker = Buffer.from(keyArn);
-  mock.on(GenerateDataKeyCommand).callsFake((input: { NumberOfBytes?: number }) => {
-    const plaintext = randomBytes(input.NumberOfBytes ?? 32);
-    return { KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: Buffer.concat([marker, plaintext]) };
-  });
-  mock.on(EncryptCommand).callsFake((input: { Plaintext: Uint8Array }) => ({
-    KeyId: keyArn,
-    CiphertextBlob: Buffer.concat([marker, Buffer.from(input.Plaintext)]),
-  }));
-  mock.on(DecryptCommand).callsFake((input: { CiphertextBlob: Uint8Array }) => ({
-    KeyId: keyArn,
-    Plaintext: Buffer.from(input.CiphertextBlob).subarray(marker.length),
-  }));
-  return mock;
-}
-
 describe("the drill's DR-only keyring", () => {
   it('decrypts a backup with the DR key and never asks the primary key', async () => {
     const primary = new KMS({ region: 'eu-west-1' });
     const dr = new KMS({ region: 'eu-central-1' });
     const primaryMock = fakeKms(primary, PRIMARY_KEY);
     const drMock = fakeKms(dr, DR_KEY);
-    const keys = new KmsKeys({
-      primaryKeyArn: PRIMARY_KEY,
-      drKeyArn: DR_KEY,
-      primaryClient: primary,
-      drClient: dr,
-    });
-    const both = new EsdkEnvelope({
-      keyring: keys.keyring,
-      keyIds: keys.keyIds,
-      fingerprint: keys.fingerprint,
-    });
+    const { keys, envelope: both } = kmsEnvelope(primary, dr);
     const encrypted = await buffer(
       Readable.from([Buffer.from('keycloak dump')]).pipe(both.encryptStream({ backupId: 'b1' })),
     );
