@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 
 const require = createRequire(import.meta.url);
 const { packageStacks } = require('../../serverless/package.cjs') as {
@@ -112,7 +113,7 @@ async function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> 
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       // A lock whose holder is gone (a run that was killed) is stale.
       const holder = Number(await readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => ''));
-      if (holder > 0 && !isAlive(holder)) {
+      if (holder > 0 && !isProcessRunning(holder)) {
         await rm(lockDir, { recursive: true, force: true });
         continue;
       }
@@ -124,15 +125,6 @@ async function withLock<T>(lockDir: string, body: () => Promise<T>): Promise<T> 
     return await body();
   } finally {
     await rm(lockDir, { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
