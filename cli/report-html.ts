@@ -151,15 +151,7 @@ function sizeChart(t: TargetReport): string {
   const complete = t.backups.filter((b) => b.status === 'complete');
   return chart('dump-size', 'Dump size and duration', {
     xAxis: timeAxis(),
-    yAxis: [
-      {
-        type: 'value',
-        name: 'MiB',
-        nameTextStyle: { color: '#444' },
-        splitLine: { lineStyle: { color: '#eee' } },
-      },
-      { type: 'value', name: 'seconds', nameTextStyle: { color: '#444' }, splitLine: { show: false } },
-    ],
+    yAxis: [valueAxis('MiB'), valueAxis('seconds', { show: false })],
     tooltip: {},
     series: [
       {
@@ -200,6 +192,11 @@ function sizeChart(t: TargetReport): string {
   });
 }
 
+/** A value axis named for its unit, with light grid lines. */
+function valueAxis(unit: string, splitLine: object = { lineStyle: { color: '#eee' } }) {
+  return { type: 'value' as const, name: unit, nameTextStyle: { color: '#444' }, splitLine };
+}
+
 function ageChart(t: TargetReport, now: number): string {
   const hours = (s: number) => round(s / 3600, 3);
   // The hourly tier's window at least: every run's backup is still stored there.
@@ -207,12 +204,7 @@ function ageChart(t: TargetReport, now: number): string {
   const first = Math.min(now - window, t.backupAge[0] ? ms(t.backupAge[0][0]) : now);
   return chart('backup-age', 'Age of the newest verified backup against the RPO', {
     xAxis: timeAxis(first, now),
-    yAxis: {
-      type: 'value',
-      name: 'hours',
-      nameTextStyle: { color: '#444' },
-      splitLine: { lineStyle: { color: '#eee' } },
-    },
+    yAxis: valueAxis('hours'),
     series: [
       {
         name: 'backup age',
@@ -300,12 +292,7 @@ function drillsChart(t: TargetReport, now: number): string {
   const rto = minutes(t.rto.objectiveSeconds);
   return chart('drills', 'Restore drills: recovery time against the RTO', {
     xAxis: timeAxis(first - span * 0.05, now + span * 0.05),
-    yAxis: {
-      type: 'value',
-      name: 'minutes',
-      nameTextStyle: { color: '#444' },
-      splitLine: { lineStyle: { color: '#eee' } },
-    },
+    yAxis: valueAxis('minutes'),
     series: [
       {
         name: 'passed',

@@ -1,12 +1,12 @@
 // `keycloak-backup pitr`: a real point-in-time recovery kept running under a name, until `pitr --drop NAME`.
 import path from 'node:path';
-import { clearSessions } from '../../functions/adapters/postgres/restore-target.js';
 import { parseRestoreTime } from '../../functions/core/drill.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { checkRecoveryName } from '../../functions/core/recovery.js';
 import { PASSWORD_FILE } from '../../local/stack.js';
 import { formatDuration, formatTable } from '../format.js';
 import { RestoreKeyReport } from '../realm-keys.js';
+import { settleRevivedSessions } from '../revived-sessions.js';
 import { withSession } from '../session.js';
 
 export interface PitrOptions {
@@ -105,16 +105,13 @@ export async function pitrCommand(options: PitrOptions): Promise<number> {
     const took = Date.now() - started;
     if (instance.databaseUrl)
       await keys.afterRestore(instance.databaseUrl, `${name} (the recovered database)`);
-    if (options.clearSessions && instance.databaseUrl) {
-      const cleared = await clearSessions(instance.databaseUrl, services.config.KB_KEYCLOAK_SCHEMA);
-      console.log(
-        `cleared ${cleared.userSessions} user sessions and ${cleared.clientSessions} client sessions revived by the recovery`,
-      );
-    } else {
-      console.log(
-        'note: the recovery revives the sessions stored at that time; pass --clear-sessions to log everyone out',
-      );
-    }
+    await settleRevivedSessions({
+      databaseUrl: instance.databaseUrl,
+      schema: services.config.KB_KEYCLOAK_SCHEMA,
+      clear: options.clearSessions,
+      what: 'recovery',
+      storedWhere: 'at that time',
+    });
     const asked = time === 'latest' ? 'the latest archived change' : time.toISOString();
     const reached = instance.reachedTime ? ` (recovery reached ${instance.reachedTime.toISOString()})` : '';
     console.log(`recovered ${target} to ${asked}${reached} in ${formatDuration(took)}`);

@@ -1,11 +1,12 @@
 // `keycloak-backup restore <backupId> --to URL`: download, decrypt, pg_restore, then the Keycloak checks.
 
-import { clearSessions, prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
+import { prepareRestoreTarget } from '../../functions/adapters/postgres/restore-target.js';
 import { readRestoreManifest, restoreStep } from '../../functions/core/backup-steps.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { archiveBytes } from '../../functions/core/manifest.js';
 import { formatBytes, formatDuration, formatTable } from '../format.js';
 import { RestoreKeyReport } from '../realm-keys.js';
+import { settleRevivedSessions } from '../revived-sessions.js';
 import { withSession } from '../session.js';
 import { checkBackupId, resolveTarget } from './verify.js';
 
@@ -88,16 +89,13 @@ export async function restoreCommand(backupId: string, options: RestoreOptions):
     console.log(
       `restored ${backupId} of ${target} (${formatBytes(archiveBytes(restored.manifest.dump))}, Keycloak ${restored.report.keycloakVersion ?? 'unknown'}) in ${formatDuration(restored.durationMs)}`,
     );
-    if (options.clearSessions) {
-      const cleared = await clearSessions(options.to, services.config.KB_KEYCLOAK_SCHEMA);
-      console.log(
-        `cleared ${cleared.userSessions} user sessions and ${cleared.clientSessions} client sessions revived by the restore`,
-      );
-    } else {
-      console.log(
-        'note: the restore revives the sessions stored in the backup; pass --clear-sessions to log everyone out',
-      );
-    }
+    await settleRevivedSessions({
+      databaseUrl: options.to,
+      schema: services.config.KB_KEYCLOAK_SCHEMA,
+      clear: options.clearSessions,
+      what: 'restore',
+      storedWhere: 'in the backup',
+    });
     keys.finish();
     if (!restored.report.passed) {
       const failed = restored.report.checks.filter((c) => c.status === 'fail').map((c) => c.name);
