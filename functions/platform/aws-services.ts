@@ -28,20 +28,17 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
   const drKeyArn = required(config.KB_DR_KMS_KEY_ID, 'KB_DR_KMS_KEY_ID');
   const objectLock = config.KB_OBJECT_LOCK_MODE === 'NONE' ? undefined : config.KB_OBJECT_LOCK_MODE;
 
-  const primaryStore = new S3ObjectStore({
-    bucket: config.KB_PRIMARY_BUCKET,
-    region: config.KB_PRIMARY_REGION,
-    sse: { kmsKeyId: primaryKeyArn },
-    objectLock: objectLock !== undefined,
-    objectLockMode: objectLock,
-  });
-  const drStore = new S3ObjectStore({
-    bucket: config.KB_DR_BUCKET,
-    region: config.KB_DR_REGION,
-    sse: { kmsKeyId: drKeyArn },
-    objectLock: objectLock !== undefined,
-    objectLockMode: objectLock,
-  });
+  // Each region's bucket, encrypted at rest under that region's key, with the same Object Lock.
+  const regionStore = (bucket: string, region: string, kmsKeyId: string) =>
+    new S3ObjectStore({
+      bucket,
+      region,
+      sse: { kmsKeyId },
+      objectLock: objectLock !== undefined,
+      objectLockMode: objectLock,
+    });
+  const primaryStore = regionStore(config.KB_PRIMARY_BUCKET, config.KB_PRIMARY_REGION, primaryKeyArn);
+  const drStore = regionStore(config.KB_DR_BUCKET, config.KB_DR_REGION, drKeyArn);
 
   const keys = new KmsKeys({ primaryKeyArn, drKeyArn });
   const esdk = new EsdkEnvelope({
