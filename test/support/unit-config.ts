@@ -1,6 +1,8 @@
-// The configuration of unit tests over fake ports: one local target, two buckets, and files and endpoints that
-// nothing may touch (a test that reaches them fails loudly).
+// The configuration and services of unit tests over fake ports: one local target, two buckets, and files and
+// endpoints that nothing may touch (a test that reaches them fails loudly), a silent logger, a fixed clock.
 import { type Config, parseConfig } from '../../functions/platform/config.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
 
 export function unitConfig(overrides: Record<string, string> = {}): Config {
   return parseConfig({
@@ -13,4 +15,14 @@ export function unitConfig(overrides: Record<string, string> = {}): Config {
     KB_LOCAL_STATE_DIR: '/nonexistent/state',
     ...overrides,
   });
+}
+
+/** Services for a handler under test: unitConfig(), a silent logger, the clock at `now`, and the ports it uses. */
+export function unitServices(now: Date, ports: Record<string, unknown>): Services {
+  return {
+    config: unitConfig(),
+    logger: createLogger({ silent: true }),
+    clock: { now: () => now },
+    ...ports,
+  } as unknown as Services;
 }

@@ -15,11 +15,10 @@ import { makeHandler as makeRecord } from '../../functions/handlers/record-drill
 import { makeHandler as makeTeardown } from '../../functions/handlers/teardown-drill.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
 import { makeHandler as makeVerify } from '../../functions/handlers/verify-drill.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { unitConfig } from '../support/unit-config.js';
+import { unitServices } from '../support/unit-config.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
@@ -88,14 +87,10 @@ const rsaKey = (componentId: string): RealmKey => ({
 function fakeServices(
   overrides: Partial<Services> = {},
 ): Services & { store: MemoryObjectStore; pitrFake: FakePitr; alerts: Alert[] } {
-  const config = unitConfig();
   const store = new MemoryObjectStore({ bucket: 'kb-primary', region: 'eu-west-1', now: () => now });
   const pitrFake = new FakePitr();
   const alerts: Alert[] = [];
-  const services = {
-    config,
-    logger: createLogger({ silent: true }),
-    clock: { now: () => now },
+  const services = unitServices(now, {
     primaryStore: store,
     envelope: testEnvelope(),
     pitr: pitrFake,
@@ -104,7 +99,7 @@ function fakeServices(
     },
     notifier: { publish: async (alert: Alert) => void alerts.push(alert) },
     ...overrides,
-  } as unknown as Services;
+  });
   return Object.assign(services, { store, pitrFake, alerts });
 }
 

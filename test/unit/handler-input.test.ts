@@ -6,25 +6,20 @@ import { makeHandler as makeDump } from '../../functions/handlers/dump-database.
 import { makeHandler as makeNotify } from '../../functions/handlers/notify-failure.js';
 import { makeHandler as makePlan } from '../../functions/handlers/plan-backup.js';
 import { makeHandler as makeValidate } from '../../functions/handlers/validate-drill.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { unitConfig } from '../support/unit-config.js';
+import { unitServices } from '../support/unit-config.js';
 
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 const now = new Date('2026-11-23T12:00:00Z');
 
 function services(): Services & { alerts: Alert[] } {
   const alerts: Alert[] = [];
-  const config = unitConfig();
   return Object.assign(
-    {
-      config,
-      logger: createLogger({ silent: true }),
-      clock: { now: () => now },
+    unitServices(now, {
       primaryStore: new MemoryObjectStore({ bucket: 'kb-primary', now: () => now }),
       notifier: { publish: async (alert: Alert) => void alerts.push(alert) },
-    } as unknown as Services,
+    }),
     { alerts },
   );
 }

@@ -5,11 +5,10 @@ import { KeyMismatchError } from '../../functions/core/errors.js';
 import { manifestKey } from '../../functions/core/layout.js';
 import { writeManifest } from '../../functions/core/stored-backups.js';
 import { makeHandler as makePlan } from '../../functions/handlers/plan-backup.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { unitConfig } from '../support/unit-config.js';
+import { unitServices } from '../support/unit-config.js';
 
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 const now = new Date('2026-11-23T12:00:00Z');
@@ -21,17 +20,13 @@ const NEW_KEY = randomBytes(32);
 class PastTheKeyCheck extends Error {}
 
 function services(key: Buffer, store: MemoryObjectStore): Services {
-  const config = unitConfig();
-  return {
-    config,
-    logger: createLogger({ silent: true }),
-    clock: { now: () => now },
+  return unitServices(now, {
     primaryStore: store,
     envelope: testEnvelope(key),
     binaries: async () => {
       throw new PastTheKeyCheck('the key check passed');
     },
-  } as unknown as Services;
+  });
 }
 
 async function storeWith(...backups: { backupId: string; key: Buffer }[]): Promise<MemoryObjectStore> {

@@ -5,24 +5,16 @@ import { runReportKey } from '../../functions/core/layout.js';
 import { type EmfRecord, emittedNames, METRIC_NAMES, METRICS } from '../../functions/core/metrics.js';
 import { backupRunMetrics, runReportSchema } from '../../functions/core/run-report.js';
 import { makeHandler } from '../../functions/handlers/report-backup.js';
-import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
 import { FIXTURE_ENVELOPE, putBackup, sampleManifest } from '../support/report-fixtures.js';
-import { unitConfig } from '../support/unit-config.js';
+import { unitServices } from '../support/unit-config.js';
 
 const now = new Date('2026-11-23T12:10:00Z');
 const context = { getRemainingTimeInMillis: () => 60_000, awsRequestId: 'req-1' } as never;
 
 function fakeServices(store: MemoryObjectStore): Services {
-  const config = unitConfig();
-  return {
-    config,
-    logger: createLogger({ silent: true }),
-    clock: { now: () => now },
-    primaryStore: store,
-    envelope: FIXTURE_ENVELOPE,
-  } as unknown as Services;
+  return unitServices(now, { primaryStore: store, envelope: FIXTURE_ENVELOPE });
 }
 
 const ok = { failed: false };

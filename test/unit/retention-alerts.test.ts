@@ -8,11 +8,9 @@ import type { SnapshotEngine } from '../../functions/core/ports.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { writeManifest } from '../../functions/core/stored-backups.js';
 import { makeHandler } from '../../functions/handlers/apply-retention.js';
-import { createLogger } from '../../functions/platform/logger.js';
-import type { Services } from '../../functions/platform/services.js';
 import { sampleManifest, testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
-import { unitConfig } from '../support/unit-config.js';
+import { unitServices } from '../support/unit-config.js';
 
 const TARGET = 'keycloak';
 const TOPIC = 'arn:aws:sns:eu-west-1:111122223333:keycloak-backup-dev-alerts';
@@ -43,16 +41,13 @@ async function setup() {
   const client = new SNSClient({ region: 'eu-west-1' });
   const sns = mockClient(client);
   sns.on(PublishCommand).resolves({ MessageId: 'm1' });
-  const services = {
-    config: unitConfig(),
-    logger: createLogger({ silent: true }),
-    clock: { now: () => now },
+  const services = unitServices(now, {
     primaryStore,
     drStore,
     envelope,
     snapshots: noSnapshots,
     notifier: new SnsNotifier({ topicArn: TOPIC, client }),
-  } as unknown as Services;
+  });
   const retention = () =>
     makeHandler(services)(
       {
