@@ -61,6 +61,8 @@ export interface LocalStackOptions {
   log?: (line: string) => void;
   /** Stop the stack on SIGINT/SIGTERM and signal its servers at process exit. Default true. */
   handleSignals?: boolean;
+  /** Seconds each server's fast shutdown may take before SIGQUIT (LocalPostgresCluster's stopTimeoutSeconds). */
+  stopTimeoutSeconds?: number;
 }
 
 export interface LocalStack {
@@ -233,8 +235,12 @@ async function onSignal(signal: NodeJS.Signals): Promise<void> {
   process.stderr.write(`\ninterrupted (${signal}): stopping what this command started\n`);
   const lines = await runInterruptCleanups();
   const stacks = [...liveStacks];
-  await Promise.allSettled(stacks.map((stack) => stack.stop()));
-  lines.push('stopped the local stack');
+  const stopped = await Promise.allSettled(stacks.map((stack) => stack.stop()));
+  const failed = stopped.find((result) => result.status === 'rejected');
+  // Only what is true: a server that did not stop (a hung replica) is named, not covered by "stopped".
+  lines.push(
+    failed ? `the local stack did not stop: ${(failed.reason as Error).message}` : 'stopped the local stack',
+  );
   for (const stack of stacks) lines.push(...(await stack.removeLeftovers().catch(() => [])));
   for (const line of lines) process.stderr.write(`  ${line}\n`);
   uninstallHandlers();
@@ -465,6 +471,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     portFlexible: true,
     password,
     log,
+    ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
   });
   const replica = new LocalPostgresCluster({
     name: 'replica',
@@ -475,6 +482,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     portFlexible: true,
     password,
     log,
+    ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
   });
 
   const onDisk = {

@@ -443,6 +443,36 @@ describe('restarting the local stack', () => {
     expect(isProcessRunning(primaryPid!)).toBe(false);
   });
 
+  it('fails its stop, naming the replica, instead of saying "local stack stopped" while a hung replica runs', async () => {
+    const logs: string[] = [];
+    const hung = await startLocalStack({
+      stateDir: stack.stateDir,
+      durable: false,
+      handleSignals: false,
+      stopTimeoutSeconds: 2,
+      log: (line) => logs.push(line),
+    });
+    const replicaPid = (await hung.replica.pid())!;
+    const primaryPid = (await hung.primary.pid())!;
+    process.kill(replicaPid, 'SIGSTOP');
+    try {
+      await expect(hung.stop()).rejects.toThrow(`the local replica cluster (pid ${replicaPid}) did not stop`);
+      expect(logs).not.toContain('local stack stopped');
+      expect(isProcessRunning(replicaPid)).toBe(true);
+      // The rest still stops: the primary is not left running because the replica hung.
+      expect(isProcessRunning(primaryPid)).toBe(false);
+    } finally {
+      // Continued, it finds the SIGQUIT the failed stop sent and exits (an immediate shutdown).
+      process.kill(replicaPid, 'SIGCONT');
+      for (let i = 0; i < 200 && isProcessRunning(replicaPid); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // The failed stop kept the folder's lock (ours): later tests here start the stack again.
+      await rm(path.join(stack.stateDir, 'stack.lock'), { force: true });
+    }
+    expect(isProcessRunning(replicaPid)).toBe(false);
+  });
+
   it('refuses to share a state directory with another running process', async () => {
     await writeFile(path.join(stack.stateDir, 'stack.lock'), `${process.ppid}\n`);
     try {

@@ -319,6 +319,11 @@ export interface ClusterOptions {
   /** How long `pg_ctl start -w` waits for connections: a restored copy replays WAL first. Default 120. */
   startTimeoutSeconds?: number;
   log?: (line: string) => void;
+  /**
+   * Seconds a shutdown may take before SIGQUIT, and then seconds more for the server to go before stop() fails (at
+   * most 30, 10 for an immediate one). Default 60: a checkpoint of a large cluster takes a while.
+   */
+  stopTimeoutSeconds?: number;
 }
 
 export type ClusterStatus = { state: 'running'; pid: number; port: number } | { state: 'stopped' };
@@ -413,6 +418,7 @@ export class LocalPostgresCluster {
   private readonly portFlexible: boolean;
   private readonly startTimeoutSeconds: number;
   private readonly log: (line: string) => void;
+  private readonly stopTimeoutSeconds: number;
   /** The postmaster we started or adopted, for a synchronous last-resort signal at process exit. */
   private knownPid: number | undefined;
   /** The shutdown in progress, shared by every caller meanwhile. */
@@ -430,6 +436,7 @@ export class LocalPostgresCluster {
     this.startTimeoutSeconds = options.startTimeoutSeconds ?? 120;
     this.password = options.password ?? generatePassword();
     this.log = options.log ?? (() => {});
+    this.stopTimeoutSeconds = options.stopTimeoutSeconds ?? 60;
   }
 
   /** A URL for the local superuser with its password: never print or log it (see connect.ts redact). */
@@ -622,11 +629,11 @@ export class LocalPostgresCluster {
       await runPgProgram(
         this.binaries,
         'pg_ctl',
-        ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'],
+        ['-D', this.dataDir, '-m', mode, '-w', '-t', String(this.stopTimeoutSeconds), 'stop'],
         {
           asServer: true,
           cwd: this.baseDir,
-          timeoutMs: 90_000,
+          timeoutMs: (this.stopTimeoutSeconds + 30) * 1000,
         },
       );
     } catch (error) {
@@ -634,7 +641,7 @@ export class LocalPostgresCluster {
       this.log(`${this.name}: ${mode} shutdown failed (${(error as Error).message}); sending SIGQUIT`);
       if (isProcessRunning(status.pid)) process.kill(status.pid, 'SIGQUIT');
     }
-    const patience = mode === 'fast' ? 30_000 : 10_000;
+    const patience = Math.min(mode === 'fast' ? 30 : 10, this.stopTimeoutSeconds) * 1000;
     if (!(await waitForExit(status.pid, patience)) && mode === 'immediate') {
       this.log(`${this.name}: pid ${status.pid} ignored SIGQUIT; sending SIGKILL`);
       process.kill(status.pid, 'SIGKILL');
