@@ -251,6 +251,15 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
     'aws:TagKeys': ['pipeline', 'recovery', 'target'],
   };
   const drSnapshot = c.rds(w.drRegion, `snapshot:${snapshotId}`);
+  /** RestoreDBInstanceToPointInTime from the source into `target`, and every resource it names. */
+  const pointInTimeRestore = (target: string, context: Context, why: string): AwsCall[] =>
+    [
+      source,
+      target,
+      c.rds(w.region, `subgrp:${w.subnetGroup}`),
+      c.rds(w.region, 'og:default:postgres-16'),
+      c.rds(w.region, 'pg:default.postgres16'),
+    ].map((resource) => ({ action: 'rds:RestoreDBInstanceToPointInTime', resource, context, why }));
 
   return {
     planBackup: [
@@ -370,20 +379,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       { action: 'rds:DescribeDBInstanceAutomatedBackups', resource: source, why: 'restorableWindow' },
     ],
     startDrillRestore: [
-      ...[
-        source,
-        drill,
-        c.rds(w.region, `subgrp:${w.subnetGroup}`),
-        c.rds(w.region, 'og:default:postgres-16'),
-        c.rds(w.region, 'pg:default.postgres16'),
-      ].map(
-        (resource): AwsCall => ({
-          action: 'rds:RestoreDBInstanceToPointInTime',
-          resource,
-          context: { 'rds:PubliclyAccessible': 'false' },
-          why: 'RdsPointInTimeEngine.restore',
-        }),
-      ),
+      ...pointInTimeRestore(drill, { 'rds:PubliclyAccessible': 'false' }, 'RdsPointInTimeEngine.restore'),
       {
         action: 'rds:AddTagsToResource',
         resource: drill,
@@ -436,20 +432,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
     startRecovery: [
       { action: 'rds:DescribeDBInstances', resource: source, why: 'restorableWindow: the source' },
       { action: 'rds:DescribeDBInstanceAutomatedBackups', resource: source, why: 'restorableWindow' },
-      ...[
-        source,
-        recovery,
-        c.rds(w.region, `subgrp:${w.subnetGroup}`),
-        c.rds(w.region, 'og:default:postgres-16'),
-        c.rds(w.region, 'pg:default.postgres16'),
-      ].map(
-        (resource): AwsCall => ({
-          action: 'rds:RestoreDBInstanceToPointInTime',
-          resource,
-          context: recoveryTags,
-          why: 'RdsPointInTimeEngine.restore (purpose recovery)',
-        }),
-      ),
+      ...pointInTimeRestore(recovery, recoveryTags, 'RdsPointInTimeEngine.restore (purpose recovery)'),
       {
         action: 'rds:AddTagsToResource',
         resource: recovery,
