@@ -18,7 +18,15 @@ const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3
 const FUNCTION_PERMISSIONS = {
   // Lists the day's backup ids (a manual run's id) and reads the newest manifest (the key it was written under).
   planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead'],
-  dumpDatabase: ['envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead', 'primaryWrite'],
+  // Asks RDS whether the read replica is available and replicating before it dumps from it.
+  dumpDatabase: [
+    'envelopeEncrypt',
+    'envelopeDecrypt',
+    'secretRead',
+    'primaryManifestsRead',
+    'primaryWrite',
+    'replicaDescribe',
+  ],
   verifyBackup: [
     'envelopeEncrypt',
     'envelopeDecrypt',
@@ -186,6 +194,14 @@ function permissionSets(p) {
     snapshotsDescribe: [
       // DescribeDBSnapshots without an identifier (listing) is only authorised on "*".
       { Effect: 'Allow', Action: ['rds:DescribeDBSnapshots'], Resource: '*' },
+    ],
+    // The dump's freshness check: the read replica's status and its read replication.
+    replicaDescribe: [
+      {
+        Effect: 'Allow',
+        Action: ['rds:DescribeDBInstances'],
+        Resource: arn('rds', join(['db:', p.replicaInstanceId])),
+      },
     ],
     // The snapshot step waits while the instance is backing up (CreateDBSnapshot refuses a busy instance).
     sourceDescribe: [
@@ -368,6 +384,7 @@ async function roles({ resolveVariable, resolveConfigurationProperty }) {
     drKmsKeyArn: await resolveVariable('param:drKmsKeyArn'),
     instanceKmsKeyArn: await resolveVariable('param:instanceKmsKeyArn'),
     instanceId: await resolveVariable('param:instanceId'),
+    replicaInstanceId: await resolveVariable('param:replicaInstanceId'),
     secretArn: await resolveVariable('param:secretArn'),
     scratchSecretArn: await resolveVariable('param:scratchSecretArn'),
     pipeline: await resolveVariable('self:custom.pipelineName'),

@@ -169,6 +169,14 @@ export const systemClock: Clock = { now: () => new Date() };
 
 export type EndpointRole = 'replica' | 'primary';
 
+/**
+ * The provider's view of a target's read replica (on RDS: the instance's status and its read replication), asked
+ * before a dump; a replica that is not replicating is a StaleReplicaError.
+ */
+export interface ReplicaMonitor {
+  assertReplicating(target: string): Promise<void>;
+}
+
 /** Resolves where a target's database answers, with credentials (AWS: host plus Secrets Manager; local: URLs). */
 export interface DatabaseLocator {
   /** A postgres:// URL with credentials; never log it. */

@@ -12,6 +12,8 @@ export interface Target {
   primary?: string;
   /** RDS instance identifier (AWS snapshots and point-in-time restore). */
   instanceId?: string;
+  /** RDS instance identifier of the read replica (AWS: its status and replication are checked before a dump). */
+  replicaInstanceId?: string;
   /** Secrets Manager ARN holding {username, password} (AWS). */
   secretArn?: string;
 }

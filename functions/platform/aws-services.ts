@@ -2,6 +2,7 @@
 
 import { KmsKeys } from '../adapters/aws/kms-keyring.js';
 import { RdsPointInTimeEngine } from '../adapters/aws/rds-pitr.js';
+import { RdsReplicaMonitor } from '../adapters/aws/rds-replica.js';
 import { RdsSnapshotEngine } from '../adapters/aws/rds-snapshots.js';
 import { SecretsDatabaseLocator } from '../adapters/aws/secrets-locator.js';
 import { SnsNotifier } from '../adapters/aws/sns-notifier.js';
@@ -119,6 +120,8 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
       tempDir: `${LAMBDA_TMP}/tmp`,
       // Full verification's scratch server: its credentials come from Secrets Manager, never the environment.
       scratchServerUrl: scratchServer(config, databases),
+      // RDS says whether the replica is up and replicating before each dump.
+      replicaMonitor: new RdsReplicaMonitor({ targets: config.KB_TARGETS, region: config.KB_PRIMARY_REGION }),
     }),
     copyObject: copyObjectVerified,
   };

@@ -2,7 +2,7 @@
 import { findPgBinaries, type PgBinaries } from '../adapters/postgres/binaries.js';
 import { PostgresTools } from '../adapters/postgres/postgres-tools.js';
 import { ConfigurationError } from '../core/errors.js';
-import type { DatabaseLocator, Envelope } from '../core/ports.js';
+import type { DatabaseLocator, Envelope, ReplicaMonitor } from '../core/ports.js';
 import type { Config } from './config.js';
 
 /** One result per process (per cold start on Lambda); a failure is not kept, so the next call tries again. */
@@ -36,6 +36,8 @@ export function databaseTools(
     tempDir: string;
     /** Where scratch databases go when not KB_SCRATCH_DATABASE_URL (AWS: resolved from a secret). */
     scratchServerUrl?: () => Promise<string>;
+    /** The provider's view of each target's replica (AWS: RDS), asked before every dump. */
+    replicaMonitor?: ReplicaMonitor;
   },
 ): PostgresTools {
   return new PostgresTools({

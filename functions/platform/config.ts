@@ -33,6 +33,14 @@ const target: z.ZodType<Target, z.ZodTypeDef, unknown> = z.object({
   primary: z.string().min(1).optional(),
   /** RDS instance identifier (AWS snapshots and point-in-time restore). */
   instanceId: z.string().optional(),
+  /** RDS instance identifier of the read replica `replica` points at (AWS: checked before every dump). */
+  replicaInstanceId: z
+    .string()
+    .regex(
+      /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$/,
+      'expected an RDS instance identifier: 1-63 letters, digits and hyphens, starting with a letter, no two hyphens in a row, not ending with one',
+    )
+    .optional(),
   /** Secrets Manager ARN holding {username, password} (AWS). */
   secretArn: z.string().optional(),
 });
@@ -164,6 +172,14 @@ export const configSchema = z
       if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `required ${why}` });
     };
     if (c.KB_RUNTIME === 'aws') {
+      c.KB_TARGETS.forEach((t, index) => {
+        if (!t.replicaInstanceId)
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['KB_TARGETS', index, 'replicaInstanceId'],
+            message: `required on AWS: the RDS instance identifier of ${t.name}'s read replica, whose status is checked before every dump`,
+          });
+      });
       need('KB_KMS_KEY_ID', 'on AWS');
       need('KB_DR_KMS_KEY_ID', 'on AWS');
       need('KB_ALERT_TOPIC_ARN', 'on AWS');

@@ -233,16 +233,20 @@ describe('IAM', () => {
     expect(wide).toEqual([]);
   });
 
-  it('lets only the snapshot and drill steps touch RDS, and deletes only tagged drills', () => {
+  it('lets only the snapshot and drill steps change RDS, the dump only describe its replica, and deletes only tagged drills', () => {
     const teardown = statements(primary).filter(({ where }) => where === 'TeardownDrillRole');
     const deletion = teardown.find(({ statement }) =>
       asArray(statement.Action).includes('rds:DeleteDBInstance'),
     );
     expect(deletion?.statement.Condition.StringEquals).toMatchObject({ 'rds:db-tag/drill': 'true' });
     const dump = statements(primary).filter(({ where }) => where === 'DumpDatabaseRole');
-    expect(
-      dump.flatMap(({ statement }) => asArray<string>(statement.Action)).filter((a) => a.startsWith('rds:')),
-    ).toEqual([]);
+    const dumpRds = dump.filter(({ statement }) =>
+      asArray<string>(statement.Action).some((a) => a.startsWith('rds:')),
+    );
+    // Only DescribeDBInstances, and only on the replica: the freshness check before a dump.
+    expect(dumpRds.map(({ statement }) => statement.Action)).toEqual([['rds:DescribeDBInstances']]);
+    expect(JSON.stringify(dumpRds[0]!.statement.Resource)).toContain('db:');
+    expect(JSON.stringify(dumpRds[0]!.statement.Resource)).not.toContain('"*"');
   });
 });
 

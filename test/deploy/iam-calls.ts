@@ -39,6 +39,7 @@ export interface World {
   topic: string;
   secret: string;
   instanceId: string;
+  replicaInstanceId: string;
   pipeline: string;
   subnetGroup: string;
   target: string;
@@ -51,7 +52,12 @@ export function sampleWorld(primary: TemplateResolver, dr: TemplateResolver): Wo
   const env = primary.resolve(
     primary.template.Resources.PlanBackupLambdaFunction.Properties.Environment.Variables,
   );
-  const [target] = JSON.parse(env.KB_TARGETS) as { name: string; instanceId: string; secretArn: string }[];
+  const [target] = JSON.parse(env.KB_TARGETS) as {
+    name: string;
+    instanceId: string;
+    replicaInstanceId: string;
+    secretArn: string;
+  }[];
   return {
     account: SAMPLE.account,
     region: env.KB_PRIMARY_REGION,
@@ -65,6 +71,7 @@ export function sampleWorld(primary: TemplateResolver, dr: TemplateResolver): Wo
     topic: env.KB_ALERT_TOPIC_ARN,
     secret: target!.secretArn,
     instanceId: target!.instanceId,
+    replicaInstanceId: target!.replicaInstanceId,
     pipeline: env.KB_PIPELINE_NAME,
     subnetGroup: env.KB_DRILL_SUBNET_GROUP,
     target: target!.name,
@@ -282,6 +289,11 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...envelopeEncrypt,
       ...manifestOpen,
       secret,
+      {
+        action: 'rds:DescribeDBInstances',
+        resource: c.rds(w.region, `db:${w.replicaInstanceId}`),
+        why: 'RdsReplicaMonitor: is the read replica available and replicating?',
+      },
     ],
     verifyBackup: [
       ...c.list(w.primaryBucket, 'S3 answers a missing manifest with 404 only to a role that may list'),

@@ -1,12 +1,17 @@
 // Freshness is checked, not assumed: a backup from a replica whose replay is paused (or too far behind) is a named
 // error and an alert, or a dump from the primary when so configured; the manifest records the measured lag.
+import path from 'node:path';
+import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RdsReplicaMonitor } from '../../functions/adapters/aws/rds-replica.js';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { TransientError } from '../../functions/core/errors.js';
 import type { Manifest } from '../../functions/core/manifest.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { readManifest } from '../../functions/core/stored-backups.js';
 import type { LambdaEntry } from '../../functions/handlers/index.js';
+import { databaseTools } from '../../functions/platform/common-wiring.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -86,6 +91,89 @@ describe('a replica whose replay is paused', () => {
     expect(manifest.source.replicaLagSeconds).not.toBeNull();
     expect(manifest.source.replicaLagSeconds).toBeLessThan(30);
     expect(manifest.contents.tableCounts.marker).toBe(1001);
+  });
+});
+
+describe('a replica RDS says is not replicating', () => {
+  /** The local services with the dump's freshness check asking RDS (mocked) about the replica, as on AWS. */
+  const servicesWithRds = async (env: Record<string, string>, replication: Record<string, unknown>) => {
+    const services = await servicesWith(env);
+    const rds = new RDSClient({ region: 'eu-west-1' });
+    const mock = mockClient(rds);
+    mock.on(DescribeDBInstancesCommand).resolves({
+      DBInstances: [
+        {
+          DBInstanceIdentifier: 'keycloak-replica',
+          DBInstanceStatus: 'available',
+          ReadReplicaSourceDBInstanceIdentifier: 'keycloak',
+          StatusInfos: [{ StatusType: 'read replication', ...replication }],
+        },
+      ],
+    });
+    const targets = services.config.KB_TARGETS.map((t) => ({ ...t, replicaInstanceId: 'keycloak-replica' }));
+    const tools = databaseTools(services.config, {
+      binaries: services.binaries,
+      databases: services.databases,
+      envelope: services.envelope,
+      tempDir: path.join(services.config.KB_LOCAL_STATE_DIR!, 'tmp'),
+      replicaMonitor: new RdsReplicaMonitor({ targets, client: rds }),
+    });
+    return { services: { ...services, tools }, mock };
+  };
+  const broken = { Status: 'error', Normal: false, Message: 'Replication has stopped (WAL segment removed)' };
+
+  it("fails the dump with StaleReplicaError naming the replica and RDS's message, alerted, storing nothing", async () => {
+    await ctx.stack.replica.query('select pg_wal_replay_resume()');
+    const { services, mock } = await servicesWithRds({}, broken);
+    const time = run(6);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status).toBe('FAILED');
+    expect(mock.commandCalls(DescribeDBInstancesCommand)[0]!.args[0].input).toEqual({
+      DBInstanceIdentifier: 'keycloak-replica',
+    });
+    const alert = (await readOutbox(services.config.KB_OUTBOX_FILE!)).at(-1);
+    expect(alert).toMatchObject({ target: 'keycloak', step: 'dump', error: 'StaleReplicaError' });
+    expect(alert?.execution).toBeTruthy();
+    expect(alert?.cause).toContain('read replication of keycloak-replica (replica of keycloak) is error');
+    expect(alert?.cause).toContain('WAL segment removed');
+    await expect(
+      readManifest(services.primaryStore, services.envelope, 'keycloak', backupIdFor(time)),
+    ).rejects.toThrow();
+  });
+
+  it('dumps from the primary instead with KB_STALE_REPLICA_ACTION=primary', async () => {
+    const { services } = await servicesWithRds({ KB_STALE_REPLICA_ACTION: 'primary' }, broken);
+    const time = run(7);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status, result.cause).toBe('SUCCEEDED');
+    const manifest = await readManifest(
+      services.primaryStore,
+      services.envelope,
+      'keycloak',
+      backupIdFor(time),
+    );
+    expect(manifest.source.endpointRole).toBe('primary');
+  });
+
+  it('dumps from the replica when RDS says it is replicating', async () => {
+    const { services, mock } = await servicesWithRds({}, { Status: 'replicating', Normal: true });
+    const time = run(8);
+
+    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+
+    expect(result.status, result.cause).toBe('SUCCEEDED');
+    expect(mock.commandCalls(DescribeDBInstancesCommand).length).toBeGreaterThan(0);
+    const manifest = await readManifest(
+      services.primaryStore,
+      services.envelope,
+      'keycloak',
+      backupIdFor(time),
+    );
+    expect(manifest.source.endpointRole).toBe('replica');
   });
 });
 

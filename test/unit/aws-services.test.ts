@@ -15,6 +15,7 @@ const env = {
       name: 'kc',
       replica: 'kc-replica.abc.eu-west-1.rds.amazonaws.com',
       instanceId: 'kc',
+      replicaInstanceId: 'kc-replica',
       secretArn: 'arn:s',
     },
   ]),

@@ -55,6 +55,35 @@ describe('configuration', () => {
     );
   });
 
+  it("requires each target's read replica instance id on AWS, and an RDS identifier wherever it is given", () => {
+    const aws = {
+      ...local,
+      KB_RUNTIME: 'aws',
+      KB_KMS_KEY_ID: 'arn:k1',
+      KB_DR_KMS_KEY_ID: 'arn:k2',
+      KB_ALERT_TOPIC_ARN: 'arn:t',
+      KB_FULL_VERIFY_TIERS: '',
+    };
+    const withReplica = (replicaInstanceId?: string) =>
+      JSON.stringify([{ name: 'keycloak', replica: 'kc-replica.example.com', replicaInstanceId }]);
+
+    expect(() => parseConfig({ ...aws, KB_TARGETS: withReplica() })).toThrow(
+      /KB_TARGETS\.0\.replicaInstanceId: required on AWS: the RDS instance identifier of keycloak's read replica/,
+    );
+    expect(parseConfig({ ...aws, KB_TARGETS: withReplica('kc-prod-replica-1') }).KB_TARGETS[0]).toMatchObject(
+      {
+        replicaInstanceId: 'kc-prod-replica-1',
+      },
+    );
+    for (const bad of ['1replica', 'kc--replica', 'kc-replica-', 'kc_replica', 'r'.repeat(64)]) {
+      expect(() => parseConfig({ ...aws, KB_TARGETS: withReplica(bad) }), bad).toThrow(
+        /KB_TARGETS\.0\.replicaInstanceId: expected an RDS instance identifier/,
+      );
+    }
+    // Locally there is no RDS: not needed.
+    expect(() => parseConfig(local)).not.toThrow();
+  });
+
   it('refuses a target name that cannot be an object key prefix', () => {
     const targets = JSON.stringify([{ name: 'Prod DB', replica: 'x' }]);
     expect(() => parseConfig({ ...local, KB_TARGETS: targets })).toThrow(/KB_TARGETS.0.name/);

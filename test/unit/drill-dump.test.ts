@@ -15,7 +15,14 @@ const SCRATCH_SECRET = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:kb-
 
 const aws = {
   KB_RUNTIME: 'aws',
-  KB_TARGETS: JSON.stringify([{ name: 'keycloak', replica: 'kc-replica.example.com', secretArn: 'arn:x' }]),
+  KB_TARGETS: JSON.stringify([
+    {
+      name: 'keycloak',
+      replica: 'kc-replica.example.com',
+      replicaInstanceId: 'kc-replica',
+      secretArn: 'arn:x',
+    },
+  ]),
   KB_PRIMARY_BUCKET: 'kb-primary',
   KB_DR_BUCKET: 'kb-dr',
   KB_KMS_KEY_ID: 'arn:aws:kms:eu-west-1:111122223333:key/1',

@@ -9,6 +9,7 @@ import type {
   DumpRequest,
   Envelope,
   ObjectStore,
+  ReplicaMonitor,
   SourceIdentity,
   StoredDump,
 } from '../../core/ports.js';
@@ -39,6 +40,8 @@ export interface PostgresToolsOptions {
   tempDir?: string;
   /** Replica freshness before a dump (KB_REPLICA_MAX_LAG_SECONDS, KB_STALE_REPLICA_ACTION); unchecked when absent. */
   freshness?: { maxLagSeconds: number; whenStale: 'fail' | 'primary' };
+  /** The provider's view of the replica (RDS), asked before the lag is measured; none locally. */
+  replicaMonitor?: ReplicaMonitor;
 }
 
 export class PostgresTools implements DatabaseTools {
@@ -90,16 +93,19 @@ export class PostgresTools implements DatabaseTools {
   }
 
   /**
-   * The replica when it is fresh (replay not paused, within the allowed lag of the primary); when it is not, a
-   * StaleReplicaError, or the primary when so configured. Unchecked without a separate primary endpoint.
+   * The replica when it is fresh (the provider says it is replicating; replay not paused, within the allowed lag of
+   * the primary); when it is not, a StaleReplicaError, or the primary when so configured. The lag is measured only
+   * with a separate primary endpoint.
    */
   private async freshEndpoint(target: string): Promise<{ url: string; lagSeconds?: number }> {
     const replicaUrl = await this.options.databases.connectionUrl(target, 'replica');
     const freshness = this.options.freshness;
     if (!freshness) return { url: replicaUrl };
-    const primaryUrl = await this.options.databases.connectionUrl(target, 'primary').catch(() => undefined);
-    if (!primaryUrl || primaryUrl === replicaUrl) return { url: replicaUrl };
+    const found = await this.options.databases.connectionUrl(target, 'primary').catch(() => undefined);
+    const primaryUrl = found && found !== replicaUrl ? found : undefined;
     try {
+      await this.options.replicaMonitor?.assertReplicating(target);
+      if (!primaryUrl) return { url: replicaUrl };
       const lagSeconds = await measureReplicaLag({
         replicaUrl,
         primaryUrl,
@@ -108,7 +114,8 @@ export class PostgresTools implements DatabaseTools {
       });
       return { url: replicaUrl, lagSeconds };
     } catch (error) {
-      if (freshness.whenStale !== 'primary' || (error as Error).name !== 'StaleReplicaError') throw error;
+      const stale = (error as Error).name === 'StaleReplicaError';
+      if (!primaryUrl || freshness.whenStale !== 'primary' || !stale) throw error;
       return { url: primaryUrl };
     }
   }
