@@ -21,7 +21,7 @@
 //   Raw restore: `pg_restore --jobs N` with the pipeline's flags from the stored archive, decrypted once to disk.
 //   Pipeline restore: restoreStep in a separate process; the ratio uses its data path (download, decrypt, spool,
 //   pg_restore); the step with its Keycloak checks is recorded too.
-// - Environment: the worker, and the raw pg_dump and pg_restore, start with the Lambdas' GLIBC_TUNABLES
+// - Environment: the worker, and the raw pg_dump and pg_restore, start with the Lambdas' GLIBC_TUNABLES and NODE_OPTIONS
 //   (serverless/runtime.cjs), which the pipeline's own pg_dump and pg_restore inherit.
 // - Verification: tools.verifyStored over the stored dump as the steps describe it (stored SHA-256 against the
 //   manifest, authenticated decryption), in MiB of stored bytes per second, first pass in a fresh worker (as a
@@ -82,12 +82,13 @@ import {
 /** The Lambdas' process settings (serverless/runtime.cjs), so the worker runs as they do. */
 const lambdaRuntime = createRequire(import.meta.url)('../serverless/runtime.cjs') as {
   glibcTunables: string;
+  nodeOptions: string;
 };
 /**
  * What the worker and the raw tools add to this process's environment: the Lambdas' own settings, which the
  * pipeline's pg_dump and pg_restore inherit from the worker (serverless.yml takes them from the same module).
  */
-const LAMBDA_ENV = { GLIBC_TUNABLES: lambdaRuntime.glibcTunables };
+const LAMBDA_ENV = { GLIBC_TUNABLES: lambdaRuntime.glibcTunables, NODE_OPTIONS: lambdaRuntime.nodeOptions };
 const execFileAsync = promisify(execFile);
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(BENCH_DIR, '..');
@@ -614,7 +615,7 @@ async function main(): Promise<number> {
         zstdLevel: options.zstdLevel,
         durable,
         seed: options.seed,
-        worker: `${options.bundle ? 'esbuild bundle, plain node' : 'tsx loader'}, GLIBC_TUNABLES=${lambdaRuntime.glibcTunables}`,
+        worker: `${options.bundle ? 'esbuild bundle, plain node' : 'tsx loader'}, GLIBC_TUNABLES=${lambdaRuntime.glibcTunables}, NODE_OPTIONS=${lambdaRuntime.nodeOptions}`,
         restoreServer:
           'a standalone local cluster of the same PostgreSQL (no WAL archive, no standby), fresh database per run',
       },

@@ -11,6 +11,7 @@ type Json = any;
 
 const lambdaRuntime = createRequire(import.meta.url)('../../serverless/runtime.cjs') as {
   glibcTunables: string;
+  nodeOptions: string;
 };
 /** The dynamic loader of this machine's glibc (x86-64 or arm64). */
 const LOADER =
@@ -291,11 +292,12 @@ describe('Lambdas', () => {
     expect(config.KB_OBJECT_LOCK_MODE).toBe('GOVERNANCE');
   });
 
-  it('start with the malloc settings of serverless/runtime.cjs, which this glibc reads as meant', () => {
+  it('start with the malloc and node settings of serverless/runtime.cjs, which this glibc reads as meant', () => {
     const functions = ofType(primary, 'AWS::Lambda::Function');
     expect(functions.length).toBeGreaterThan(5);
     for (const [, fn] of functions) {
       expect(fn.Properties.Environment.Variables.GLIBC_TUNABLES).toBe(lambdaRuntime.glibcTunables);
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBe(lambdaRuntime.nodeOptions);
     }
     // glibc ignores a misspelt tunable without a word; its loader prints what it would use.
     const { stdout } = spawnSync(LOADER, ['--list-tunables'], {
