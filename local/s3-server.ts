@@ -46,10 +46,20 @@ export interface S3ServerOptions {
   buckets: readonly string[];
   /** A port to try first (the one used last time); a free one is taken when it is busy. */
   preferredPort?: number;
+  /**
+   * Multipart uploads started longer ago than this are aborted, as the buckets' lifecycle rule does on AWS
+   * (AbortIncompleteMultipartUpload, DaysAfterInitiation 1 in serverless/storage.cjs): at start and whenever an
+   * upload starts in that bucket.
+   */
+  abortIncompleteUploadsAfterMs?: number;
 }
+
+/** serverless/storage.cjs: AbortIncompleteMultipartUpload after one day. */
+export const ABORT_INCOMPLETE_UPLOADS_AFTER_MS = 24 * 3_600_000;
 
 /** The parts of s3rver's FilesystemStore that the multipart completion below uses. */
 interface FilesystemStore {
+  initiateUpload(bucket: string, key: string, uploadId: string, metadata: unknown): Promise<void>;
   getObject(
     bucket: string,
     key: string,
@@ -102,6 +112,10 @@ const require = createRequire(import.meta.url);
 /** Starts s3rver on 127.0.0.1 and creates the buckets (existing ones and their objects are kept). */
 export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Server> {
   await mkdir(options.directory, { recursive: true, mode: 0o700 });
+  const maxAgeMs = options.abortIncompleteUploadsAfterMs ?? ABORT_INCOMPLETE_UPLOADS_AFTER_MS;
+  for (const bucket of options.buckets) {
+    await abortUploadsOlderThan(path.join(options.directory, bucket, '._S3rver_uploads'), maxAgeMs);
+  }
   const S3rver = require('s3rver') as S3rverConstructor;
   const start = async (port: number) => {
     const server = new S3rver({
@@ -118,6 +132,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
     storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
     abortMultipartLikeS3(server);
+    abortOldUploadsLikeLifecycle(server.store, maxAgeMs);
     const address = await server.run();
     return { server, address };
   };
@@ -197,6 +212,34 @@ function abortMultipartLikeS3(server: S3rverInstance): void {
     ctx.status = 204;
   };
   server.middleware.splice(server.middleware.length - 1, 0, abort);
+}
+
+/**
+ * The buckets' lifecycle rule, locally: before an upload starts in a bucket, the uploads there that were started
+ * (their `key` file written) longer than `maxAgeMs` ago are removed, parts and all, as S3 aborts them.
+ */
+function abortOldUploadsLikeLifecycle(store: FilesystemStore, maxAgeMs: number): void {
+  const initiate = store.initiateUpload.bind(store);
+  store.initiateUpload = async (bucket, key, uploadId, metadata) => {
+    await abortUploadsOlderThan(store.getResourcePath(bucket, undefined, 'uploads'), maxAgeMs);
+    return initiate(bucket, key, uploadId, metadata);
+  };
+}
+
+/** Removes the uploads in `uploadsDir` started more than `maxAgeMs` ago; the ids removed. */
+export async function abortUploadsOlderThan(uploadsDir: string, maxAgeMs: number): Promise<string[]> {
+  const removed: string[] = [];
+  const before = Date.now() - maxAgeMs;
+  for (const uploadId of await readdir(uploadsDir).catch(() => [] as string[])) {
+    const dir = path.join(uploadsDir, uploadId);
+    // An upload's start is when its key was recorded; a folder without one was never a whole upload.
+    const started = (await stat(path.join(dir, 'key')).catch(() => stat(dir).catch(() => undefined)))
+      ?.mtimeMs;
+    if (started === undefined || started >= before) continue;
+    await rm(dir, { recursive: true, force: true });
+    removed.push(uploadId);
+  }
+  return removed;
 }
 
 /** How much of a part's body is gathered before one `writev`. */
