@@ -1,5 +1,11 @@
 // The benchmark's recorded result (the JSON file) and its markdown section in bench/RESULTS.md.
-import { limitText, type Summary, type TargetResult } from './stats.js';
+import {
+  type LambdaCeiling,
+  limitText,
+  PUBLISHED_PG_DUMP_LAMBDA_GB,
+  type Summary,
+  type TargetResult,
+} from './stats.js';
 
 export interface Sample {
   pair: number;
@@ -64,6 +70,8 @@ export interface BenchResult {
   verifyMBps: number;
   dumpPeakRssMb: number;
   restorePeakRssMb: number;
+  /** Issue 16 item 4: the largest database a 15-minute Lambda dumps, projected from this run (judged from large). */
+  lambdaCeiling?: LambdaCeiling;
   dump: {
     raw: Summary;
     pipeline: Summary;
@@ -248,6 +256,19 @@ export function renderSection(result: BenchResult): string {
     `| sampled peaks, restore: V8 heap / Buffers | ${result.memory.restoreHeapMb} / ${result.memory.restoreExternalMb} MiB |`,
   );
   lines.push('');
+  const ceiling = result.lambdaCeiling;
+  if (ceiling) {
+    const cpu = ceiling.cpuCeilingGiB.map((c) => `${c.gib} GiB at ${c.vcpus} vCPUs`).join(', ');
+    lines.push(
+      `Lambda ceiling, projected from this run (issue 16: judged from large): a Lambda dump spends ${ceiling.lambdaCpuS} CPU s ` +
+        `(pg_dump and the worker; the backend runs on RDS, S3 takes the upload) per ${ceiling.databaseMib} MiB of database, ` +
+        `${ceiling.mibPerVcpuSecond} MiB per vCPU-second: in 15 minutes ${cpu} if its threads keep the vCPUs busy; ` +
+        `${ceiling.wallCeilingGiB} GiB at this run's median wall time, which shares two cores with the backend and the local S3 (the conservative figure). ` +
+        `\`pg_dump -Fc\` at its default compression alone: ${ceiling.pgDumpDefaultCeilingGiB} GiB by its own CPU. ` +
+        `Published for a plain pg_dump-on-Lambda tool: ${PUBLISHED_PG_DUMP_LAMBDA_GB} GB in about 15 minutes.`,
+    );
+    lines.push('');
+  }
   if (result.compression.rows.length > 0) {
     lines.push('| pg_dump compression | time | archive size | of database |');
     lines.push('|---|---|---|---|');

@@ -68,6 +68,7 @@ import {
 import {
   evaluateTargets,
   kibToMib,
+  lambdaCeiling,
   limitText,
   median,
   mibPerSecond,
@@ -595,6 +596,18 @@ async function main(): Promise<number> {
         `the machine was shared: one-minute load average up to ${Math.max(...loads).toFixed(1)} on ${os.cpus().length} cores during the samples (median ${median(loads).toFixed(1)}); sides alternate and medians are reported`,
       );
     }
+    const dumpCpu = {
+      raw: cpuMedians(dumpSamples, 'raw'),
+      pipeline: cpuMedians(dumpSamples, 'pipeline'),
+      piped: cpuMedians(dumpSamples, 'piped'),
+      default: cpuMedians(dumpSamples, 'default'),
+    };
+    const ceiling = lambdaCeiling({
+      sizeBytes,
+      pipelineCpu: dumpCpu.pipeline,
+      pipelineWallMs: dumpPipeline.median,
+      defaultCpu: dumpCpu.default,
+    });
     const result: BenchResult = {
       size: options.size,
       command,
@@ -621,6 +634,7 @@ async function main(): Promise<number> {
       },
       sizeBytes,
       ...figures,
+      ...(ceiling ? { lambdaCeiling: ceiling } : {}),
       dump: {
         raw: dumpRaw,
         pipeline: dumpPipeline,
@@ -634,12 +648,7 @@ async function main(): Promise<number> {
         ratios: dumpRatios,
         ratioOfMedians: ratio(dumpPipeline.median, dumpRaw.median),
         pipedRatios: summarize(pairedRatios(dumpSamples, 'piped', 'raw')),
-        cpu: {
-          raw: cpuMedians(dumpSamples, 'raw'),
-          pipeline: cpuMedians(dumpSamples, 'pipeline'),
-          piped: cpuMedians(dumpSamples, 'piped'),
-          default: cpuMedians(dumpSamples, 'default'),
-        },
+        cpu: dumpCpu,
         pipelineDataPath: summarize(dumpReports.map((r) => Number(r.details.dumpMs))),
         pipelineProcess: summarize(dumpReports.map((r) => r.processMs)),
         plainBytes: Number(lastDump.details.plainBytes),

@@ -266,3 +266,58 @@ export function rotation<T>(index: number, sides: readonly T[]): T[] {
   const shift = index % sides.length;
   return [...sides.slice(shift), ...sides.slice(0, shift)];
 }
+
+/** Lambda's time limit, seconds. */
+export const LAMBDA_LIMIT_S = 900;
+/** vCPUs of a 3,008 MB Lambda: one per 1,769 MB of memory (1.7); issue 16 rounds it to 2. */
+export const LAMBDA_VCPUS: readonly number[] = [round(3008 / 1769, 2), 2];
+/** What issue 16 compares with: a plain pg_dump-on-Lambda tool, published as 10.5 GB in about 15 minutes. */
+export const PUBLISHED_PG_DUMP_LAMBDA_GB = 10.5;
+
+/** The largest database whose dump fits in Lambda's 15 minutes, projected from one bench size (issue 16, item 4). */
+export interface LambdaCeiling {
+  databaseMib: number;
+  /** CPU seconds per dump of what a Lambda runs: pg_dump and the worker (the backend runs on RDS, S3 takes the upload). */
+  lambdaCpuS: number;
+  /** Database MiB dumped per vCPU-second of that work. */
+  mibPerVcpuSecond: number;
+  /** At each vCPU count, if pg_dump, the zstd thread and the main thread keep them all busy: GiB of database. */
+  cpuCeilingGiB: { vcpus: number; gib: number }[];
+  /**
+   * From the pipeline dump's median wall time on the bench machine, whose pg_dump backend, local S3 server and
+   * other load share its cores (they do not on AWS): GiB of database; the conservative figure.
+   */
+  wallCeilingGiB: number;
+  /** `pg_dump -Fc` at its default compression in the same 15 minutes, by its own CPU (one core: its gzip is single-threaded). */
+  pgDumpDefaultCeilingGiB: number;
+}
+
+/**
+ * Projects the Lambda ceiling from a bench run: database size over the CPU seconds a Lambda would spend (the
+ * pipeline's `tool` and `worker` medians), scaled to 900 s at each vCPU count, and the same from the wall time.
+ * Undefined when the run has no CPU figures (not Linux) or no dump rounds.
+ */
+export function lambdaCeiling(input: {
+  sizeBytes: number;
+  pipelineCpu: Readonly<Record<string, number>>;
+  pipelineWallMs: number;
+  defaultCpu: Readonly<Record<string, number>>;
+}): LambdaCeiling | undefined {
+  const { tool, worker } = input.pipelineCpu;
+  const defaultTool = input.defaultCpu.tool;
+  if (tool === undefined || worker === undefined || !(tool + worker > 0) || !(input.pipelineWallMs > 0)) {
+    return undefined;
+  }
+  const databaseMib = input.sizeBytes / 1048576;
+  const lambdaCpuS = tool + worker;
+  const perVcpuSecond = databaseMib / lambdaCpuS;
+  const gib = (mibPerSecond: number) => round((mibPerSecond * LAMBDA_LIMIT_S) / 1024, 1);
+  return {
+    databaseMib: round(databaseMib, 1),
+    lambdaCpuS: round(lambdaCpuS, 2),
+    mibPerVcpuSecond: round(perVcpuSecond, 1),
+    cpuCeilingGiB: LAMBDA_VCPUS.map((vcpus) => ({ vcpus, gib: gib(perVcpuSecond * vcpus) })),
+    wallCeilingGiB: gib(databaseMib / (input.pipelineWallMs / 1000)),
+    pgDumpDefaultCeilingGiB: defaultTool && defaultTool > 0 ? gib(databaseMib / defaultTool) : 0,
+  };
+}

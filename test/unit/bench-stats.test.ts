@@ -6,6 +6,7 @@ import {
   evaluateTargets,
   isFlat,
   judge,
+  lambdaCeiling,
   limitText,
   median,
   mibPerSecond,
@@ -241,5 +242,36 @@ describe('parseStat', () => {
       children: 8.25,
     });
     expect(cpuDelta(undefined, { self: 1, children: 1 })).toBeUndefined();
+  });
+});
+
+describe('the Lambda ceiling projected from a bench run (issue 16, item 4)', () => {
+  it('scales the database per vCPU-second of what a Lambda runs to 15 minutes, and the same from the wall time', () => {
+    const ceiling = lambdaCeiling({
+      sizeBytes: 1024 * 1048576,
+      // server and s3rver are RDS's and S3's work: not counted
+      pipelineCpu: { tool: 1, worker: 3, server: 5, s3rver: 2, total: 11 },
+      pipelineWallMs: 8000,
+      defaultCpu: { tool: 12, consumer: 1, server: 2, total: 15 },
+    });
+    expect(ceiling).toEqual({
+      databaseMib: 1024,
+      lambdaCpuS: 4,
+      mibPerVcpuSecond: 256,
+      cpuCeilingGiB: [
+        { vcpus: 1.7, gib: 382.5 },
+        { vcpus: 2, gib: 450 },
+      ],
+      wallCeilingGiB: 112.5,
+      pgDumpDefaultCeilingGiB: 75,
+    });
+  });
+
+  it('gives none without CPU figures (not Linux) or dump rounds', () => {
+    const base = { sizeBytes: 1048576, pipelineWallMs: 1000, defaultCpu: {} };
+    expect(lambdaCeiling({ ...base, pipelineCpu: {} })).toBeUndefined();
+    expect(
+      lambdaCeiling({ ...base, pipelineCpu: { tool: 1, worker: 1 }, pipelineWallMs: Number.NaN }),
+    ).toBeUndefined();
   });
 });
