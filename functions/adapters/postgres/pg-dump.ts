@@ -334,5 +334,11 @@ function translateSnapshotError(error: unknown): unknown {
       cause: error,
     });
   }
-  return error;
+  // Anything else that stopped the stream (a stage of the pipeline failing mid-stream: the key file's disk, a
+  // program of ours) is still a dump that failed, by name: the alert and the state machine see DumpFailedError.
+  const message = error instanceof Error ? error.message : String(error);
+  return new DumpFailedError(`the dump stopped mid-stream: ${message}`, {
+    cause: error,
+    hint: 'nothing was stored (the upload was aborted); the next run dumps again. If it repeats, look at the cause',
+  });
 }
