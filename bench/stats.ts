@@ -54,7 +54,8 @@ export interface Summary {
 }
 
 export function summarize(samples: readonly number[]): Summary {
-  const med = median(samples);
+  // An even number of samples averages the middle two: 0.3885 printed as 0.38849999999999996 without the rounding.
+  const med = round(median(samples), 4);
   const min = Math.min(...samples);
   const max = Math.max(...samples);
   return { median: med, min, max, spread: med > 0 ? round((max - min) / med, 3) : 0, samples: [...samples] };

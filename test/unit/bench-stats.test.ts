@@ -105,6 +105,12 @@ describe('summarize and rates', () => {
     });
   });
 
+  it('gives the median of an even number of samples as a printable number', () => {
+    expect(summarize([0.431, 0.346]).median).toBe(0.3885);
+    expect(summarize([0.9, 0.8]).median).toBe(0.85);
+    expect(summarize([2078, 2555]).median).toBe(2316.5);
+  });
+
   it('counts MiB per second of 2^20 bytes', () => {
     expect(mibPerSecond(300 * 1048576, 2000)).toBe(150);
     expect(mibPerSecond(1, 0)).toBeNaN();
