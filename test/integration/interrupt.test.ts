@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalSnapshotEngine } from '../../functions/adapters/local/local-snapshots.js';
+import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
@@ -106,6 +107,8 @@ describe('an interrupted command', () => {
     expect(await drillFolders()).toEqual([]);
     expect(await processesUnderStateDir(), run.output()).toEqual([]);
     expect(await readdir(stateDir)).not.toContain('stack.lock');
+    // The user's Ctrl-C is no incident: the drill's failure while it stops is said, never paged.
+    expect(await readOutbox(path.join(stateDir, 'outbox.jsonl'))).toEqual([]);
   });
 
   it('stops a backup on SIGTERM: no dump program, no server, no spool or upload left', async () => {
