@@ -14,6 +14,7 @@ export interface ListedBackup {
   backupId: string;
   target: string;
   tiers: string[];
+  /** The dump's recorded size when a copy is intact; otherwise what is left of it (0 when every dump is gone). */
   storedBytes: number;
   complete: boolean;
   /** complete: authenticated manifest; unauthenticated: a manifest without MAC (not trusted); invalid: a manifest
@@ -82,7 +83,13 @@ export async function inventory(
         backupId,
         target,
         tiers: shown?.tiers ?? [],
-        storedBytes: shown?.dump.storedBytes ?? Math.max(...copies.map((c) => c.entry.bytes)),
+        // What is stored: the recorded size where a copy is intact, else the largest dump object still there.
+        storedBytes:
+          shown && (intact.length > 0 || !manifest)
+            ? shown.dump.storedBytes
+            : shown
+              ? Math.max(0, ...copies.map((c) => c.region.objects.get(shown.dump.key) ?? 0))
+              : Math.max(...copies.map((c) => c.entry.bytes)),
         complete: manifest !== undefined,
         verified: manifest ? isVerified(manifest) && intact.length > 0 : null,
         state: manifest ? 'complete' : shown ? 'unauthenticated' : problem ? 'invalid' : 'incomplete',

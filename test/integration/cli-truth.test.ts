@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { dumpKey, manifestKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
+import { readManifest } from '../../functions/core/stored-backups.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -140,11 +141,33 @@ describe('pitr', () => {
   }, 600_000);
 });
 
+describe('settings', () => {
+  it("dumps with the user's KB_DUMP_COMPRESSION, not the stack's default, and says so in the manifest", async () => {
+    process.env.KB_DUMP_COMPRESSION = 'none';
+    let result: Awaited<ReturnType<typeof cli>>;
+    try {
+      result = await cli('backup');
+    } finally {
+      delete process.env.KB_DUMP_COMPRESSION;
+    }
+    expect(result.code, result.stderr).toBe(0);
+    const id = /keycloak (\d{8}T\d{6}Z(-\d+)?):/.exec(result.stdout)?.[1];
+    expect(id, result.stdout).toBeDefined();
+
+    const manifest = await withStored((services) =>
+      readManifest(services.primaryStore, services.envelope, 'keycloak', id!),
+    );
+    expect(manifest.dump.compression).toBe('none');
+    expect(manifest.dump.compressedBy).toBe('pg_dump');
+  }, 300_000);
+});
+
 describe('list', () => {
   interface Listed {
     backupId: string;
     verified: boolean | null;
     regions: string[];
+    storedBytes: number;
     problem?: string;
   }
   const listed = async (...args: string[]) => {
@@ -175,14 +198,14 @@ describe('list', () => {
     await withStored((services) => services.drStore.deleteObjects([dumpKey('keycloak', backupId)]));
 
     const backup = await listed();
-    expect(backup).toMatchObject({ verified: false, regions: [] });
+    expect(backup).toMatchObject({ verified: false, regions: [], storedBytes: 0 });
     expect(backup?.problem).toContain(
       `dump ${dumpKey('keycloak', backupId)} missing or not of its recorded size`,
     );
 
     const table = await cli('list');
     const row = table.stdout.split('\n').find((line) => line.startsWith(backupId));
-    expect(row).toMatch(/\sNO\s+none\s/);
+    expect(row).toMatch(/\s0 B\s+NO\s+none\s/);
     expect(table.stdout).toContain('problems:');
   }, 300_000);
 });
