@@ -158,6 +158,41 @@ describe('an interrupted command', () => {
   });
 });
 
+describe('an interrupted command with a hung server', () => {
+  it('names the replica that did not stop instead of saying "stopped the local stack"', async () => {
+    const run = start(['drill', '--latest']);
+    await until('the drill copy to run', async () => {
+      for (const name of await drillFolders()) {
+        const record = await readFile(path.join(stateDir, 'drills', name, 'instance.json'), 'utf8').catch(
+          () => '',
+        );
+        if (/"pid": \d+/.test(record)) return true;
+      }
+      return false;
+    });
+    const pidFile = path.join(stateDir, 'replica', 'data', 'postmaster.pid');
+    const replicaPid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+    process.kill(replicaPid, 'SIGSTOP');
+    try {
+      run.child.kill('SIGINT');
+      const end = await run.done;
+
+      expect(end.signal ?? end.code, run.output()).toBe('SIGINT');
+      expect(run.output()).toContain(
+        `the local stack did not stop: the local replica cluster (pid ${replicaPid}) did not stop`,
+      );
+      expect(run.output()).not.toContain('stopped the local stack');
+    } finally {
+      // Continued, the replica finds the SIGQUIT the failed stop sent and exits; the next start recovers it.
+      process.kill(replicaPid, 'SIGCONT');
+      for (let i = 0; i < 200 && isProcessRunning(replicaPid); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    expect(isProcessRunning(replicaPid)).toBe(false);
+  }, 300_000);
+});
+
 describe('credentials', () => {
   it('refuses a password in a database URL argument and names PGPASSWORD', async () => {
     const run = start(['backup', '--database-url', 'postgres://kc:s3cret@127.0.0.1:5/keycloak']);
