@@ -382,6 +382,64 @@ describe('concurrency', () => {
   });
 });
 
+describe('the replica', () => {
+  it('a recovery conflict cancelling the dump: TransientError (conflict with recovery), retried, then a sound backup', async () => {
+    const replica = ctx.stack.replica;
+    const setting = async (sql: string) => {
+      await replica.query(sql);
+      await replica.query('select pg_reload_conf()');
+    };
+    await ctx.stack.primary.query(
+      'create table churn as select g as id, md5(g::text) as a from generate_series(1, 20000) g',
+      [],
+      'keycloak',
+    );
+    await ctx.stack.waitForReplay();
+    // Without feedback and with no delay allowed, the standby cancels a query that still sees removed rows.
+    await setting('alter system set hot_standby_feedback = off');
+    await setting('alter system set max_standby_streaming_delay = 0');
+    let conflicted = false;
+    const services = await servicesWith({});
+    const store = services.primaryStore;
+    services.primaryStore = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== 'putStream') return Reflect.get(target, property, receiver);
+        return async (key: string, body: Readable, options: object) => {
+          if (!conflicted && isDump(key)) {
+            conflicted = true;
+            // pg_dump is held by backpressure, its snapshot open on the standby, while the primary removes rows.
+            await ctx.stack.primary.query('delete from churn', [], 'keycloak');
+            await ctx.stack.primary.query('vacuum churn', [], 'keycloak');
+            await ctx.stack.waitForReplay();
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+          }
+          return target.putStream(key, body, options);
+        };
+      },
+    });
+    const time = run(15);
+    try {
+      const result = await backup(services, time);
+
+      expect(conflicted).toBe(true);
+      const retried = result.events.filter((e) => e.type === 'StateRetried' && e.state === 'DumpDatabase');
+      expect(
+        retried.length,
+        JSON.stringify(result.events.filter((e) => e.type === 'StateRetried')),
+      ).toBeGreaterThan(0);
+      expect(retried[0]).toMatchObject({ error: 'TransientError' });
+      expect(retried[0]!.cause).toMatch(/conflict with recovery/);
+      expect(result.status, result.cause).toBe('SUCCEEDED');
+      const manifest = await readManifest(base.primaryStore, base.envelope, TARGET, backupIdFor(time));
+      expect(manifest.contents.tableCounts.churn).toBe(0);
+      await assertNothingLeft();
+    } finally {
+      await setting('alter system reset max_standby_streaming_delay');
+      await setting('alter system reset hot_standby_feedback');
+    }
+  });
+});
+
 describe('after the faults', () => {
   it('a run that succeeds expires what the failing runs kept', async () => {
     const result = await backup(base, run(1));
