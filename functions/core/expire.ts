@@ -58,7 +58,8 @@ export async function expireRegion(request: ExpireRequest): Promise<ExpireResult
     failedTargets: request.failedTargets,
   });
   const damaged = backups.flatMap((backup) =>
-    backup.problem && backup.manifestKey
+    // A manifest gone between the listing and the read (expired by a concurrent run) is not damage.
+    backup.problem && backup.manifestKey && !backup.problem.startsWith('ObjectNotFoundError')
       ? [
           {
             target: backup.target,

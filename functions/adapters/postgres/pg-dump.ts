@@ -296,8 +296,10 @@ function firstFailure(outcome: {
   const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected.length === 0) return undefined;
   const toolExit = exit as { code: number | null; signal: NodeJS.Signals | null };
-  // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure.
-  if (toolExit.code !== null && toolExit.code !== 0) return dumpFailure(toolExit, stderr);
+  // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure. pg_dump
+  // failing to write its output only follows a stage after it that failed first: that stage's error says why.
+  const outputClosed = /could not write|broken pipe/i.test(stderr);
+  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed) return dumpFailure(toolExit, stderr);
   if (signal?.aborted) return signal.reason ?? rejected[0]!.reason;
   const named = rejected.find((r) => isKeycloakBackupError(r.reason));
   const reason = (named ?? rejected[0]!).reason;
@@ -329,7 +331,10 @@ function translateSnapshotError(error: unknown): unknown {
       hint: 'set hot_standby_feedback = on on the replica; the dump is retried',
     });
   }
-  if (typeof e?.code === 'string' && /^(08|57P)/.test(e.code)) {
+  // node-postgres' own words for a connection the server ended (a standby terminating it on a recovery conflict):
+  // the next query on it fails with no SQLSTATE.
+  const lost = /not queryable|Connection terminated/i.test(e?.message ?? '');
+  if (lost || (typeof e?.code === 'string' && /^(08|57P)/.test(e.code))) {
     return new TransientError(`the connection to the database was lost during the dump: ${e.message}`, {
       cause: error,
     });
