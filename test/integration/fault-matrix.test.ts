@@ -22,6 +22,7 @@ import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { localS3ClientConfig } from '../../local/s3-server.js';
 import { runWorkflow, type WorkflowResult } from '../../local/workflow.js';
+import { testEnvelope } from '../support/manifests.js';
 import { useTestStack } from '../support/stack.js';
 import { sdkError } from '../unit/aws-sdk-errors.js';
 
@@ -328,6 +329,31 @@ describe('the key failing mid-stream', () => {
     const services = await servicesWith({ envelope: (e) => envelopeFailing(e, 'decryptStream') });
     const time = run(12);
     await assertContained(await backup(services, time), time, /verify/);
+  });
+});
+
+describe('another key', () => {
+  it('configured over existing backups: refused at plan with KeyMismatchError naming both fingerprints, nothing dumped', async () => {
+    const other = testEnvelope();
+    const services = await servicesWith({ envelope: () => other });
+    const time = run(16);
+    const before = base.primaryStore.list(`${TARGET}/`);
+    const keysBefore: string[] = [];
+    for await (const object of before) keysBefore.push(object.key);
+
+    const result = await backup(services, time);
+
+    expect(result.status).toBe('FAILED');
+    const alert = (await readOutbox(base.config.KB_OUTBOX_FILE!))
+      .filter((a) => a.execution === result.executionId)
+      .at(-1);
+    expect(alert).toMatchObject({ step: 'plan', error: 'KeyMismatchError' });
+    expect(alert?.cause).toContain(base.envelope.keyFingerprint());
+    expect(alert?.cause).toContain(other.keyFingerprint());
+    const keysAfter: string[] = [];
+    for await (const object of base.primaryStore.list(`${TARGET}/`)) keysAfter.push(object.key);
+    expect(keysAfter).toEqual(keysBefore);
+    await assertNothingLeft();
   });
 });
 
