@@ -29,10 +29,13 @@ import { sdkError } from '../unit/aws-sdk-errors.js';
 const ctx = useTestStack({ seed: false });
 const TARGET = 'keycloak';
 const HOUR = 3_600_000;
-/** Past hourly runs that are not the daily one (no snapshot, no full verification). */
-const run = (hoursAgo: number) => {
-  let t = Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR;
-  if (new Date(t).getUTCHours() === 0) t -= HOUR;
+/** The `n`th past hourly run that is not the daily one; midnight skipped by counting, so no two n collide. */
+const run = (n: number) => {
+  let t = Math.floor(Date.now() / HOUR) * HOUR;
+  for (let counted = 0; counted < n; ) {
+    t -= HOUR;
+    if (new Date(t).getUTCHours() !== 0) counted++;
+  }
   return new Date(t);
 };
 /** Small parts, so that a dump of a few MiB is a multipart upload with several parts. */
