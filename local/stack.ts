@@ -462,28 +462,20 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     stateDir,
     read.kind === 'ok' && read.state.ready && read.state.scram === true,
   );
-  const primary = new LocalPostgresCluster({
-    name: 'primary',
-    baseDir: path.join(stateDir, 'primary'),
-    binaries,
-    port: 0,
-    // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
-    portFlexible: true,
-    password,
-    log,
-    ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
-  });
-  const replica = new LocalPostgresCluster({
-    name: 'replica',
-    baseDir: path.join(stateDir, 'replica'),
-    binaries,
-    port: 0,
-    // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
-    portFlexible: true,
-    password,
-    log,
-    ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
-  });
+  const stackCluster = (name: 'primary' | 'replica') =>
+    new LocalPostgresCluster({
+      name,
+      baseDir: path.join(stateDir, name),
+      binaries,
+      port: 0,
+      // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
+      portFlexible: true,
+      password,
+      log,
+      ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
+    });
+  const primary = stackCluster('primary');
+  const replica = stackCluster('replica');
 
   const onDisk = {
     primary: await exists(primary.baseDir),
