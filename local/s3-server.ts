@@ -1,9 +1,10 @@
 // The local S3: s3rver in-process on loopback, one bucket per "region", plus the client settings it needs.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -90,6 +91,7 @@ interface FilesystemStore {
 interface RequestContext {
   method: string;
   path: string;
+  headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | string[] | undefined>;
   status: number;
 }
@@ -132,6 +134,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
     storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
     abortMultipartLikeS3(server);
+    honourCreateOnlyWrites(server);
     abortOldUploadsLikeLifecycle(server.store, maxAgeMs);
     const address = await server.run();
     return { server, address };
@@ -242,6 +245,51 @@ export async function abortUploadsOlderThan(uploadsDir: string, maxAgeMs: number
   return removed;
 }
 
+/** The write condition of the request being served (set by honourCreateOnlyWrites, read where objects take their key). */
+const writeCondition = new AsyncLocalStorage<{ createOnly: boolean }>();
+
+/**
+ * S3's conditional writes, which s3rver 3.7.1 ignores: PutObject and CompleteMultipartUpload with `If-None-Match: *`
+ * create the object only when its key is free, else 412 PreconditionFailed (another value is 501 NotImplemented, as
+ * S3 answers). The condition travels with the request to placeObject, which checks and takes the key in one
+ * link(2): of two racing requests exactly one wins, and the object of the other is never seen.
+ */
+function honourCreateOnlyWrites(server: S3rverInstance): void {
+  const S3Error = s3ErrorClass();
+  const condition: Middleware = async (ctx, next) => {
+    const value = ctx.headers['if-none-match'];
+    if ((ctx.method !== 'PUT' && ctx.method !== 'POST') || value === undefined) return next();
+    if (value !== '*') {
+      throw new S3Error(
+        'NotImplemented',
+        'A header you provided implies functionality that is not implemented',
+        { Header: 'If-None-Match' },
+      );
+    }
+    return writeCondition.run({ createOnly: true }, next);
+  };
+  server.middleware.splice(server.middleware.length - 1, 0, condition);
+}
+
+/**
+ * Gives a whole file (written beside the object) the object's key: by rename, or for a create-only request by a
+ * hard link, which fails when the key exists (EEXIST: PreconditionFailed), then the temporary name goes.
+ */
+async function placeObject(whole: string, objectPath: string): Promise<void> {
+  if (!writeCondition.getStore()?.createOnly) return rename(whole, objectPath);
+  try {
+    await link(whole, objectPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const S3Error = s3ErrorClass();
+    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
+      Condition: 'If-None-Match',
+    });
+  } finally {
+    await rm(whole, { force: true });
+  }
+}
+
 /** How much of a part's body is gathered before one `writev`. */
 const PART_WRITE_BATCH = 1024 * 1024;
 
@@ -299,7 +347,7 @@ function storeObjectsWhole(store: FilesystemStore): void {
         }),
         createWriteStream(writing, { mode: 0o600 }),
       );
-      await rename(writing, objectPath);
+      await placeObject(writing, objectPath);
     } catch (error) {
       await rm(writing, { force: true });
       throw error;
@@ -399,7 +447,8 @@ function completeMultipartLikeS3(store: FilesystemStore): void {
         parts.map((part) => partPath(part.number)),
         assembling,
       );
-      await rename(assembling, objectPath);
+      // A create-only completion that finds the key taken leaves the upload, as S3 does: the client aborts it.
+      await placeObject(assembling, objectPath);
     } catch (error) {
       await rm(assembling, { force: true });
       throw error;

@@ -22,7 +22,9 @@ import {
   ConfigurationError,
   isKeycloakBackupError,
   KeyUnavailableError,
+  ObjectExistsError,
   ObjectNotFoundError,
+  TransientError,
 } from '../core/errors.js';
 import {
   type Clock,
@@ -89,6 +91,7 @@ export class S3ObjectStore implements ObjectStore {
     const partSize = this.options.partSize ?? DEFAULT_PART_SIZE;
     const queueSize = this.options.queueSize ?? DEFAULT_QUEUE_SIZE;
     const params = this.writeParams(key, options);
+    const condition = createOnlyCondition(options);
     const free: Buffer[] = [];
     const take = () => free.pop() ?? Buffer.allocUnsafeSlow(partSize);
     const inFlight = new Set<Promise<void>>();
@@ -159,6 +162,7 @@ export class S3ObjectStore implements ObjectStore {
           this.unsignedPayload(
             new PutObjectCommand({
               ...params,
+              ...condition,
               Body: body,
               ContentLength: filled,
               ...this.partChecksum(body, params),
@@ -180,6 +184,7 @@ export class S3ObjectStore implements ObjectStore {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: { Parts: parts },
+          ...condition,
         }),
       );
       return { bytes: total };
@@ -207,6 +212,7 @@ export class S3ObjectStore implements ObjectStore {
       await this.client.send(
         new PutObjectCommand({
           ...this.writeParams(key, { contentType: 'application/json', ...options }),
+          ...createOnlyCondition(options),
           Body: body,
           ContentLength: body.length,
         }),
@@ -359,6 +365,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 }
 
+/** S3's conditional write: the object is created only if the key is free, else 412 PreconditionFailed. */
+function createOnlyCondition(options: PutOptions): { IfNoneMatch?: string } {
+  return options.createOnly ? { IfNoneMatch: '*' } : {};
+}
+
 function clientConfig(options: S3ObjectStoreOptions): S3ClientConfig {
   const requestHandler = options.timeouts ?? S3_HTTP_TIMEOUTS;
   if (options.endpoint === undefined) return { region: options.region, requestHandler };
@@ -381,6 +392,16 @@ export function translateS3Error(error: unknown, what: string): unknown {
   const name = awsErrorName(error);
   const status = httpStatusOf(error);
   const detail = `${what} failed: ${describeAwsError(error)}`;
+  if (name === 'PreconditionFailed' || status === 412) {
+    return new ObjectExistsError(`${what} refused: the key exists and the write was create-only`, {
+      cause: error,
+      hint: 'the object there was written by someone else and is left as it is',
+    });
+  }
+  // A conditional write that raced another write or delete of the key: S3 says to start the upload again.
+  if (name === 'ConditionalRequestConflict' || name === 'OperationAborted') {
+    return new TransientError(detail, { cause: error });
+  }
   if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) {
     return new ObjectNotFoundError(detail, { cause: error });
   }

@@ -90,6 +90,21 @@ export class ObjectNotFoundError extends KeycloakBackupError {
   readonly kind = 'fatal';
 }
 
+/** A create-only write (S3 If-None-Match: *) found the key taken: the object there is someone else's and stays. */
+export class ObjectExistsError extends KeycloakBackupError {
+  override readonly name = 'ObjectExistsError';
+  readonly kind = 'fatal';
+}
+
+/**
+ * Another run of the same scheduled time (a duplicate delivery of the schedule, a replay with --time) holds the
+ * backup id: this run stores nothing under it. Not a failure of the backup: the run that holds it answers for it.
+ */
+export class BackupHeldError extends KeycloakBackupError {
+  override readonly name = 'BackupHeldError';
+  readonly kind = 'fatal';
+}
+
 /** A manifest is missing, unreadable or of an unknown version. */
 export class ManifestInvalidError extends KeycloakBackupError {
   override readonly name = 'ManifestInvalidError';

@@ -14,6 +14,12 @@ export interface PutOptions {
   contentType?: string;
   /** Object Lock retain-until, honoured where the bucket has Object Lock. */
   retainUntil?: Date;
+  /**
+   * Create-only (S3 `If-None-Match: *` on PutObject and CompleteMultipartUpload): when the key exists the write
+   * fails with ObjectExistsError and the object there is left as it was; of two writes racing for a free key,
+   * exactly one succeeds. The check is made when the object would take its key (after the whole body was read).
+   */
+  createOnly?: boolean;
 }
 
 /** A bucket in one region. Locally an s3rver bucket, on AWS an S3 bucket: both through the S3 API. */

@@ -1,7 +1,7 @@
 // An in-memory ObjectStore that keeps the port's contract (test/integration/object-store-contract.test.ts proves it).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ObjectNotFoundError } from '../../functions/core/errors.js';
+import { ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
 import type { ObjectStore, PutOptions, StoredObject } from '../../functions/core/ports.js';
 
 interface MemoryObject {
@@ -13,7 +13,9 @@ interface MemoryObject {
 /**
  * Objects in a Map, listed in key order as S3 lists them. A failed body stream stores nothing (an aborted
  * multipart upload); a missing key is ObjectNotFoundError; what is stored is a copy, so later changes to a
- * caller's buffer or object do not reach it. `now` sets the time objects are stamped with.
+ * caller's buffer or object do not reach it. A create-only write finds the key free or fails with ObjectExistsError
+ * when its body has been read, as S3 checks at completion, and the check and the store are one synchronous step,
+ * so of two racing writes exactly one wins. `now` sets the time objects are stamped with.
  */
 export class MemoryObjectStore implements ObjectStore {
   readonly bucket: string;
@@ -96,6 +98,11 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   private set(key: string, body: Buffer, options: PutOptions): void {
+    if (options.createOnly && this.objects.has(key)) {
+      throw new ObjectExistsError(
+        `write of ${key} to ${this.bucket} refused: the key exists and the write was create-only`,
+      );
+    }
     this.objects.set(key, {
       body: Buffer.from(body),
       lastModified: this.now(),

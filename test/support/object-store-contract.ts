@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ObjectNotFoundError } from '../../functions/core/errors.js';
+import { ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
 import type { ObjectStore } from '../../functions/core/ports.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -128,6 +128,51 @@ export function objectStoreContract(
       await store.putJson(key, { v: 1 });
       await store.putJson(key, { v: 2 });
       expect(await store.getJson(key)).toEqual({ v: 2 });
+    });
+
+    it('creates with a create-only write where the key is free, and refuses one where it is taken, keeping the object', async () => {
+      const store = open();
+      const base = prefix();
+      await store.putJson(`${base}claim.json`, { owner: 'first' }, { createOnly: true });
+      await expect(
+        store.putJson(`${base}claim.json`, { owner: 'second' }, { createOnly: true }),
+      ).rejects.toBeInstanceOf(ObjectExistsError);
+      expect(await store.getJson(`${base}claim.json`)).toEqual({ owner: 'first' });
+
+      const first = randomBytes(1000);
+      await store.putStream(`${base}small.bin`, Readable.from([first]), { createOnly: true });
+      await expect(
+        store.putStream(`${base}small.bin`, Readable.from([randomBytes(1000)]), { createOnly: true }),
+      ).rejects.toBeInstanceOf(ObjectExistsError);
+      expect(sha256(await readAll(await store.getStream(`${base}small.bin`)))).toBe(sha256(first));
+    });
+
+    it('refuses a create-only multipart upload over an existing object, keeping it and leaving nothing else', async () => {
+      const store = open();
+      const base = prefix();
+      const key = `${base}dump.bin`;
+      const first = randomBytes(options.largeBytes);
+      await store.putStream(key, Readable.from([first]), { createOnly: true });
+      await expect(
+        store.putStream(key, Readable.from([randomBytes(options.largeBytes)]), { createOnly: true }),
+      ).rejects.toBeInstanceOf(ObjectExistsError);
+      expect(sha256(await readAll(await store.getStream(key)))).toBe(sha256(first));
+      expect(await listKeys(store, base)).toEqual([key]);
+    });
+
+    it('lets exactly one of racing create-only writes of a free key win, and stores the winner whole', async () => {
+      const store = open();
+      const key = `${prefix()}raced.bin`;
+      const bodies = [0, 1, 2].map(() => randomBytes(options.largeBytes));
+      const results = await Promise.allSettled(
+        bodies.map((body) => store.putStream(key, Readable.from([body]), { createOnly: true })),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const result of results) {
+        if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(ObjectExistsError);
+      }
+      expect(sha256(await readAll(await store.getStream(key)))).toBe(sha256(bodies[won[0]!]!));
     });
 
     it('deletes what it is asked to, and a missing key is no error', async () => {

@@ -21,6 +21,7 @@ import { S3ObjectStore, translateS3Error } from '../../functions/adapters/s3-obj
 import {
   ConfigurationError,
   KeyUnavailableError,
+  ObjectExistsError,
   ObjectNotFoundError,
   TransientError,
 } from '../../functions/core/errors.js';
@@ -171,6 +172,21 @@ describe('S3ObjectStore writes', () => {
     expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
   });
 
+  it('aborts the upload and says ObjectExistsError when a create-only completion finds the key taken', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    mock.on(CompleteMultipartUploadCommand).rejects(serviceError('PreconditionFailed', 412));
+    mock.on(AbortMultipartUploadCommand).resolves({});
+
+    await expect(
+      store.putStream('taken', Readable.from([Buffer.alloc(6 * 1024 * 1024)]), { createOnly: true }),
+    ).rejects.toBeInstanceOf(ObjectExistsError);
+
+    expect(mock.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input.IfNoneMatch).toBe('*');
+    expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+  });
+
   it('fails the body stream when the upload fails, so the producer does not wait forever', async () => {
     const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
@@ -288,6 +304,33 @@ describe('S3ObjectStore on the wire (the real SDK against a loopback server that
     );
   });
 
+  it('asks for a create-only write with If-None-Match: * on PutObject and on the multipart completion, nowhere else', async () => {
+    const recorder = await recordingServer();
+    try {
+      const store = new S3ObjectStore({
+        client: recorder.client,
+        bucket: 'backups',
+        region: 'eu-west-1',
+        partSize: 5 * 1024 * 1024,
+      });
+      await store.putStream('small', Readable.from([Buffer.from('x')]), { createOnly: true });
+      await store.putJson('claim.json', { a: 1 }, { createOnly: true });
+      await store.putStream('big', Readable.from([randomBytes(5 * 1024 * 1024 + 1)]), { createOnly: true });
+      await store.putJson('manifest.json', { a: 2 });
+
+      const conditional = recorder.requests.filter((r) => r.headers['if-none-match'] !== undefined);
+      expect(conditional.map((r) => [r.method, new URL(r.url, 'http://x').pathname])).toEqual([
+        ['PUT', '/backups/small'],
+        ['PUT', '/backups/claim.json'],
+        ['POST', '/backups/big'],
+      ]);
+      expect(conditional.every((r) => r.headers['if-none-match'] === '*')).toBe(true);
+      expect(conditional[2]?.url).toMatch(/uploadId=u1/);
+    } finally {
+      await recorder.close();
+    }
+  });
+
   it('sends no checksum to a local endpoint, and still an unsigned payload', async () => {
     const [put] = await recordWrites({ endpoint: 'http://127.0.0.1:1' }, (store) =>
       store.putStream('k', Readable.from([Buffer.from('small body')])),
@@ -349,6 +392,8 @@ describe('translateS3Error', () => {
     ['NoSuchBucket', 404, ConfigurationError],
     ['NoSuchKey', 404, ObjectNotFoundError],
     ['KMS.DisabledException', 400, KeyUnavailableError],
+    ['PreconditionFailed', 412, ObjectExistsError],
+    ['ConditionalRequestConflict', 409, TransientError],
   ])('maps %s (HTTP %i) to %o', (name, status, kind) => {
     const translated = translateS3Error(serviceError(name, status), 'read of k');
     expect(translated).toBeInstanceOf(kind);
