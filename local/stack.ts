@@ -452,9 +452,28 @@ interface StartContext {
   unlock: () => Promise<void>;
 }
 
-async function startLocked(options: LocalStackOptions, context: StartContext): Promise<LocalStack> {
-  const { stateDir, binaries, serverVersion, keyFile, durable, log, unlock } = context;
+/** What the steps of a start share once the password is known and the clusters are described. */
+interface Start extends StartContext {
+  options: LocalStackOptions;
+  password: string;
+  walArchiveDir: string;
+  primary: LocalPostgresCluster;
+  replica: LocalPostgresCluster;
+}
 
+/** The stack's servers while this process runs them (see trackServers). */
+interface StackServers {
+  /** Starts s3rver in the background; `s3()` awaits it. */
+  startS3(preferredPort: number | undefined): void;
+  s3(): Promise<LocalS3Server>;
+  /** Stops the replica, the primary and s3rver, then releases the lock: once, whoever asks. */
+  stop(): Promise<void>;
+  /** A start that failed: the servers stopped and the signal handlers let go; the caller releases the lock. */
+  abandon(): Promise<void>;
+}
+
+async function startLocked(options: LocalStackOptions, context: StartContext): Promise<LocalStack> {
+  const { stateDir, binaries, log } = context;
   const walArchiveDir = path.join(stateDir, 'wal-archive');
   const read = await readState(stateDir);
   // A stack that was made with SCRAM cannot be reached without its password: that is never made up again.
@@ -462,41 +481,83 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     stateDir,
     read.kind === 'ok' && read.state.ready && read.state.scram === true,
   );
-  const stackCluster = (name: 'primary' | 'replica') =>
-    new LocalPostgresCluster({
-      name,
-      baseDir: path.join(stateDir, name),
-      binaries,
-      port: 0,
-      // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
-      portFlexible: true,
-      password,
-      log,
-      ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
-    });
-  const primary = stackCluster('primary');
-  const replica = stackCluster('replica');
+  const start: Start = {
+    ...context,
+    options,
+    password,
+    walArchiveDir,
+    primary: stackCluster('primary', password, options, context),
+    replica: stackCluster('replica', password, options, context),
+  };
+  const known = await checkStateAgainstDisk(read, start);
+  await sweepInterruptedRun(stateDir, binaries, log);
+  const servers = trackServers(start);
 
+  let s3: LocalS3Server;
+  try {
+    await choosePorts(start, known);
+    const state = known ? await startExisting(start, known, servers) : await createStack(start, servers);
+    s3 = await servers.s3();
+    log(`s3rver: ${s3.endpoint} (buckets ${PRIMARY_BUCKET}, ${DR_BUCKET})`);
+    state.primaryPort = start.primary.port;
+    state.replicaPort = start.replica.port;
+    state.s3Port = s3.port;
+    await writeState(stateDir, state);
+  } catch (error) {
+    await servers.abandon();
+    throw error;
+  }
+  return stackHandle(start, s3, servers.stop);
+}
+
+function stackCluster(
+  name: 'primary' | 'replica',
+  password: string,
+  options: LocalStackOptions,
+  { stateDir, binaries, log }: StartContext,
+): LocalPostgresCluster {
+  return new LocalPostgresCluster({
+    name,
+    baseDir: path.join(stateDir, name),
+    binaries,
+    port: 0,
+    // Nothing depends on the port before the stack is up: move on if it was taken in the meantime.
+    portFlexible: true,
+    password,
+    log,
+    ...(options.stopTimeoutSeconds ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
+  });
+}
+
+/**
+ * The state file against the folders on disk: the state of a finished stack to start again, or undefined for a
+ * first run. Anything that does not add up is refused with the way to repair it; a first run of ours that did not
+ * finish is cleared.
+ */
+async function checkStateAgainstDisk(read: StateRead, start: Start): Promise<StackState | undefined> {
+  const { stateDir, serverVersion, walArchiveDir, primary, replica, log } = start;
   const onDisk = {
     primary: await exists(primary.baseDir),
     replica: await exists(replica.baseDir),
     walArchive: await exists(walArchiveDir),
   };
   const holdsData = onDisk.primary || onDisk.replica || onDisk.walArchive;
-  let state: StackState | undefined;
   if (read.kind === 'unreadable') {
     throw new ConfigurationError(
       `the local stack's state file ${path.join(stateDir, STATE_FILE)} cannot be used: ${read.reason}`,
       { hint: repairHint(stateDir) },
     );
-  } else if (read.kind === 'absent') {
+  }
+  if (read.kind === 'absent') {
     if (holdsData) {
       throw new ConfigurationError(
         `${stateDir} holds clusters or a WAL archive but no state file (${STATE_FILE}): they are left alone`,
         { hint: repairHint(stateDir) },
       );
     }
-  } else if (read.state.ready) {
+    return undefined;
+  }
+  if (read.state.ready) {
     if (!(await primary.isInitialized()) || !(await replica.isInitialized())) {
       throw new ConfigurationError(
         `the state file says the local stack in ${stateDir} is set up, but the ${onDisk.primary ? 'replica' : 'primary'} cluster is missing`,
@@ -512,31 +573,42 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
         },
       );
     }
-    state = read.state;
-  } else {
-    // Our own first run, recorded as unfinished before it created anything: the stack was never handed to anyone,
-    // so what it made holds nothing but what it was making.
-    log('a previous first run did not finish: clearing the clusters and WAL archive it was creating');
-    await Promise.allSettled([replica.stop(), primary.stop()]);
-    await Promise.all(
-      [primary.baseDir, replica.baseDir, walArchiveDir].map((dir) =>
-        rm(dir, { recursive: true, force: true }),
-      ),
-    );
+    return read.state;
   }
+  // Our own first run, recorded as unfinished before it created anything: the stack was never handed to anyone,
+  // so what it made holds nothing but what it was making.
+  log('a previous first run did not finish: clearing the clusters and WAL archive it was creating');
+  await Promise.allSettled([replica.stop(), primary.stop()]);
+  await Promise.all(
+    [primary.baseDir, replica.baseDir, walArchiveDir].map((dir) => rm(dir, { recursive: true, force: true })),
+  );
+  return undefined;
+}
 
-  // A process that died (SIGKILL, a crash) could not clean up: what it left is swept now that we hold the lock.
+/** A process that died (SIGKILL, a crash) could not clean up: what it left is swept now that we hold the lock. */
+async function sweepInterruptedRun(
+  stateDir: string,
+  binaries: PgBinaries,
+  log: (line: string) => void,
+): Promise<void> {
   const swept = [...(await removeLeftovers(stateDir)), ...(await sweepLeftoverCopies(stateDir, binaries))];
   for (const line of swept) log(`an earlier run was interrupted: ${line}`);
+}
 
+/**
+ * s3rver once started, one stop shared by every caller, and the entry the signal handlers stop on Ctrl-C (unless
+ * options.handleSignals is false).
+ */
+function trackServers(start: Start): StackServers {
+  const { stateDir, primary, replica, log, unlock } = start;
   // s3rver starts while the clusters do. Loading it blocks the event loop for a second (a large CommonJS tree), so
   // it is started once PostgreSQL has work of its own to do.
   let s3Starting: Promise<LocalS3Server> | undefined;
-  const startS3 = () => {
+  const startS3 = (preferredPort: number | undefined) => {
     s3Starting = startS3Server({
       directory: path.join(stateDir, 's3'),
       buckets: [PRIMARY_BUCKET, DR_BUCKET],
-      ...(state?.s3Port ? { preferredPort: state.s3Port } : {}),
+      ...(preferredPort ? { preferredPort } : {}),
     });
     // Handled here for now; awaited (and so reported) once the clusters are up.
     s3Starting.catch(() => {});
@@ -552,6 +624,10 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   };
+  const forget = () => {
+    liveStacks.delete(liveEntry);
+    if (liveStacks.size === 0) uninstallHandlers();
+  };
 
   // One stop for the command's own `finally` and an interruption's cleanup alike: both running stopAll would start
   // two `pg_ctl stop`s, and the process could exit (killed by its own signal) while the second still runs.
@@ -563,8 +639,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
         await unlock();
         log('local stack stopped');
       } finally {
-        liveStacks.delete(liveEntry);
-        if (liveStacks.size === 0) uninstallHandlers();
+        forget();
       }
     })();
     return stopping;
@@ -578,97 +653,113 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       primary.signalStopSync();
     },
   };
-  if (options.handleSignals ?? true) {
+  if (start.options.handleSignals ?? true) {
     liveStacks.add(liveEntry);
     installHandlers();
   }
+  return {
+    startS3,
+    s3: async () => {
+      if (!s3Starting) throw new Error('s3rver was never started');
+      return s3Starting;
+    },
+    stop: stopOnce,
+    abandon: async () => {
+      await stopAll().catch(() => {});
+      forget();
+    },
+  };
+}
 
-  let s3: LocalS3Server;
-  try {
-    primary.port = await reusablePort(state?.primaryPort);
-    replica.port = await reusablePort(state?.replicaPort);
-    // Ports must differ even when the OS hands back the same just-released one.
-    while (replica.port === primary.port) replica.port = await reusablePort(undefined);
+/** The ports the state file remembers when they are free, others when not. */
+async function choosePorts({ primary, replica }: Start, state: StackState | undefined): Promise<void> {
+  primary.port = await reusablePort(state?.primaryPort);
+  replica.port = await reusablePort(state?.replicaPort);
+  // Ports must differ even when the OS hands back the same just-released one.
+  while (replica.port === primary.port) replica.port = await reusablePort(undefined);
+}
 
-    const seed = async () => {
-      log('loading the Keycloak fixture');
-      await loadKeycloakFixture({
-        binaries,
-        url: primary.url(STACK_DATABASE),
-        serverMajor: serverVersion.major,
-        ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
-      });
-      if (state) state.seeded = true;
-    };
-    if (!state) {
-      state = {
-        version: STATE_VERSION,
-        pgMajor: serverVersion.major,
-        ready: false,
-        seeded: false,
-        scram: true,
-      };
-      await writeState(stateDir, state);
-      await makeServerDir(walArchiveDir);
-      await primary.initdb({ durable });
-      startS3();
-      await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
-      await primary.start();
-      await primary.query(`create role ${FIXTURE_OWNER} login`);
-      await primary.query(`create database ${STACK_DATABASE} owner ${FIXTURE_OWNER}`);
-      if (options.seed) {
-        await seed();
-      }
-      await primary.ensureReplicationSlot(REPLICA_SLOT);
-      await replica.baseBackupFrom(primary, { slot: REPLICA_SLOT, durable });
-      await replica.writeSettings(
-        replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
-      );
-      await replica.start();
-      await replica.waitForReplayOf(primary);
-      state.ready = true;
-    } else {
-      startS3();
-      // A stack made before SCRAM still says trust in its pg_hba.conf: it keeps it until the password is set.
-      const migrating = !state.scram;
-      // Settings are rewritten at every start: the primary's port, and so the replica's connection, may change.
-      await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
-      if (!migrating) await primary.writeHba();
-      await primary.start();
-      await replica.writeSettings(
-        replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
-      );
-      if (!migrating) await replica.writeHba();
-      await replica.start();
-      if (migrating) {
-        log('setting a password on the local clusters and turning trust authentication off');
-        await primary.setSuperuserPassword();
-        await replica.waitForReplayOf(primary);
-        await Promise.all([primary.writeHba(), replica.writeHba()]);
-        await Promise.all([primary.reload(), replica.reload()]);
-        state.scram = true;
-        await writeState(stateDir, state);
-      }
-      if (options.seed && !state.seeded) {
-        await seed();
-      }
-      await replica.waitForReplayOf(primary);
-    }
-    if (!s3Starting) throw new Error('s3rver was never started');
-    s3 = await s3Starting;
-    log(`s3rver: ${s3.endpoint} (buckets ${PRIMARY_BUCKET}, ${DR_BUCKET})`);
-    state.primaryPort = primary.port;
-    state.replicaPort = replica.port;
-    state.s3Port = s3.port;
-    await writeState(stateDir, state);
-  } catch (error) {
-    await stopAll().catch(() => {});
-    liveStacks.delete(liveEntry);
-    if (liveStacks.size === 0) uninstallHandlers();
-    throw error;
+async function seedFixture({ options, binaries, primary, serverVersion, log }: Start): Promise<void> {
+  log('loading the Keycloak fixture');
+  await loadKeycloakFixture({
+    binaries,
+    url: primary.url(STACK_DATABASE),
+    serverMajor: serverVersion.major,
+    ...(options.fixturePath ? { fixturePath: options.fixturePath } : {}),
+  });
+}
+
+/**
+ * The first run, recorded as unfinished before it makes anything: the primary with its WAL archive, the database
+ * (and the fixture when asked), the replica from a base backup, streaming.
+ */
+async function createStack(start: Start, servers: StackServers): Promise<StackState> {
+  const { stateDir, serverVersion, walArchiveDir, durable, password, primary, replica } = start;
+  const state: StackState = {
+    version: STATE_VERSION,
+    pgMajor: serverVersion.major,
+    ready: false,
+    seeded: false,
+    scram: true,
+  };
+  await writeState(stateDir, state);
+  await makeServerDir(walArchiveDir);
+  await primary.initdb({ durable });
+  servers.startS3(undefined);
+  await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
+  await primary.start();
+  await primary.query(`create role ${FIXTURE_OWNER} login`);
+  await primary.query(`create database ${STACK_DATABASE} owner ${FIXTURE_OWNER}`);
+  if (start.options.seed) {
+    await seedFixture(start);
+    state.seeded = true;
   }
+  await primary.ensureReplicationSlot(REPLICA_SLOT);
+  await replica.baseBackupFrom(primary, { slot: REPLICA_SLOT, durable });
+  await replica.writeSettings(
+    replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
+  );
+  await replica.start();
+  await replica.waitForReplayOf(primary);
+  state.ready = true;
+  return state;
+}
 
-  const server = s3;
+/** A later run: the clusters started as they are (moved to SCRAM if made before it), seeded if not yet. */
+async function startExisting(start: Start, state: StackState, servers: StackServers): Promise<StackState> {
+  const { stateDir, walArchiveDir, durable, password, primary, replica, log } = start;
+  servers.startS3(state.s3Port);
+  // A stack made before SCRAM still says trust in its pg_hba.conf: it keeps it until the password is set.
+  const migrating = !state.scram;
+  // Settings are rewritten at every start: the primary's port, and so the replica's connection, may change.
+  await primary.writeSettings(primarySettings({ walArchiveDir, durable }));
+  if (!migrating) await primary.writeHba();
+  await primary.start();
+  await replica.writeSettings(
+    replicaSettings({ primaryPort: primary.port, password, slot: REPLICA_SLOT, durable }),
+  );
+  if (!migrating) await replica.writeHba();
+  await replica.start();
+  if (migrating) {
+    log('setting a password on the local clusters and turning trust authentication off');
+    await primary.setSuperuserPassword();
+    await replica.waitForReplayOf(primary);
+    await Promise.all([primary.writeHba(), replica.writeHba()]);
+    await Promise.all([primary.reload(), replica.reload()]);
+    state.scram = true;
+    await writeState(stateDir, state);
+  }
+  if (start.options.seed && !state.seeded) {
+    await seedFixture(start);
+    state.seeded = true;
+  }
+  await replica.waitForReplayOf(primary);
+  return state;
+}
+
+/** The started stack as its users see it. */
+function stackHandle(start: Start, server: LocalS3Server, stop: () => Promise<void>): LocalStack {
+  const { stateDir, binaries, keyFile, walArchiveDir, primary, replica } = start;
   return {
     primaryUrl: primary.url(STACK_DATABASE),
     replicaUrl: replica.url(STACK_DATABASE),
@@ -709,7 +800,7 @@ async function startLocked(options: LocalStackOptions, context: StartContext): P
       };
     },
     waitForReplay: (timeoutMs?: number) => replica.waitForReplayOf(primary, timeoutMs),
-    stop: stopOnce,
+    stop,
   };
 }
 
