@@ -14,9 +14,10 @@ import { readManifest } from '../../functions/core/stored-backups.js';
 import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
 import { startLocalStack } from '../../local/stack.js';
-import { runWorkflow } from '../../local/workflow.js';
-import { runCli } from '../support/cli.js';
+import { runCli, withStoredStack } from '../support/cli.js';
+import { backupMustSucceed, lastMidnight } from '../support/stack.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;
@@ -24,37 +25,17 @@ const cli = (...args: string[]) => runCli({ stateDir, timeoutMs: 300_000 }, args
 const outbox = () => readOutbox(path.join(stateDir, 'outbox.jsonl'));
 
 /** Opens the stack the CLI left behind (stopped) to look at or change what it stored. */
-async function withStored<T>(
-  use: (services: Awaited<ReturnType<typeof localServices>>, primaryUrl: string) => Promise<T>,
-) {
-  const stack = await startLocalStack({ stateDir, handleSignals: false });
-  try {
-    return await use(
-      await localServices(parseConfig(stack.env()), createLogger({ silent: true })),
-      stack.primaryUrl,
-    );
-  } finally {
-    await stack.stop();
-  }
-}
+const withStored = <T>(use: (services: Services, primaryUrl: string) => Promise<T>) =>
+  withStoredStack(stateDir, use);
 
-const now = new Date();
-const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-const backupId = backupIdFor(midnight);
+const backupId = backupIdFor(lastMidnight());
 
 beforeAll(async () => {
   stateDir = await mkdtemp(path.join(tmpdir(), 'kb-truth-'));
   // The daily run: a dump in both regions and the base backup point-in-time restores start from.
   const stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
   try {
-    const services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
-    const backup = await runWorkflow({
-      machine: 'backup',
-      input: { time: midnight.toISOString() },
-      services,
-      waitMs: 10,
-    });
-    expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
+    await backupMustSucceed(await localServices(parseConfig(stack.env()), createLogger({ silent: true })));
   } finally {
     await stack.stop();
   }

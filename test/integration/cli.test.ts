@@ -7,30 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpKey } from '../../functions/core/layout.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { readManifest } from '../../functions/core/stored-backups.js';
-import { parseConfig } from '../../functions/platform/config.js';
-import { localServices } from '../../functions/platform/local-services.js';
-import { createLogger } from '../../functions/platform/logger.js';
-import { startLocalStack } from '../../local/stack.js';
-import { runCli } from '../support/cli.js';
+import type { Services } from '../../functions/platform/services.js';
+import { runCli, withStoredStack } from '../support/cli.js';
 
 let stateDir: string;
 
 const cli = (...args: string[]) => runCli({ stateDir, timeoutMs: 240_000 }, args);
 
 /** Opens the stack the CLI left behind (stopped) to look at or tamper with what it stored. */
-async function withStored<T>(
-  use: (services: Awaited<ReturnType<typeof localServices>>, primaryUrl: string) => Promise<T>,
-) {
-  const stack = await startLocalStack({ stateDir, handleSignals: false });
-  try {
-    return await use(
-      await localServices(parseConfig(stack.env()), createLogger({ silent: true })),
-      stack.primaryUrl,
-    );
-  } finally {
-    await stack.stop();
-  }
-}
+const withStored = <T>(use: (services: Services, primaryUrl: string) => Promise<T>) =>
+  withStoredStack(stateDir, use);
 
 const now = new Date();
 const time = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - 1, 5));

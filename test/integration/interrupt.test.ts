@@ -13,6 +13,7 @@ import { parseConfig } from '../../functions/platform/config.js';
 import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { startLocalStack } from '../../local/stack.js';
+import { takeBaseBackup } from '../support/pitr-stack.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;
@@ -64,17 +65,27 @@ const drillFolders = async () =>
     n.startsWith('drill-'),
   );
 
+/** Starts `drill --latest` and waits until its restored copy runs (the copy's record names its pid). */
+async function drillWithCopyRunning(): Promise<Run> {
+  const run = start(['drill', '--latest']);
+  await until('the drill copy to run', async () => {
+    for (const name of await drillFolders()) {
+      const record = await readFile(path.join(stateDir, 'drills', name, 'instance.json'), 'utf8').catch(
+        () => '',
+      );
+      if (/"pid": \d+/.test(record)) return true;
+    }
+    return false;
+  });
+  return run;
+}
+
 beforeAll(async () => {
   stateDir = await mkdtemp(path.join(tmpdir(), 'kb-interrupt-'));
   const stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
   try {
     const services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
-    await (services.snapshots as LocalSnapshotEngine).create({
-      target: 'keycloak',
-      snapshotId: 'kb-keycloak-20261123t0000z',
-      backupId: '20261123T0000Z',
-      retainUntil: new Date(Date.now() + 86_400_000),
-    });
+    await takeBaseBackup({ snapshots: services.snapshots as LocalSnapshotEngine });
   } finally {
     await stack.stop();
   }
@@ -86,16 +97,7 @@ afterAll(async () => {
 
 describe('an interrupted command', () => {
   it('stops the drill copy, the servers and itself on Ctrl-C (SIGINT) and says so', async () => {
-    const run = start(['drill', '--latest']);
-    await until('the drill copy to run', async () => {
-      for (const name of await drillFolders()) {
-        const record = await readFile(path.join(stateDir, 'drills', name, 'instance.json'), 'utf8').catch(
-          () => '',
-        );
-        if (/"pid": \d+/.test(record)) return true;
-      }
-      return false;
-    });
+    const run = await drillWithCopyRunning();
 
     run.child.kill('SIGINT');
     const end = await run.done;
@@ -160,16 +162,7 @@ describe('an interrupted command', () => {
 
 describe('an interrupted command with a hung server', () => {
   it('names the replica that did not stop instead of saying "stopped the local stack"', async () => {
-    const run = start(['drill', '--latest']);
-    await until('the drill copy to run', async () => {
-      for (const name of await drillFolders()) {
-        const record = await readFile(path.join(stateDir, 'drills', name, 'instance.json'), 'utf8').catch(
-          () => '',
-        );
-        if (/"pid": \d+/.test(record)) return true;
-      }
-      return false;
-    });
+    const run = await drillWithCopyRunning();
     const pidFile = path.join(stateDir, 'replica', 'data', 'postmaster.pid');
     const replicaPid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
     process.kill(replicaPid, 'SIGSTOP');

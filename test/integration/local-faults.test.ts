@@ -1,13 +1,12 @@
 // Faults and attacks on the real local stack: who may connect to its clusters and to the drill copies, a broken WAL
 // chain under a point-in-time restore.
-import { execFile } from 'node:child_process';
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WalArchiveGapError } from '../../functions/core/errors.js';
 import type { Services } from '../../functions/platform/services.js';
 import { type LocalStack, PASSWORD_FILE } from '../../local/stack.js';
+import { runCli } from '../support/cli.js';
 import {
   type PitrStack,
   query,
@@ -17,15 +16,6 @@ import {
 } from '../support/pitr-stack.js';
 
 const TARGET = 'keycloak';
-const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
-
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 300_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 let context: PitrStack | undefined;
 let stateDir: string;
 let stack: LocalStack;
@@ -132,7 +122,7 @@ describe('a broken WAL chain', () => {
 
   it('fails the drill on a gap, with an alert, and tears down', async () => {
     await stack.stop();
-    const drill = await cli(['--state-dir', stateDir, 'drill', '--latest']);
+    const drill = await runCli({ stateDir, timeoutMs: 300_000 }, ['drill', '--latest']);
 
     expect(drill.code, drill.stdout + drill.stderr).toBe(1);
     expect(drill.stdout + drill.stderr).toContain('WalArchiveGapError');

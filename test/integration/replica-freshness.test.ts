@@ -17,23 +17,9 @@ import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { runWorkflow } from '../../local/workflow.js';
-import { useTestStack } from '../support/stack.js';
+import { hourlyRun, useTestStack } from '../support/stack.js';
 
 const ctx = useTestStack({ seed: false });
-const HOUR = 3_600_000;
-/**
- * The `n`th past hourly run that is not the daily one (no snapshot, no full verification: quicker). Midnight is
- * skipped by counting, not by shifting: a shift made run(n) and run(n + 1) the same backup when run at 07:xx UTC.
- */
-const run = (n: number) => {
-  let t = Math.floor(Date.now() / HOUR) * HOUR;
-  for (let counted = 0; counted < n; ) {
-    t -= HOUR;
-    if (new Date(t).getUTCHours() !== 0) counted++;
-  }
-  return new Date(t);
-};
-
 const servicesWith = (env: Record<string, string>) =>
   localServices(
     parseConfig({ ...ctx.stack.env(), KB_FULL_VERIFY_TIERS: '', ...env }),
@@ -62,7 +48,7 @@ afterAll(async () => {
 describe('a replica whose replay is paused', () => {
   it('fails the backup with StaleReplicaError and an alert, storing nothing', async () => {
     const services = await servicesWith({ KB_REPLICA_MAX_LAG_SECONDS: '2' });
-    const time = run(2);
+    const time = hourlyRun(2);
 
     const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
 
@@ -81,7 +67,7 @@ describe('a replica whose replay is paused', () => {
       KB_STALE_REPLICA_ACTION: 'primary',
     });
 
-    const manifest = await backupAt(services, run(3));
+    const manifest = await backupAt(services, hourlyRun(3));
 
     expect(manifest.source.endpointRole).toBe('primary');
     expect(manifest.contents.tableCounts.marker).toBe(1001);
@@ -91,7 +77,7 @@ describe('a replica whose replay is paused', () => {
     await ctx.stack.replica.query('select pg_wal_replay_resume()');
     const services = await servicesWith({ KB_REPLICA_MAX_LAG_SECONDS: '30' });
 
-    const manifest = await backupAt(services, run(4));
+    const manifest = await backupAt(services, hourlyRun(4));
 
     expect(manifest.source.endpointRole).toBe('replica');
     expect(manifest.source.replicaLagSeconds).not.toBeNull();
@@ -131,7 +117,7 @@ describe('a replica RDS says is not replicating', () => {
   it("fails the dump with StaleReplicaError naming the replica and RDS's message, alerted, storing nothing", async () => {
     await ctx.stack.replica.query('select pg_wal_replay_resume()');
     const { services, mock } = await servicesWithRds({}, broken);
-    const time = run(6);
+    const time = hourlyRun(6);
 
     const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
 
@@ -151,34 +137,18 @@ describe('a replica RDS says is not replicating', () => {
 
   it('dumps from the primary instead with KB_STALE_REPLICA_ACTION=primary', async () => {
     const { services } = await servicesWithRds({ KB_STALE_REPLICA_ACTION: 'primary' }, broken);
-    const time = run(7);
 
-    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+    const manifest = await backupAt(services, hourlyRun(7));
 
-    expect(result.status, result.cause).toBe('SUCCEEDED');
-    const manifest = await readManifest(
-      services.primaryStore,
-      services.envelope,
-      'keycloak',
-      backupIdFor(time),
-    );
     expect(manifest.source.endpointRole).toBe('primary');
   });
 
   it('dumps from the replica when RDS says it is replicating', async () => {
     const { services, mock } = await servicesWithRds({}, { Status: 'replicating', Normal: true });
-    const time = run(8);
 
-    const result = await runWorkflow({ machine: 'backup', input: { time: time.toISOString() }, services });
+    const manifest = await backupAt(services, hourlyRun(8));
 
-    expect(result.status, result.cause).toBe('SUCCEEDED');
     expect(mock.commandCalls(DescribeDBInstancesCommand).length).toBeGreaterThan(0);
-    const manifest = await readManifest(
-      services.primaryStore,
-      services.envelope,
-      'keycloak',
-      backupIdFor(time),
-    );
     expect(manifest.source.endpointRole).toBe('replica');
   });
 });
@@ -192,7 +162,7 @@ describe('a replica that does not answer', () => {
 
     const result = await runWorkflow({
       machine: 'backup',
-      input: { time: run(5).toISOString() },
+      input: { time: hourlyRun(5).toISOString() },
       services,
       retryIntervalMs: 1,
       wrap: { planBackup: unreachable },

@@ -1,6 +1,11 @@
-// Runs the real keycloak-backup command as a user does, for integration tests.
+// Runs the real keycloak-backup command as a user does, for integration tests, and opens what it left behind.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../../functions/platform/config.js';
+import { localServices } from '../../functions/platform/local-services.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Services } from '../../functions/platform/services.js';
+import { startLocalStack } from '../../local/stack.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 
@@ -40,4 +45,20 @@ export function runCli(options: CliOptions, args: readonly string[]): Promise<Cl
       },
     );
   });
+}
+
+/** Opens the stack a CLI run left behind (stopped) to look at or change what it stored, and stops it again. */
+export async function withStoredStack<T>(
+  stateDir: string,
+  use: (services: Services, primaryUrl: string) => Promise<T>,
+): Promise<T> {
+  const stack = await startLocalStack({ stateDir, handleSignals: false });
+  try {
+    return await use(
+      await localServices(parseConfig(stack.env()), createLogger({ silent: true })),
+      stack.primaryUrl,
+    );
+  } finally {
+    await stack.stop();
+  }
 }

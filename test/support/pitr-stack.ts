@@ -35,7 +35,7 @@ export async function startPitrStack(prefix: string): Promise<PitrStack> {
 
 /** A base backup of the target's primary under `snapshotId` (for `backupId`), kept a day. */
 export async function takeBaseBackup(
-  context: PitrStack,
+  context: Pick<PitrStack, 'snapshots'>,
   snapshotId = 'kb-keycloak-20261123t0000z',
   backupId = '20261123T0000Z',
 ): Promise<void> {

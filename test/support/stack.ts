@@ -2,8 +2,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import type { Services } from '../../functions/platform/services.js';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack.js';
+import { runWorkflow } from '../../local/workflow.js';
 
 export interface TestStack extends LocalStack {
   /** Progress lines the stack logged, for assertions and for explaining a failure. */
@@ -77,4 +79,43 @@ export function useTestStack(options: TestStackOptions = {}): { readonly stack: 
       return current;
     },
   };
+}
+
+const HOUR_MS = 3_600_000;
+/** The start of the hour the test file was loaded in: the runs a file names stay the same if an hour turns. */
+const LOADED_HOUR = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+
+/**
+ * The `n`th most recent past scheduled run that is hourly only (1 = the newest; -n: the nth from now on, for a run
+ * under a clock set later): no daily tier, so no snapshot and no full verification. The daily hour is skipped by
+ * counting, not by shifting: a shift made run(n) and run(n + 1) the same backup at some hours of the day.
+ */
+export function hourlyRun(n: number, dailyHourUtc = 0): Date {
+  const step = n > 0 ? -HOUR_MS : HOUR_MS;
+  let found = 0;
+  for (let t = LOADED_HOUR + step; ; t += step) {
+    if (new Date(t).getUTCHours() === dailyHourUtc) continue;
+    found += 1;
+    if (found === Math.abs(n)) return new Date(t);
+  }
+}
+
+/** The daily run (00:00 UTC, the default daily hour) of today, or of `daysAgo` days before. */
+export function lastMidnight(daysAgo = 0): Date {
+  const now = new Date();
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - daysAgo));
+}
+
+/**
+ * The backup machine's run of `time` (by default today's daily run), which must succeed: a verified dump in both
+ * regions and, on the daily tier, the base backup that point-in-time restores and drills start from.
+ */
+export async function backupMustSucceed(services: Services, time: Date = lastMidnight()): Promise<void> {
+  const backup = await runWorkflow({
+    machine: 'backup',
+    input: { time: time.toISOString() },
+    services,
+    waitMs: 10,
+  });
+  expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
 }

@@ -68,6 +68,14 @@ async function storedManifest(store: MemoryObjectStore, backupId: string): Promi
   return (await store.getJson(manifestKey(TARGET, backupId))) as Record<string, unknown>;
 }
 
+const verifyRequest = (backupId: string, extra: object = {}) => ({
+  target: TARGET,
+  backupId,
+  full: false,
+  jobs: 1,
+  ...extra,
+});
+
 const restoreRequest = (backupId: string, extra: object = {}) => ({
   target: TARGET,
   backupId,
@@ -137,7 +145,7 @@ describe('authenticated manifests', () => {
         }),
       );
     }
-    const verify = { target: TARGET, backupId: current.backupId, full: false, jobs: 1, fallback: true };
+    const verify = verifyRequest(current.backupId, { fallback: true });
     await expect(verifyStep(ports, verify)).rejects.toBeInstanceOf(ManifestTamperedError);
     await expect(restoreStep(ports, restoreRequest(current.backupId))).rejects.toBeInstanceOf(
       ManifestTamperedError,
@@ -196,24 +204,12 @@ describe('authenticated manifests', () => {
       JSON.stringify({ ...unsealed, dump: { ...dump, storedSha256: old.dump.storedSha256 } }),
     );
     await expect(
-      verifyStep(ports, {
-        target: TARGET,
-        backupId: current.backupId,
-        full: false,
-        jobs: 1,
-        trustUnauthenticated: true,
-      }),
+      verifyStep(ports, verifyRequest(current.backupId, { trustUnauthenticated: true })),
     ).rejects.toMatchObject({ name: 'VerificationFailedError', cause: expect.any(ChecksumMismatchError) });
     // The older dump's bytes copied over the newer dump's key, checksum edited to match: its context is another backup's.
     ports.primaryStore.overwrite(dumpKey(TARGET, current.backupId), ports.primaryStore.bytes(old.dump.key)!);
     await expect(
-      verifyStep(ports, {
-        target: TARGET,
-        backupId: current.backupId,
-        full: false,
-        jobs: 1,
-        trustUnauthenticated: true,
-      }),
+      verifyStep(ports, verifyRequest(current.backupId, { trustUnauthenticated: true })),
     ).rejects.toMatchObject({
       failedChecks: ['decrypt'],
       message: expect.stringMatching(/context does not match/),
@@ -236,13 +232,7 @@ describe('authenticated manifests', () => {
     expect(entry?.parsed).toBeUndefined();
     expect(entry?.problem).toMatch(/^ManifestUnauthenticatedError/);
 
-    await verifyStep(ports, {
-      target: TARGET,
-      backupId: manifest.backupId,
-      full: false,
-      jobs: 1,
-      trustUnauthenticated: true,
-    });
+    await verifyStep(ports, verifyRequest(manifest.backupId, { trustUnauthenticated: true }));
     const sealed = await readManifest(ports.primaryStore, ports.envelope, TARGET, manifest.backupId);
     expect(sealed.verification.at(-1)?.passed).toBe(true);
   });
@@ -302,7 +292,7 @@ describe('routing around a damaged copy', () => {
     const { ports, backup } = setup();
     const { manifest } = await backup(NEW);
     await ports.primaryStore.deleteObjects([dumpKey(TARGET, manifest.backupId)]);
-    const request = { target: TARGET, backupId: manifest.backupId, full: false, jobs: 1 };
+    const request = verifyRequest(manifest.backupId);
     await expect(verifyStep(ports, request)).rejects.toThrow(/dump-object \(object .* not found/);
     const verified = await verifyStep(ports, { ...request, fallback: true });
     expect(verified).toMatchObject({ passed: true, region: 'eu-central-1' });

@@ -12,34 +12,13 @@ import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { runWorkflow } from '../../local/workflow.js';
-import { useTestStack } from '../support/stack.js';
+import { hourlyRun, lastMidnight, useTestStack } from '../support/stack.js';
 
 const ctx = useTestStack();
 let services: Services;
 
-/** The start of the current hour, fixed once: every test names the same runs even if an hour turns meanwhile. */
-const THIS_HOUR = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
-
-/**
- * The `n`-th most recent past run that is hourly only (1 = the newest; -n: the n-th from now on, for a run under a
- * clock set later). The daily hour is skipped: a test that expects an hourly backup must not get a daily one
- * because of the time of day the suite runs at.
- */
-function hourlyRun(n: number): Date {
-  const step = n > 0 ? -3_600_000 : 3_600_000;
-  let found = 0;
-  for (let t = THIS_HOUR.getTime() + step; ; t += step) {
-    if (new Date(t).getUTCHours() === services.config.KB_DAILY_HOUR_UTC) continue;
-    found += 1;
-    if (found === Math.abs(n)) return new Date(t);
-  }
-}
-
-/** The latest past daily run (00:00 UTC). */
-function lastMidnight(daysAgo = 0): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - daysAgo));
-}
+/** hourlyRun under this stack's daily hour: a test that expects an hourly backup must not get a daily one. */
+const hourly = (n: number) => hourlyRun(n, services.config.KB_DAILY_HOUR_UTC);
 
 async function bytesOf(key: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -91,7 +70,7 @@ describe('backup workflow', () => {
   });
 
   it('retries a transient dump failure and then succeeds', async () => {
-    const time = hourlyRun(3);
+    const time = hourly(3);
     let calls = 0;
     const flaky =
       (real: LambdaEntry): LambdaEntry =>
@@ -123,7 +102,7 @@ describe('backup workflow', () => {
   });
 
   it('alerts on a fatal failure, naming target, step, error and execution, and fails the execution', async () => {
-    const time = hourlyRun(2);
+    const time = hourly(2);
     const broken = (): LambdaEntry => async () => {
       const error = new Error('the DR bucket refused the copy');
       error.name = 'ConfigurationError';
@@ -152,12 +131,12 @@ describe('backup workflow', () => {
   it('records and alerts a verification failure when the stored dump is corrupted, and pauses retention', async () => {
     // Two verified hourly backups of its own, then the corrupted run two days later, when both have expired:
     // without the pause, retention would delete at least the older one.
-    const expired = [hourlyRun(6), hourlyRun(5)];
+    const expired = [hourly(6), hourly(5)];
     for (const run of expired) {
       const setup = await runWorkflow({ machine: 'backup', input: { time: run.toISOString() }, services });
       expect(setup.status, `${setup.error}: ${setup.cause}`).toBe('SUCCEEDED');
     }
-    const time = hourlyRun(-50);
+    const time = hourly(-50);
     const later: Services = { ...services, clock: { now: () => new Date(time.getTime() + 600_000) } };
     expect(expired.every((run) => run.getTime() + 48 * 3_600_000 < later.clock.now().getTime())).toBe(true);
     const backupId = backupIdFor(time);

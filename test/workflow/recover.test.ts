@@ -13,6 +13,7 @@ import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { type LocalStack, startLocalStack } from '../../local/stack.js';
 import { runWorkflow, type WorkflowResult } from '../../local/workflow.js';
+import { backupMustSucceed } from '../support/stack.js';
 
 const TARGET = 'keycloak';
 const NAME = 'recovered-before-incident';
@@ -35,15 +36,7 @@ beforeAll(async () => {
   stack = await startLocalStack({ stateDir, seed: true, durable: false, handleSignals: false });
   services = await localServices(parseConfig(stack.env()), createLogger({ silent: true }));
   // The daily run takes the base backup the recovery starts from.
-  const now = new Date();
-  const midnight = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-  const backup = await runWorkflow({
-    machine: 'backup',
-    input: { time: midnight.toISOString() },
-    services,
-    waitMs: 10,
-  });
-  expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
+  await backupMustSucceed(services);
 });
 
 afterAll(async () => {

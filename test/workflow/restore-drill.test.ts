@@ -18,17 +18,13 @@ import { createLogger } from '../../functions/platform/logger.js';
 import type { Services } from '../../functions/platform/services.js';
 import { type LocalStack, startLocalStack } from '../../local/stack.js';
 import { runWorkflow, type WorkflowResult } from '../../local/workflow.js';
+import { backupMustSucceed, lastMidnight } from '../support/stack.js';
 
 const TARGET = 'keycloak';
 let stateDir: string;
 let stack: LocalStack;
 let services: Services;
 let dailyBackupId: string;
-
-function lastMidnight(): Date {
-  const now = new Date();
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-}
 
 async function drill(
   input: unknown,
@@ -99,13 +95,7 @@ beforeAll(async () => {
   // The daily run takes the base backup the drills restore from, and the manifest they compare with.
   const time = lastMidnight();
   dailyBackupId = backupIdFor(time);
-  const backup = await runWorkflow({
-    machine: 'backup',
-    input: { time: time.toISOString() },
-    services,
-    waitMs: 10,
-  });
-  expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('SUCCEEDED');
+  await backupMustSucceed(services, time);
 });
 
 afterAll(async () => {
