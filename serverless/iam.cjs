@@ -18,7 +18,8 @@ const s3Arn = (bucket, suffix = '') => join(['arn:', ref('AWS::Partition'), ':s3
 const FUNCTION_PERMISSIONS = {
   // Lists the day's backup ids (a manual run's id) and reads the newest manifest (the key it was written under).
   planBackup: ['keysDescribe', 'envelopeEncrypt', 'envelopeDecrypt', 'secretRead', 'primaryManifestsRead'],
-  // Asks RDS whether the read replica is available and replicating before it dumps from it.
+  // Asks RDS whether the read replica is available and replicating before it dumps from it; warns the operator
+  // through the alert topic of a dump under half the previous backup's size.
   dumpDatabase: [
     'envelopeEncrypt',
     'envelopeDecrypt',
@@ -26,6 +27,7 @@ const FUNCTION_PERMISSIONS = {
     'primaryManifestsRead',
     'primaryWrite',
     'replicaDescribe',
+    'alertPublish',
   ],
   verifyBackup: [
     'envelopeEncrypt',

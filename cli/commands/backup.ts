@@ -113,9 +113,16 @@ export async function backupCommand(options: BackupOptions): Promise<number> {
       }
       const output = result.output as {
         plan: { backupId: string; targets: { target: string }[] };
+        results: { target: string; dump: { warnings?: string[] } }[];
         report: { summary: string };
       };
       console.log(output.report.summary);
+      // The operator was warned too (the outbox here, SNS on AWS); the backup itself succeeded: exit 0.
+      for (const { target, dump } of output.results) {
+        for (const warning of dump.warnings ?? []) {
+          console.error(`warning: ${target} ${output.plan.backupId}: ${warning}`);
+        }
+      }
       for (const { target } of output.plan.targets) {
         const manifest = await readManifest(
           services.primaryStore,

@@ -142,6 +142,16 @@ export function formatBackupList(backups: readonly ListedBackup[]): string {
   return problems.length > 0 ? `${table}\n\nproblems:\n${problems.map((p) => `  ${p}`).join('\n')}` : table;
 }
 
+/**
+ * Backups whose only intact copy is in the DR region (the primary bucket lost them, or is gone): said, with the
+ * command that restores them, since a plain `restore` looks in the primary region first.
+ */
+export function drOnlyNote(backups: readonly ListedBackup[], drRegion: string): string | undefined {
+  const only = backups.filter((b) => b.regions.length === 1 && b.regions[0] === drRegion).length;
+  if (only === 0) return undefined;
+  return `${only} ${only === 1 ? 'backup is' : 'backups are'} only in the DR region (${drRegion}): restore one with keycloak-backup restore <backup> --from-dr --to URL`;
+}
+
 export async function listCommand(options: {
   stateDir?: string;
   json?: boolean;
@@ -150,6 +160,8 @@ export async function listCommand(options: {
   return withSession({ stateDir: options.stateDir, quiet: options.json }, async ({ services }) => {
     const { backups, unreadable } = await inventory(services, { fromDr: options.fromDr });
     console.log(options.json ? JSON.stringify(backups, null, 2) : formatBackupList(backups));
+    const note = options.fromDr || options.json ? undefined : drOnlyNote(backups, services.drStore.region);
+    if (note) console.log(note);
     for (const problem of unreadable) console.error(`warning: ${problem}`);
     // Nothing could be read at all: that is a failed operation, not an empty list.
     return unreadable.length > 0 && backups.length === 0 ? 1 : 0;

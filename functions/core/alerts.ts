@@ -73,6 +73,30 @@ export function damagedManifestAlert(
   };
 }
 
+/**
+ * A warning from a target's dump step that succeeded (its size against the previous backup's): the operator is told,
+ * as a warning, since the backup may hold another database's data or a database that lost most of its rows.
+ */
+export function dumpSizeWarningAlert(
+  dump: { target: string; backupId: string; execution?: string | null },
+  warning: string,
+): Alert {
+  return {
+    subject: `keycloak-backup ${dump.target}: warning: ${dump.backupId} dump under half the previous size`,
+    target: dump.target,
+    step: 'dump',
+    error: 'DumpSizeWarning',
+    cause: `${warning}. The backup was made and is verified as usual; if this database is not the one ${dump.target} should hold, back it up under a target of its own`,
+    execution: dump.execution ?? undefined,
+    severity: 'warning',
+  };
+}
+
+/** Whether the alert is a failure (pages) or a warning (looked at); the SNS message attribute `severity`. */
+export function severityOf(alert: Alert): 'failure' | 'warning' {
+  return alert.severity ?? 'failure';
+}
+
 /** The alert as plain text, for e-mail bodies and the console. */
 export function formatAlert(alert: Alert): string {
   const lines = [
@@ -84,6 +108,7 @@ export function formatAlert(alert: Alert): string {
     `cause:     ${alert.cause}`,
     `execution: ${alert.execution ?? '(unknown)'}`,
   ];
+  if (alert.severity === 'warning') lines.push('severity:  warning (the backup succeeded; nothing failed)');
   if (alert.failedChecks?.length) lines.push(`failed checks: ${alert.failedChecks.join(', ')}`);
   if (alert.link) lines.push(`console:   ${alert.link}`);
   return lines.join('\n');

@@ -69,14 +69,18 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   catalog.catch(() => undefined);
   const source = await ports.tools.identifySource(target);
   const existing = await readManifestIfPresent(ports.primaryStore, ports.envelope, target, backupId);
+  const earlier = async () =>
+    (await catalog).filter((b) => b.parsed && b.backupId !== backupId).at(-1)?.parsed;
   if (existing) {
-    if (sameSource(existing.source, source)) return { manifest: existing, reused: true, warnings: [] };
-    throw new SourceMismatchError(
-      `backup ${backupId} of ${target} holds ${describeSource(existing.source)}, not ${describeSource(source)}: ${whatToDo}`,
-    );
+    if (!sameSource(existing.source, source)) {
+      throw new SourceMismatchError(
+        `backup ${backupId} of ${target} holds ${describeSource(existing.source)}, not ${describeSource(source)}: ${whatToDo}`,
+      );
+    }
+    // Said again for a backup already made: a retried step must not lose the warning its first attempt found.
+    return { manifest: existing, reused: true, warnings: sizeWarnings(existing, await earlier()) };
   }
-  const earlier = (await catalog).filter((b) => b.parsed && b.backupId !== backupId);
-  const newest = earlier.at(-1)?.parsed;
+  const newest = await earlier();
   if (newest && !sameSource(newest.source, source)) {
     throw new SourceMismatchError(
       `target ${target} holds backups of ${describeSource(newest.source)} (newest ${newest.backupId}); this is ${describeSource(source)}: ${whatToDo}`,
@@ -98,19 +102,6 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
     },
     ports.primaryStore,
   );
-
-  const warnings: string[] = [];
-  // Archive sizes compare only at the same compression (a change of KB_DUMP_COMPRESSION changes them 4-fold).
-  const before = newest?.dump;
-  const comparable =
-    before !== undefined &&
-    before.compression === outcome.compression &&
-    compressedBy(before) === outcome.compressedBy;
-  if (comparable && outcome.archiveBytes < archiveBytes(before) * SHRINK_WARNING_RATIO) {
-    warnings.push(
-      `dump is ${outcome.archiveBytes} bytes, less than half of the previous backup ${newest!.backupId} (${archiveBytes(before)} bytes)`,
-    );
-  }
 
   const manifest = buildManifest({
     backupId,
@@ -150,7 +141,25 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
   });
   // Written last: until this object exists the backup is incomplete and counts for nothing.
   const sealed = await writeManifest(ports.primaryStore, ports.envelope, manifest, { retainUntil });
-  return { manifest: sealed, reused: false, warnings };
+  return { manifest: sealed, reused: false, warnings: sizeWarnings(sealed, newest) };
+}
+
+/**
+ * A dump less than half the size of the previous backup's: a database that lost most of its rows, or not the one
+ * the target names. Sizes compare only at the same compression (a change of KB_DUMP_COMPRESSION changes them
+ * 4-fold), by the archive pg_restore reads.
+ */
+export function sizeWarnings(manifest: Manifest, previous: Manifest | undefined): string[] {
+  const before = previous?.dump;
+  const now = manifest.dump;
+  const comparable =
+    before !== undefined &&
+    before.compression === now.compression &&
+    compressedBy(before) === compressedBy(now);
+  if (!comparable || archiveBytes(now) >= archiveBytes(before) * SHRINK_WARNING_RATIO) return [];
+  return [
+    `dump is ${archiveBytes(now)} bytes, less than half of the previous backup ${previous!.backupId} (${archiveBytes(before)} bytes): check that ${manifest.target} still holds the data it should`,
+  ];
 }
 
 /** Said in the message itself: the workflow carries a failure's message, not its hint, to the alert and the CLI. */

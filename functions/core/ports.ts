@@ -161,6 +161,11 @@ export interface Alert {
   /** Failing check names, for verification alerts. */
   failedChecks?: string[];
   link?: string;
+  /**
+   * `warning`: something an operator must look at while the backup itself succeeded (a dump far smaller than the
+   * previous one); subscribers that page filter on it. Absent: a failure.
+   */
+  severity?: 'warning';
 }
 
 export interface Notifier {

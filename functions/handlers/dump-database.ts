@@ -1,5 +1,6 @@
 // Lambda: pg_dump of a target's replica, streamed through encryption into the bucket; the manifest is written last.
 import { z } from 'zod';
+import { dumpSizeWarningAlert } from '../core/alerts.js';
 import { dumpStep } from '../core/backup-steps.js';
 import { TIERS } from '../core/schedule.js';
 import { lambdaHandler } from '../platform/handler.js';
@@ -35,7 +36,12 @@ export function makeHandler(services: Services) {
       signal,
     });
     const { manifest } = result;
-    for (const warning of result.warnings) logger.warn(warning, { target: request.target });
+    // Told to the operator (SNS on AWS, the outbox locally) as a warning, not a failure, and carried in the
+    // workflow's result for the CLI; a log line alone went unseen (the local CLI silences its logger).
+    for (const warning of result.warnings) {
+      logger.warn(warning, { target: request.target });
+      await services.notifier.publish(dumpSizeWarningAlert(request, warning));
+    }
     if (Number.isFinite(budgetMs) && manifest.dump.durationMs > budgetMs * SLOW_DUMP_SHARE) {
       logger.warn(
         'dump used more than two thirds of the step time limit: plan a container task for this target',
@@ -53,7 +59,12 @@ export function makeHandler(services: Services) {
       durationMs: manifest.dump.durationMs,
       replicaLagSeconds: manifest.source.replicaLagSeconds,
     });
-    return { dumpKey: manifest.dump.key, storedBytes: manifest.dump.storedBytes, reused: result.reused };
+    return {
+      dumpKey: manifest.dump.key,
+      storedBytes: manifest.dump.storedBytes,
+      reused: result.reused,
+      warnings: result.warnings,
+    };
   });
 }
 

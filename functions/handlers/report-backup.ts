@@ -19,6 +19,7 @@ const branch = z
     step: z.string().optional(),
     error: z.string().optional(),
     skipped: z.boolean().optional(),
+    warnings: z.array(z.string()).optional(),
   })
   .passthrough();
 const input = z.object({
@@ -36,7 +37,8 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
   return lambdaHandler('report', input, services.logger, async (run, { logger }) => {
     const failed = run.results.filter((r) => r.dump.failed || r.snapshot.failed);
     const parts = run.results.map((r) => {
-      const dump = r.dump.failed ? `dump failed at ${r.dump.step}` : 'dump verified and copied';
+      const warned = r.dump.warnings?.length ? ` (warned: ${r.dump.warnings.length})` : '';
+      const dump = r.dump.failed ? `dump failed at ${r.dump.step}` : `dump verified and copied${warned}`;
       const snapshot = r.snapshot.failed
         ? `snapshot failed at ${r.snapshot.step}`
         : r.snapshot.skipped

@@ -37,7 +37,7 @@ const dumpBranch: States = {
     comment:
       'pg_dump from the replica, streamed through encryption into a multipart upload; the manifest is written last',
     payload: { ...item, 'scheduledAt.$': '$.scheduledAt', 'tiers.$': '$.tiers' },
-    select: ['dumpKey', 'storedBytes'],
+    select: ['dumpKey', 'storedBytes', 'warnings'],
     resultPath: '$.dump',
     onError: 'DumpFailed',
     next: 'VerifyBackup',
@@ -66,6 +66,8 @@ const dumpBranch: States = {
       failed: false,
       'dumpKey.$': '$.dump.dumpKey',
       'storedBytes.$': '$.dump.storedBytes',
+      // What the operator was warned of (a dump under half the previous size): the CLI says it too.
+      'warnings.$': '$.dump.warnings',
       'verification.$': '$.verification.level',
       'drRegion.$': '$.copy.region',
     },

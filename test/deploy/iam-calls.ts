@@ -294,6 +294,7 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
         resource: c.rds(w.region, `db:${w.replicaInstanceId}`),
         why: 'RdsReplicaMonitor: is the read replica available and replicating?',
       },
+      ...publish.map((call) => ({ ...call, why: `a dump under half the previous size: ${call.why}` })),
     ],
     verifyBackup: [
       ...c.list(w.primaryBucket, 'S3 answers a missing manifest with 404 only to a role that may list'),

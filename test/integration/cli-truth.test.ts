@@ -18,6 +18,7 @@ import type { Services } from '../../functions/platform/services.js';
 import { startLocalStack } from '../../local/stack.js';
 import { runCli, withStoredStack } from '../support/cli.js';
 import { backupMustSucceed, lastMidnight } from '../support/stack.js';
+import { tableContents } from '../support/table-contents.js';
 
 const bin = fileURLToPath(new URL('../../bin/keycloak-backup.mjs', import.meta.url));
 let stateDir: string;
@@ -174,6 +175,48 @@ describe('list', () => {
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.stdout).toMatch(/source-counts-exact\s+pass/);
   }, 300_000);
+
+  it('with the primary bucket gone, lists the backups the DR region holds as only there and restores one by its id alone', async () => {
+    // What a lost primary region leaves: every object of the primary bucket deleted.
+    const { primaryUrl, source } = await withStored(async (services, url) => {
+      const keys: string[] = [];
+      for await (const object of services.primaryStore.list('')) keys.push(object.key);
+      expect(keys.length).toBeGreaterThan(0);
+      await services.primaryStore.deleteObjects(keys);
+      return { primaryUrl: url, source: await tableContents(url) };
+    });
+
+    const table = await cli('list');
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).not.toContain('no backups yet');
+    const rows = table.stdout.split('\n').filter((line) => /^\d{8}T\d{4,6}Z/.test(line));
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    for (const row of rows) expect(row).toMatch(/\syes\s+eu-central-1\s/);
+    expect(table.stdout).toContain(
+      `${rows.length} backups are only in the DR region (eu-central-1): restore one with keycloak-backup restore <backup> --from-dr --to URL`,
+    );
+
+    // The bucket itself gone: the primary bucket configured does not exist.
+    process.env.KB_PRIMARY_BUCKET = 'kb-primary-gone';
+    try {
+      const gone = await cli('list', '--json');
+      expect(gone.code, gone.stderr).toBe(0);
+      expect(gone.stderr).toContain('warning: kb-primary-gone in eu-west-1 cannot be read');
+      const all = JSON.parse(gone.stdout) as Listed[];
+      expect(all).toHaveLength(rows.length);
+      for (const backup of all) expect(backup).toMatchObject({ verified: true, regions: ['eu-central-1'] });
+
+      // The newest backup (the settings test's manual one) restores whole from the DR region, by its id alone.
+      const to = new URL(primaryUrl);
+      to.pathname = '/keycloak_dr_only';
+      const restore = await cli('restore', all[0]!.backupId, '--from-dr', '--to', to.toString());
+      expect(restore.code, restore.stderr).toBe(0);
+      expect(restore.stdout).toMatch(/source-counts-exact\s+pass/);
+      expect(await withStored(() => tableContents(to.toString()))).toEqual(source);
+    } finally {
+      delete process.env.KB_PRIMARY_BUCKET;
+    }
+  }, 600_000);
 
   it('does not show a backup whose dump was deleted as verified, and names the missing dump', async () => {
     await withStored((services) => services.drStore.deleteObjects([dumpKey('keycloak', backupId)]));

@@ -10,7 +10,6 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpStep } from '../../functions/core/backup-steps.js';
 import { timeOfBackupId } from '../../functions/core/schedule.js';
@@ -19,6 +18,7 @@ import { localServices } from '../../functions/platform/local-services.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { retentionPolicy } from '../../functions/platform/services.js';
 import { useTestStack } from '../support/stack.js';
+import { tableContents } from '../support/table-contents.js';
 
 const execFileAsync = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
@@ -73,32 +73,6 @@ function databaseUrl(database: string): string {
   const url = new URL(ctx.stack.primaryUrl);
   url.pathname = `/${database}`;
   return url.toString();
-}
-
-/** Every base table of the schema: its row count and an MD5 over its rows in a fixed order. */
-async function contentsOf(database: string, schema: string): Promise<Record<string, string>> {
-  const client = new pg.Client({ connectionString: databaseUrl(database) });
-  await client.connect();
-  try {
-    await client.query('begin isolation level repeatable read read only');
-    const { rows } = await client.query<{ name: string }>(
-      `select table_name as name from information_schema.tables
-        where table_schema = $1 and table_type = 'BASE TABLE' order by 1`,
-      [schema],
-    );
-    const contents: Record<string, string> = {};
-    for (const { name } of rows) {
-      const table = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
-      const result = await client.query<{ n: string; digest: string | null }>(
-        `select count(*) as n, md5(string_agg(md5(t::text), '' order by md5(t::text))) as digest from ${table} t`,
-      );
-      contents[name] = `${result.rows[0]!.n} ${result.rows[0]!.digest ?? '-'}`;
-    }
-    await client.query('commit');
-    return contents;
-  } finally {
-    await client.end();
-  }
 }
 
 beforeAll(async () => {
@@ -183,8 +157,8 @@ describe.each([
     );
 
     // 5. Every table: the counts the manifest took in the dump's snapshot, and the source's rows, digest for digest.
-    const got = await contentsOf(restored, schema);
-    const source = await contentsOf(ctx.stack.database, schema);
+    const got = await tableContents(databaseUrl(restored), schema);
+    const source = await tableContents(databaseUrl(ctx.stack.database), schema);
     expect(Object.keys(got)).toHaveLength(Object.keys(manifest.contents.tableCounts).length);
     for (const [table, rows] of Object.entries(manifest.contents.tableCounts as Record<string, number>)) {
       expect(got[table]?.split(' ')[0], table).toBe(String(rows));

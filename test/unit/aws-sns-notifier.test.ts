@@ -2,6 +2,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { executionConsoleLink, SnsNotifier, snsSubject } from '../../functions/adapters/aws/sns-notifier.js';
+import { dumpSizeWarningAlert } from '../../functions/core/alerts.js';
 import { ConfigurationError, KeyUnavailableError, TransientError } from '../../functions/core/errors.js';
 import type { Alert } from '../../functions/core/ports.js';
 import { sdkError, serverError, throttled } from './aws-sdk-errors.js';
@@ -45,7 +46,33 @@ describe('SnsNotifier', () => {
       target: { DataType: 'String', StringValue: 'kc' },
       step: { DataType: 'String', StringValue: 'dump' },
       error: { DataType: 'String', StringValue: 'DumpFailedError' },
+      severity: { DataType: 'String', StringValue: 'failure' },
     });
+  });
+
+  it('publishes a warning with severity warning, so that a paging subscription can leave it out', async () => {
+    const { mock, notifier } = build();
+    mock.on(PublishCommand).resolves({ MessageId: 'm2' });
+
+    await notifier.publish(
+      dumpSizeWarningAlert(
+        { target: 'kc', backupId: '20261122T2300Z', execution: EXECUTION },
+        'dump is 1000 bytes, less than half of the previous backup 20261122T2200Z (9000 bytes)',
+      ),
+    );
+
+    const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(input.Subject).toBe(
+      'keycloak-backup kc: warning: 20261122T2300Z dump under half the previous size',
+    );
+    expect(input.MessageAttributes).toEqual({
+      target: { DataType: 'String', StringValue: 'kc' },
+      step: { DataType: 'String', StringValue: 'dump' },
+      error: { DataType: 'String', StringValue: 'DumpSizeWarning' },
+      severity: { DataType: 'String', StringValue: 'warning' },
+    });
+    expect(input.Message).toContain('less than half of the previous backup 20261122T2200Z (9000 bytes)');
+    expect(input.Message).toContain('severity:  warning (the backup succeeded; nothing failed)');
   });
 
   it('keeps the subject under 100 printable ASCII characters on one line', () => {

@@ -27,8 +27,12 @@ function outcome(
   };
 }
 
-/** Two dumps in a row through dumpStep, the second's warnings returned. */
-async function secondDumpWarnings(first: DumpOutcome, second: DumpOutcome): Promise<string[]> {
+/** Two dumps in a row through dumpStep, the second's warnings returned (`retried`: its step run twice). */
+async function secondDumpWarnings(
+  first: DumpOutcome,
+  second: DumpOutcome,
+  options: { retried?: boolean } = {},
+): Promise<string[]> {
   const key = randomBytes(32);
   const store = new MemoryObjectStore();
   const outcomes = [first, second];
@@ -67,7 +71,11 @@ async function secondDumpWarnings(first: DumpOutcome, second: DumpOutcome): Prom
     policy: { hourlyHours: 48, dailyDays: 14, weeklyDays: 90, monthlyDays: 365, incompleteGraceHours: 6 },
   });
   await dumpStep(ports, request('20261201T0800Z', 8));
-  return (await dumpStep(ports, request('20261201T0900Z', 9))).warnings;
+  const dumped = await dumpStep(ports, request('20261201T0900Z', 9));
+  if (!options.retried) return dumped.warnings;
+  const again = await dumpStep(ports, request('20261201T0900Z', 9));
+  expect(again.reused).toBe(true);
+  return again.warnings;
 }
 
 describe('the dump size check', () => {
@@ -80,6 +88,19 @@ describe('the dump size check', () => {
       outcome({ ...zstd, plainBytes: 400, archiveBytes: 1_500 }),
     );
     expect(warnings).toEqual([expect.stringMatching(/dump is 1500 bytes, less than half .* \(4000 bytes\)/)]);
+  });
+
+  it('says it again when the step is retried after its manifest was written (the first attempt may not have told)', async () => {
+    const warnings = await secondDumpWarnings(
+      outcome({ ...zstd, plainBytes: 1_000, archiveBytes: 4_000 }),
+      outcome({ ...zstd, plainBytes: 400, archiveBytes: 1_500 }),
+      { retried: true },
+    );
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /dump is 1500 bytes, less than half of the previous backup 20261201T0800Z \(4000 bytes\)/,
+      ),
+    ]);
   });
 
   it('says nothing when only the compression changed (pg_dump gzip before, the pipeline now)', async () => {

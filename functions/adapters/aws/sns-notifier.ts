@@ -1,6 +1,6 @@
-// Alerts on AWS: one SNS message per failure, naming target, step, error, cause, execution and a console link.
+// Alerts on AWS: one SNS message per failure or warning, naming target, step, error, cause, execution and a console link.
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { formatAlert } from '../../core/alerts.js';
+import { formatAlert, severityOf } from '../../core/alerts.js';
 import { ConfigurationError, KeyUnavailableError } from '../../core/errors.js';
 import type { Alert, Notifier } from '../../core/ports.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
@@ -26,11 +26,13 @@ export class SnsNotifier implements Notifier {
   async publish(alert: Alert): Promise<void> {
     const link = alert.link ?? (alert.execution ? executionConsoleLink(alert.execution) : undefined);
     const attributes: Record<string, { DataType: 'String'; StringValue: string }> = {};
-    // Attributes let subscribers filter (say, page only on one target); SNS refuses empty values.
+    // Attributes let subscribers filter (say, page only on one target, or only on severity failure); SNS refuses
+    // empty values.
     for (const [name, value] of Object.entries({
       target: alert.target,
       step: alert.step,
       error: alert.error,
+      severity: severityOf(alert),
     })) {
       if (value) attributes[name] = { DataType: 'String', StringValue: value };
     }

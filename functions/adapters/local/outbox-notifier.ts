@@ -15,7 +15,7 @@ export class OutboxNotifier implements Notifier {
     await appendFile(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...alert })}\n`, {
       mode: 0o600,
     });
-    this.print(`ALERT ${formatAlert(alert)}`);
+    this.print(`${alert.severity === 'warning' ? 'WARNING' : 'ALERT'} ${formatAlert(alert)}`);
   }
 }
 
