@@ -1,11 +1,15 @@
 // The data path end to end: the local stack (PostgreSQL primary and hot standby with the Keycloak fixture,
 // s3rver), real pg_dump/pg_restore, real encryption. Dumps are taken from the standby, as in production.
+
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +17,7 @@ import { EsdkEnvelope } from '../../functions/adapters/crypto/envelope.js';
 import { localKeyFingerprint } from '../../functions/adapters/local/key-file.js';
 import { localKeyring } from '../../functions/adapters/local/raw-aes-keyring.js';
 import {
-  ArchiveOffsetIndex,
+  ArchiveSpoolRewriter,
   readTocOffsets,
   TOC_OFFSET_NO_DATA,
   TOC_OFFSET_NOT_SET,
@@ -34,6 +38,7 @@ import {
   stdbufCandidates,
 } from '../../functions/adapters/postgres/stdout-buffer.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
+import { zstdDecompressStage } from '../../functions/adapters/streams.js';
 import {
   ChecksumMismatchError,
   DatabaseUnavailableError,
@@ -47,6 +52,7 @@ import { localS3ClientConfig } from '../../local/s3-server.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 const context = { target: 'kc', backupId: '20260101T0000Z' };
+const execFileAsync = promisify(execFile);
 
 let stack: TestStack;
 let store: S3ObjectStore;
@@ -113,6 +119,54 @@ async function readObject(objectKey: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of await store.getStream(objectKey)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The archive pg_dump wrote, from the stored object: decrypted and, when the pipeline compressed, decompressed. */
+async function plainArchive(objectKey: string, compressedBy: 'pipeline' | undefined): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const collect = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  const stages = [
+    envelope.decryptStream(context),
+    ...(compressedBy === 'pipeline' ? [zstdDecompressStage()] : []),
+  ];
+  await pipeline([await store.getStream(objectKey), ...stages, collect]);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * What pg_restore makes of an archive file as a script (`-f -`): every statement and every row of COPY data; the
+ * psql \restrict key that pg_restore 15.14 and later draws anew for every script is left out.
+ */
+async function restoreScript(file: string): Promise<string> {
+  const { stdout } = await execFileAsync(pgRestore, ['--file', '-', file], { maxBuffer: 512 * 1024 * 1024 });
+  return stdout.replace(/^\\(un)?restrict .*$/gm, '');
+}
+
+/** The chunk lengths of the data block at `offset` (after its type and dump id; large objects' oids skipped). */
+function chunkLengths(bytes: Buffer, offset: number): number[] {
+  const lengths: number[] = [];
+  const blobs = bytes[offset] === 3;
+  let at = offset + 6;
+  for (;;) {
+    if (blobs) {
+      const oid = bytes.readUInt32LE(at + 1);
+      at += 5;
+      if (oid === 0) return lengths;
+    }
+    for (;;) {
+      const length = bytes.readUInt32LE(at + 1);
+      at += 5;
+      if (length === 0) break;
+      lengths.push(length);
+      at += length;
+    }
+    if (!blobs) return lengths;
+  }
 }
 
 async function dump(objectKey: string, databaseUrl = stack.replicaUrl, compression = 'gzip:6') {
@@ -245,7 +299,7 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
     expect(verified.MBps).toBeGreaterThan(0);
   });
 
-  it('writes the plain archive to a file only its owner can read, as pg_dump writes one to a file (data offsets filled in)', async () => {
+  it('writes the plain archive to a file only its owner can read, as pg_restore reads it best (data offsets filled in, rows in large chunks)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kb-archive-'));
     try {
       const file = join(dir, 'archive.pgdump');
@@ -261,35 +315,57 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
         });
       const written = await write();
       const bytes = await readFile(file);
-      expect(bytes.length).toBe(result.archiveBytes);
       expect(bytes.subarray(0, 5).toString('latin1')).toBe('PGDMP');
       // pg_dump wrote to a pipe and could not fill in where each table's data starts; the file says it, as pg_dump
       // writing to a file would: every entry with data points at its own data block.
       const offsets = readTocOffsets(bytes)!;
       const withData = offsets.filter((entry) => entry.flag !== TOC_OFFSET_NO_DATA);
       expect(withData.length).toBeGreaterThan(10);
+      let chunks = 0;
       for (const entry of withData) {
         expect(entry.flag, `entry ${entry.dumpId}`).toBe(TOC_OFFSET_SET);
         expect([1, 3]).toContain(bytes[entry.offset]);
         expect(bytes[entry.offset + 1], 'sign of the dump id').toBe(0);
         expect(bytes.readUInt32LE(entry.offset + 2), 'the block of its own entry').toBe(entry.dumpId);
+        chunks += chunkLengths(bytes, entry.offset).length;
       }
-      // Nothing else changed: with the offsets unset again, pg_dump's own compression gives the decrypted bytes.
-      const unset = Buffer.from(bytes);
-      for (const entry of withData) {
-        unset[entry.flagAt] = TOC_OFFSET_NOT_SET;
-        unset.fill(0, entry.flagAt + 1, entry.flagAt + 9);
-      }
-      if (compressedBy === undefined) {
+      // The archive pg_dump wrote, as it was stored (decrypted, decompressed): pg_restore reads the same script
+      // from the file.
+      const original = await plainArchive(objectKey, compressedBy);
+      expect(original.length).toBe(result.archiveBytes);
+      await writeFile(join(dir, 'original.pgdump'), original);
+      const script = await restoreScript(join(dir, 'original.pgdump'));
+      expect(script).toContain('COPY public.user_entity');
+      expect(await restoreScript(file)).toBe(script);
+      if (compressedBy === 'pipeline') {
+        // Uncompressed, pg_dump wrote one chunk per row; the file holds a table's rows in chunks of up to 256 KiB,
+        // and each chunk it no longer has took a length of 5 bytes.
+        const pgDumpChunks = chunks + (original.length - bytes.length) / 5;
+        expect(Number.isInteger(pgDumpChunks)).toBe(true);
+        expect(chunks * 10).toBeLessThan(pgDumpChunks);
+      } else {
+        // gzip's chunks are left as they are: with the offsets unset again, the file is the decrypted bytes.
+        const unset = Buffer.from(bytes);
+        for (const entry of withData) {
+          unset[entry.flagAt] = TOC_OFFSET_NOT_SET;
+          unset.fill(0, entry.flagAt + 1, entry.flagAt + 9);
+        }
         expect(createHash('sha256').update(unset).digest('hex')).toBe(result.plainSha256);
       }
-      // Wherever the stream's chunks end (3 bytes: every int and block header split), the same offsets are found.
+      // Wherever the stream's chunks end (3 bytes: every int and block header split), the same script is read.
       for (const size of [3, 4099, 65536]) {
-        const index = new ArchiveOffsetIndex();
-        for (let at = 0; at < unset.length; at += size) index.update(unset.subarray(at, at + size));
-        const patched = Buffer.from(unset);
-        for (const patch of index.finish()) patch.bytes.copy(patched, patch.position);
-        expect(patched.equals(bytes), `chunks of ${size} bytes`).toBe(true);
+        const rewriter = new ArchiveSpoolRewriter();
+        const out: Buffer[] = [];
+        for (let at = 0; at < original.length; at += size) {
+          out.push(...rewriter.update(Buffer.from(original.subarray(at, at + size))));
+        }
+        const { rest, patches } = rewriter.finish();
+        const patched = Buffer.concat([...out, ...rest]);
+        for (const patch of patches) patch.bytes.copy(patched, patch.position);
+        expect(patches.length, `chunks of ${size} bytes`).toBe(withData.length);
+        const again = join(dir, `chunks-${size}.pgdump`);
+        await writeFile(again, patched);
+        expect(await restoreScript(again), `chunks of ${size} bytes`).toBe(script);
       }
       expect(written.plainBytes).toBe(result.plainBytes);
       expect(written.storedBytes).toBe(result.storedBytes);
@@ -325,6 +401,50 @@ describe.each(forms)('dump, store, verify and restore: $form', ({ setting, spec,
     expect(restored.storedBytes).toBe(result.storedBytes);
     expect(restored.archiveBytes).toBe(result.archiveBytes);
     expect(await countsOf(withDatabase(stack.primaryUrl, database))).toEqual(result.snapshotResult);
+  });
+
+  it("fails a parallel restore whose schema cannot be created with pg_restore's own message, loading nothing and leaving no spool", async () => {
+    const database = `restored_clash_${setting.replace(/\W/g, '')}`;
+    await onPrimary(`create database ${database}`);
+    const url = withDatabase(stack.primaryUrl, database);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query('create table public.realm (id int)');
+    } finally {
+      await client.end();
+    }
+    const tempDir = await mkdtemp(join(tmpdir(), 'kb-clash-'));
+    try {
+      const failure = await restoreFromStore({
+        store,
+        key: objectKey,
+        expectedSha256: result.storedSha256,
+        envelope,
+        encryptionContext: context,
+        compressedBy,
+        pgRestorePath: pgRestore,
+        databaseUrl: url,
+        jobs: 2,
+        tempDir,
+      }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(RestoreFailedError);
+      expect((failure as Error).message).toMatch(/pg_restore: error: .*relation "realm" already exists/);
+      // The schema went in as one transaction: nothing of it is left, and no data was loaded.
+      const counts = new pg.Client({ connectionString: url });
+      await counts.connect();
+      try {
+        const { rows } = await counts.query<{ n: number }>(
+          "select count(*)::int as n from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'",
+        );
+        expect(rows[0]!.n).toBe(1);
+      } finally {
+        await counts.end();
+      }
+      expect(await readdir(tempDir)).toEqual([]);
+    } finally {
+      await rm(tempDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to restore with a pg_restore older than the pg_dump that wrote the archive', async () => {

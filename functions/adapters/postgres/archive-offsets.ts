@@ -1,16 +1,23 @@
-// Finds where each table's data starts in a custom-format archive written to a pipe, so a spooled copy can say so.
+// Rewrites a custom-format archive written to a pipe into the file pg_restore --jobs reads fastest: the restore's spool.
 //
-// pg_dump writing to a pipe cannot seek back to fill in its table of contents' data offsets: every entry says
-// "position not set", and pg_restore --jobs then has each worker read the archive from the start to find its
-// table (pg_backup_custom.c _PrintTocData). Those offsets have their bytes reserved in the TOC (WriteOffset: a flag
-// byte and 8 bytes), so once the data blocks' positions are known they can be written in place, and the spool is
-// the archive pg_dump would have written to a file. Medium bench archive (626.5 MiB, pg_restore --jobs 2): 3.4-3.7
-// CPU s in pg_restore without offsets, 0.85 s with them (bench/RESULTS.md, seventh round).
+// 1. Data offsets. pg_dump writing to a pipe cannot seek back to fill in its table of contents' data offsets: every
+//    entry says "position not set", and pg_restore --jobs then has each worker read the archive from the start to
+//    find its table (pg_backup_custom.c _PrintTocData). Those offsets have their bytes reserved in the TOC
+//    (WriteOffset: a flag byte and 8 bytes), so once the data blocks' positions are known they are written in
+//    place, as pg_dump writing to a file would. Medium bench archive (626.5 MiB, pg_restore --jobs 2): 3.4-3.7 CPU s
+//    in pg_restore without offsets, 0.85 s with them (bench/RESULTS.md, seventh round).
+// 2. Rows in large chunks. Uncompressed, pg_dump writes one chunk per row (WriteDataToArchiveNone, once per
+//    PQgetCopyData row), and pg_restore sends each chunk as its own CopyData message (ReadDataFromArchiveNone,
+//    ahwrite, PQputCopyData): 1.83 million messages for the medium archive, where from pg_dump's gzip it sends one
+//    per 4 KiB of inflated data. A table's COPY data is one byte stream to the server, wherever the chunks end
+//    (gzip's end anywhere), so the spool writes each table's rows in chunks of up to SPOOL_CHUNK_BYTES instead
+//    (bench/RESULTS.md, eighth round).
 //
 // Format (pg_backup_archiver.c ReadHead/ReadToc, pg_backup_custom.c): an int is a sign byte and `intSize` bytes,
 // least significant first; a string is an int length (-1: null) and its bytes; a data block is a type byte
 // (1 data, 3 large objects), the entry's dump id, then length-prefixed chunks up to a zero length (large objects:
-// an oid before each object's chunks, a zero oid after the last).
+// an oid before each object's chunks, a zero oid after the last). pg_restore reads a chunk of any length
+// (_CustomReadFunc grows its buffer to it).
 
 /** Offset flags of pg_backup_archiver.h. */
 export const TOC_OFFSET_NOT_SET = 1;
@@ -46,6 +53,8 @@ interface ParsedToc {
   entries: TocEntry[];
   /** The archive position just after the TOC: the first data block. */
   end: number;
+  /** Table data is stored as pg_dump's rows (no compression in the header). */
+  uncompressed: boolean;
 }
 
 /** Parses header and TOC from the start of an archive; NeedMore when `head` is too short, null when not readable. */
@@ -81,9 +90,8 @@ function parseToc(head: Buffer): ParsedToc | null {
     at += length;
     return true;
   };
-  if (version >= v(15))
-    byte(); // compression algorithm
-  else readInt(); // compression level
+  // 0 is none both as the compression algorithm (1.15 on) and as the gzip level (before).
+  const uncompressed = version >= v(15) ? byte() === 0 : readInt() === 0;
   for (let i = 0; i < 7; i++) readInt(); // creation time
   skipString(); // database name
   skipString(); // server version
@@ -116,7 +124,7 @@ function parseToc(head: Buffer): ParsedToc | null {
     if (flag !== TOC_OFFSET_NOT_SET && flag !== TOC_OFFSET_SET && flag !== TOC_OFFSET_NO_DATA) return null;
     entries.push({ dumpId, flagAt, flag });
   }
-  return { intSize, offSize, entries, end: at };
+  return { intSize, offSize, entries, end: at, uncompressed };
 }
 
 /** A TOC entry's data offset as the archive states it: flag 1 not set, 2 set (at `offset`), 3 no data. */
@@ -145,127 +153,150 @@ export function readTocOffsets(archive: Buffer): TocOffset[] | undefined {
   });
 }
 
+/** The largest chunk of table rows the spool writes: one CopyData message of pg_restore's. */
+export const SPOOL_CHUNK_BYTES = 256 * 1024;
+
 /**
- * Watches an archive stream go by (`update` with each chunk, in order, then `finish`) and says which TOC offsets to
- * fill in. Gives none when the archive has them already, is of a version it does not know, or does not read as
- * expected: pg_restore then finds the data as it always did, by reading.
+ * Rewrites an archive stream as it goes by (`update` with each chunk, in order, writing what it returns, then
+ * `finish`): an uncompressed table's rows go out in chunks of up to SPOOL_CHUNK_BYTES, everything else as it came,
+ * and `finish` says which TOC offsets to fill in (positions in the output). An archive that has its offsets
+ * already, is of a version it does not know, or does not read as expected goes out as it came from there on, with
+ * no offsets: pg_restore then reads it as it always did. The chunks given to `update` are compacted in place.
  */
-export class ArchiveOffsetIndex {
+export class ArchiveSpoolRewriter {
   private head: Buffer[] = [];
   private headBytes = 0;
   private nextAttempt = 64 * 1024;
   private toc: ParsedToc | null | undefined;
   private failed = false;
-  /** Archive position of the start of `carry`/the next chunk. */
-  private position = 0;
-  /** Bytes of a field split across chunks. */
+  /** Output bytes so far. */
+  private outPosition = 0;
+  /** Bytes of a field split across chunks; the output position of its first byte. */
   private carry: Buffer = EMPTY;
-  private carryAt = 0;
+  private carryOut = 0;
   /** Bytes of a chunk still to skip. */
   private skip = 0;
   private state: 'block' | 'length' | 'oid' = 'block';
   private inBlobs = false;
+  /** Inside an uncompressed table's rows: their lengths are dropped, the rows written in large chunks. */
+  private merging = false;
   private blocks = new Map<number, number>();
   private wanted = new Set<number>();
   private intSize = 4;
+  /** The chunk being scanned: what of it is written as it is (from `from`), or its rows compacted (`from` to `to`). */
+  private chunk: Buffer = EMPTY;
+  private out: Buffer[] = [];
+  private from = 0;
+  private to = 0;
 
-  update(chunk: Buffer): void {
-    if (this.failed) return;
+  /** The archive's header and TOC once read, unless the archive goes out as it came (then undefined). */
+  tocBytes: Buffer | undefined;
+
+  constructor(private readonly chunkBytes = SPOOL_CHUNK_BYTES) {}
+
+  update(chunk: Buffer): Buffer[] {
+    if (this.failed) return this.pass([chunk]);
     if (this.toc === undefined) {
       this.head.push(chunk);
       this.headBytes += chunk.length;
-      if (this.headBytes < this.nextAttempt) return;
-      this.tryToc();
-      return;
+      if (this.headBytes < this.nextAttempt) return [];
+      return this.tryToc();
     }
-    this.scan(chunk);
+    return this.scan(chunk);
   }
 
-  /** The patches, once the whole archive went through `update`; none unless every block was where it should be. */
-  finish(): OffsetPatch[] {
-    if (this.toc === undefined && !this.failed) this.tryToc(true);
+  /** What is left to write once the whole archive went through `update`, and the offsets to fill in. */
+  finish(): { rest: Buffer[]; patches: OffsetPatch[] } {
+    const rest = this.toc === undefined && !this.failed ? this.tryToc(true) : [];
+    if (this.merging && this.carry.length > 0) rest.push(this.carry); // cut short inside a length: keep its bytes
     const toc = this.toc;
     if (this.failed || !toc || this.skip !== 0 || this.carry.length !== 0 || this.state !== 'block')
-      return [];
+      return { rest, patches: [] };
     const patches: OffsetPatch[] = [];
     for (const entry of toc.entries) {
       const at = this.blocks.get(entry.dumpId);
       if (entry.flag !== TOC_OFFSET_NOT_SET || at === undefined) continue;
       const bytes = Buffer.alloc(1 + toc.offSize);
       bytes[0] = TOC_OFFSET_SET;
-      let rest = at;
+      let left = at;
       for (let i = 0; i < toc.offSize; i++) {
-        bytes[1 + i] = rest % 256;
-        rest = Math.floor(rest / 256);
+        bytes[1 + i] = left % 256;
+        left = Math.floor(left / 256);
       }
-      if (rest !== 0) return [];
+      if (left !== 0) return { rest, patches: [] };
       patches.push({ position: entry.flagAt, bytes });
     }
-    return patches;
+    return { rest, patches };
   }
 
-  private tryToc(atEnd = false): void {
+  private pass(chunks: Buffer[]): Buffer[] {
+    for (const chunk of chunks) this.outPosition += chunk.length;
+    return chunks;
+  }
+
+  private tryToc(atEnd = false): Buffer[] {
     const head = Buffer.concat(this.head, this.headBytes);
     let toc: ParsedToc | null;
     try {
       toc = parseToc(head);
     } catch (error) {
       if (!(error instanceof NeedMore)) throw error;
-      if (atEnd) this.failed = true;
-      this.nextAttempt = this.headBytes * 2;
-      return;
+      if (!atEnd) {
+        this.nextAttempt = this.headBytes * 2;
+        return [];
+      }
+      toc = null;
     }
     this.head = [];
-    if (!toc) {
+    if (toc) {
+      for (const entry of toc.entries) if (entry.flag === TOC_OFFSET_NOT_SET) this.wanted.add(entry.dumpId);
+    }
+    if (!toc || this.wanted.size === 0) {
+      // not an archive this reads, or nothing to fill in (offsets set already, or no data): left as it is
       this.failed = true;
-      return;
+      return this.pass(head.length > 0 ? [head] : []);
     }
     this.toc = toc;
     this.intSize = toc.intSize;
-    for (const entry of toc.entries) if (entry.flag === TOC_OFFSET_NOT_SET) this.wanted.add(entry.dumpId);
-    if (this.wanted.size === 0) {
-      this.failed = true; // nothing to fill in (offsets set already, or no data)
-      return;
-    }
-    this.position = toc.end;
-    this.scan(head.subarray(toc.end));
+    const written = this.pass([head.subarray(0, toc.end)]);
+    this.tocBytes = written[0];
+    return [...written, ...this.scan(head.subarray(toc.end))];
   }
 
-  /** Walks the data blocks: reads each int it needs, skips every chunk's bytes. */
-  private scan(chunk: Buffer): void {
-    const base = this.position;
-    this.position += chunk.length;
-    const toc = this.toc!;
-    const intBytes = 1 + toc.intSize;
+  /** Walks the data blocks: reads each int it needs, skips (or, merging, compacts) every chunk's bytes. */
+  private scan(chunk: Buffer): Buffer[] {
+    this.chunk = chunk;
+    this.out = [];
+    this.from = 0;
+    this.to = 0;
+    const intBytes = 1 + this.intSize;
     let at = 0;
     while (at < chunk.length) {
       // The common case, once per row of every table: a chunk length, then that many bytes, within this chunk.
       if (this.skip === 0 && this.state === 'length' && this.carry.length === 0) {
         while (at + intBytes <= chunk.length) {
           const length = this.readInt(chunk, at);
-          at += intBytes;
           if (length > 0) {
-            at += length;
+            const end = Math.min(at + intBytes + length, chunk.length);
+            if (this.merging) this.keep(chunk, at + intBytes, end);
+            this.skip = at + intBytes + length - end;
+            at = end;
+            if (this.skip > 0) break;
             continue;
           }
-          if (length < 0) {
-            this.failed = true;
-            return;
-          }
-          this.state = this.inBlobs ? 'oid' : 'block';
+          if (length < 0) return this.fail(chunk, at);
+          at += intBytes;
+          this.endOfBlock(at);
           break;
         }
-        if (at > chunk.length) {
-          this.skip = at - chunk.length;
-          return;
-        }
-        if (at === chunk.length) return;
-        if (this.state === 'length' && at + intBytes > chunk.length) {
+        if (at >= chunk.length) break;
+        if (this.state === 'length' && this.skip === 0) {
           // a length split across chunks: the general path below carries it
         } else continue;
       }
       if (this.skip > 0) {
         const step = Math.min(this.skip, chunk.length - at);
+        if (this.merging) this.keep(chunk, at, at + step);
         this.skip -= step;
         at += step;
         continue;
@@ -273,41 +304,57 @@ export class ArchiveOffsetIndex {
       const fieldBytes = this.state === 'block' ? 1 + intBytes : intBytes;
       let field: Buffer;
       let offset: number;
-      let fieldAt: number;
+      let fieldOut: number;
+      const fieldAt = at;
       if (this.carry.length === 0 && chunk.length - at >= fieldBytes) {
         field = chunk;
         offset = at;
-        fieldAt = base + at;
+        fieldOut = this.outPosition + this.pendingBytes(at);
         at += fieldBytes;
       } else {
-        if (this.carry.length === 0) this.carryAt = base + at;
+        if (this.carry.length === 0) this.carryOut = this.outPosition + this.pendingBytes(at);
         const take = Math.min(fieldBytes - this.carry.length, chunk.length - at);
         this.carry = Buffer.concat([this.carry, chunk.subarray(at, at + take)]);
         at += take;
-        if (this.carry.length < fieldBytes) return;
+        if (this.carry.length < fieldBytes) break;
         field = this.carry;
         offset = 0;
-        fieldAt = this.carryAt;
+        fieldOut = this.carryOut;
         this.carry = EMPTY;
       }
-      if (!this.field(field, offset, fieldAt)) {
-        this.failed = true;
-        return;
+      if (!this.field(field, offset, fieldOut, at)) {
+        if (field !== chunk) return this.fail(chunk, at, field);
+        return this.fail(chunk, fieldAt);
       }
     }
+    if (this.merging) this.flushRows(chunk);
+    else this.write(chunk.subarray(this.from));
+    return this.out;
   }
 
-  /** One int (or a block's type and dump id) read at archive position `fieldAt`; false when it makes no sense. */
-  private field(field: Buffer, offset: number, fieldAt: number): boolean {
+  /** Output bytes of this chunk not yet written (outside the rows), before index `at`. */
+  private pendingBytes(at: number): number {
+    return this.merging ? 0 : at - this.from;
+  }
+
+  /** One int (or a block's type and dump id) read; `at` is just after it. False when it makes no sense. */
+  private field(field: Buffer, offset: number, fieldOut: number, at: number): boolean {
     if (this.state === 'block') {
       const type = field[offset]!;
       const dumpId = this.readInt(field, offset + 1);
       if ((type !== BLK_DATA && type !== BLK_BLOBS) || !this.wanted.has(dumpId) || this.blocks.has(dumpId)) {
         return false;
       }
-      this.blocks.set(dumpId, fieldAt);
+      this.blocks.set(dumpId, fieldOut);
       this.inBlobs = type === BLK_BLOBS;
       this.state = this.inBlobs ? 'oid' : 'length';
+      if (!this.inBlobs && this.toc!.uncompressed) {
+        // The block header (and anything before it) goes out as it is; the rows from here are compacted.
+        this.write(this.chunk.subarray(this.from, at));
+        this.merging = true;
+        this.from = at;
+        this.to = at;
+      }
       return true;
     }
     const value = this.readInt(field, offset);
@@ -316,9 +363,68 @@ export class ArchiveOffsetIndex {
       return true;
     }
     if (value < 0) return false;
-    if (value === 0) this.state = this.inBlobs ? 'oid' : 'block';
+    if (value === 0) this.endOfBlock(at);
     else this.skip = value;
     return true;
+  }
+
+  /** The zero length that ends a block was read; `at` is just after it. */
+  private endOfBlock(at: number): void {
+    this.state = this.inBlobs ? 'oid' : 'block';
+    if (!this.merging) return;
+    this.flushRows(this.chunk);
+    this.write(this.zero());
+    this.merging = false;
+    this.from = at;
+  }
+
+  /** Moves row bytes [start, end) of the chunk down to the end of the rows kept so far. */
+  private keep(chunk: Buffer, start: number, end: number): void {
+    if (start !== this.to) chunk.copyWithin(this.to, start, end);
+    this.to += end - start;
+  }
+
+  /** Writes the rows kept from this chunk, as length-prefixed chunks of at most `chunkBytes`. */
+  private flushRows(chunk: Buffer): void {
+    for (let start = this.from; start < this.to; start += this.chunkBytes) {
+      const end = Math.min(start + this.chunkBytes, this.to);
+      this.write(this.lengthOf(end - start));
+      this.write(chunk.subarray(start, end));
+    }
+    this.from = this.to;
+  }
+
+  /** Not what it expected at `at`: what was read goes out, the rest as it is, and no offsets. */
+  private fail(chunk: Buffer, at: number, carried?: Buffer): Buffer[] {
+    if (this.merging) {
+      this.flushRows(chunk);
+      if (carried) this.write(carried);
+      this.from = at;
+    }
+    this.merging = false;
+    this.failed = true;
+    this.write(chunk.subarray(this.from));
+    return this.out;
+  }
+
+  private write(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.out.push(bytes);
+    this.outPosition += bytes.length;
+  }
+
+  private lengthOf(n: number): Buffer {
+    const bytes = Buffer.alloc(1 + this.intSize);
+    let left = n;
+    for (let i = 0; i < this.intSize; i++) {
+      bytes[1 + i] = left % 256;
+      left = Math.floor(left / 256);
+    }
+    return bytes;
+  }
+
+  private zero(): Buffer {
+    return Buffer.alloc(1 + this.intSize);
   }
 
   /** pg_dump's int at `from`: a sign byte, then intSize bytes, least significant first. */

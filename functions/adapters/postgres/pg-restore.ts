@@ -1,5 +1,5 @@
 // Reads a stored dump back: checksum, decryption, archive header, then pg_restore (--list, or into a database).
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Readable, Transform, Writable } from 'node:stream';
@@ -23,7 +23,7 @@ import {
   ZSTD_MAGIC,
   zstdDecompressStage,
 } from '../streams.js';
-import { ArchiveOffsetIndex, type OffsetPatch } from './archive-offsets.js';
+import { ArchiveSpoolRewriter, type OffsetPatch } from './archive-offsets.js';
 import { lastLines, readToolVersion, spawnTool, type ToolProcess, toolConnection } from './pg-process.js';
 
 /** What the custom-format archive says about itself in its first bytes. */
@@ -257,21 +257,105 @@ export async function restoreFromStore(options: RestoreOptions): Promise<Restore
     }
   } else {
     const dir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'kb-restore-'));
+    const schema = new SchemaFirst(options.pgRestorePath, restoreArgs, env, dir);
     try {
       const file = join(dir, 'archive.pgdump');
-      await spool(options, read, file);
-      const restore = spawnTool(options.pgRestorePath, [...restoreArgs, `--jobs=${jobs}`, file], {
-        env,
-        stdin: 'ignore',
-        stdout: 'ignore',
-      });
+      await spool({ ...options, signal: schema.signal(options.signal) }, read, file, (toc) =>
+        schema.start(toc),
+      );
+      // The schema's restore ran beside the spool; only the data and what follows it are left.
+      const sections = (await schema.finished()) ? ['--section=data', '--section=post-data'] : [];
+      const restore = spawnTool(
+        options.pgRestorePath,
+        [...restoreArgs, ...sections, `--jobs=${jobs}`, file],
+        {
+          env,
+          stdin: 'ignore',
+          stdout: 'ignore',
+        },
+      );
       const exit = await restore.exit;
       if (exit.code !== 0) throw restoreFailure(restore, exit);
+    } catch (error) {
+      throw (await schema.failure()) ?? error;
     } finally {
+      schema.stop();
       await rm(dir, { recursive: true, force: true });
     }
   }
   return { ...read.result(started), archive: read.header(), pgRestoreVersion: tool.full, jobs };
+}
+
+/**
+ * The schema (pg_restore --section=pre-data) restored from the archive's table of contents while its data is still
+ * being spooled: creating some hundred tables, sequences and functions one committed statement at a time waits on
+ * the server's WAL flushes, not on a CPU, and the spool needs the CPU. It runs as one transaction, from a file that
+ * holds only the header and the TOC (pre-data reads no data). pg_restore --section=data --section=post-data --jobs
+ * then restores the rest, as a single run would (pg_restore's documented sections). Medium bench: see RESULTS.md,
+ * eighth round.
+ */
+class SchemaFirst {
+  private tool: ToolProcess | undefined;
+  private starting: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly pgRestorePath: string,
+    private readonly restoreArgs: readonly string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly dir: string,
+  ) {}
+
+  /** The spool's signal: the caller's, and this restore's failing (no use spooling the rest). */
+  signal(outer: AbortSignal | undefined): AbortSignal {
+    return outer ? AbortSignal.any([outer, this.abort.signal]) : this.abort.signal;
+  }
+
+  /** Starts the schema's restore from `toc` (header and TOC); called once the spool has read them. */
+  start(toc: Buffer): void {
+    this.starting = (async () => {
+      const file = join(this.dir, 'toc.pgdump');
+      await writeFile(file, toc, { mode: 0o600, flag: 'wx' });
+      const tool = spawnTool(
+        this.pgRestorePath,
+        [...this.restoreArgs, '--section=pre-data', '--single-transaction', file],
+        { env: this.env, stdin: 'ignore', stdout: 'ignore' },
+      );
+      this.tool = tool;
+      tool.exit.then(
+        (exit) => {
+          if (exit.code !== 0) this.abort.abort();
+        },
+        () => this.abort.abort(),
+      );
+    })();
+    this.starting.catch(() => this.abort.abort());
+  }
+
+  /** Waits for the schema's restore: true when it ran and succeeded, false when it never started; throws its failure. */
+  async finished(): Promise<boolean> {
+    if (!this.starting) return false;
+    await this.starting;
+    const tool = this.tool!;
+    const exit = await tool.exit;
+    if (exit.code !== 0) throw restoreFailure(tool, exit);
+    return true;
+  }
+
+  /** The schema restore's own failure, which explains a spool it stopped; undefined when it did not fail. */
+  async failure(): Promise<Error | undefined> {
+    if (!this.abort.signal.aborted || !this.starting) return undefined;
+    try {
+      await this.finished();
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  stop(): void {
+    this.tool?.stop();
+  }
 }
 
 export interface StoredArchiveFile extends VerifyResult {
@@ -296,24 +380,31 @@ export async function writeStoredArchive(
 /**
  * Reads the object through `read`'s stages into `file`, created anew with mode 0600 (an existing file would keep
  * its own mode, and this one holds the plain dump: password hashes, keys); removed again if anything fails. The
- * sink takes 1 MiB at a time: at 64 KiB every chunk waited for its own write. Once whole, the file gets the data
- * offsets pg_dump could not write to a pipe (archive-offsets.ts), so pg_restore --jobs seeks to each table's data
- * instead of every worker reading the archive from the start: 0.85-0.94 CPU s of pg_restore at medium against
- * 3.4-3.7 s (bench/RESULTS.md, seventh round).
+ * sink takes 1 MiB at a time: at 64 KiB every chunk waited for its own write. The file is the archive as
+ * archive-offsets.ts rewrites it: an uncompressed table's rows in chunks of 256 KiB instead of one per row, so
+ * pg_restore sends the server that many CopyData messages (eighth round), and once whole, the data offsets pg_dump
+ * could not write to a pipe, so pg_restore --jobs seeks to each table's data instead of every worker reading the
+ * archive from the start: 0.85-0.94 CPU s of pg_restore at medium against 3.4-3.7 s (bench/RESULTS.md, seventh
+ * round).
  */
 async function spool(
   options: ReadStoredOptions,
   read: ReturnType<typeof readStages>,
   file: string,
+  onToc?: (toc: Buffer) => void,
 ): Promise<void> {
   const handle = await open(file, 'wx', 0o600);
   try {
-    const offsets = new ArchiveOffsetIndex();
+    const rewrite = new ArchiveSpoolRewriter();
+    let patches: readonly OffsetPatch[] = [];
     await runRead(options, read, async (source) => {
       const sink = handle.createWriteStream({ highWaterMark: STAGE_HIGH_WATER_MARK });
-      await pipeline([source, ...read.stages, offsetIndexStage(offsets), sink], signalOption(options));
+      const stage = rewriteStage(rewrite, onToc, (found) => {
+        patches = found;
+      });
+      await pipeline([source, ...read.stages, stage, sink], signalOption(options));
     });
-    await writeOffsets(file, offsets.finish());
+    await writeOffsets(file, patches);
   } catch (error) {
     await handle.close().catch(() => undefined);
     await rm(file, { force: true });
@@ -321,13 +412,34 @@ async function spool(
   }
 }
 
-/** Passes the archive on untouched while `index` notes where its data blocks are. */
-function offsetIndexStage(index: ArchiveOffsetIndex): Transform {
+/**
+ * Passes the archive on as `rewrite` rewrites it; hands over its header and TOC once read, and at its end the data
+ * offsets to fill in.
+ */
+function rewriteStage(
+  rewrite: ArchiveSpoolRewriter,
+  onToc: ((toc: Buffer) => void) | undefined,
+  onPatches: (patches: OffsetPatch[]) => void,
+): Transform {
+  let tocGiven = onToc === undefined;
+  const giveToc = () => {
+    if (tocGiven || !rewrite.tocBytes) return;
+    tocGiven = true;
+    onToc?.(rewrite.tocBytes);
+  };
   return new Transform({
     highWaterMark: STAGE_HIGH_WATER_MARK,
     transform(chunk: Buffer, _encoding, callback) {
-      index.update(chunk);
-      callback(null, chunk);
+      for (const piece of rewrite.update(chunk)) this.push(piece);
+      giveToc();
+      callback();
+    },
+    flush(callback) {
+      const { rest, patches } = rewrite.finish();
+      for (const piece of rest) this.push(piece);
+      giveToc(); // an archive shorter than its TOC's first read: the schema still goes first, as one transaction
+      onPatches(patches);
+      callback();
     },
   });
 }
@@ -459,7 +571,11 @@ function namedReadError(error: unknown, key: string): unknown {
 }
 
 function restoreFailure(restore: ToolProcess, exit: { code: number | null; signal: string | null }): Error {
-  return new RestoreFailedError(`pg_restore ${describeExit(exit)}: ${lastLines(restore.stderrTail())}`, {
+  // pg_restore prints the statement after the server's error: a CREATE TABLE's 20 last lines hid the error itself.
+  const tail = restore.stderrTail();
+  const errors = tail.split('\n').filter((line) => line.startsWith('pg_restore: error:'));
+  const said = errors.length > 0 ? errors.slice(-3).join('\n') : lastLines(tail);
+  return new RestoreFailedError(`pg_restore ${describeExit(exit)}: ${said}`, {
     hint: 'the archive decrypted and matched its checksum, but PostgreSQL refused part of it; read the message',
   });
 }
