@@ -2,6 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
+import { causeMessage } from '../../functions/core/alerts.js';
 import { InvalidInputError } from '../../functions/core/errors.js';
 import { planRun } from '../../functions/core/plan.js';
 import { readManifest } from '../../functions/core/stored-backups.js';
@@ -113,7 +114,7 @@ export async function backupCommand(options: BackupOptions): Promise<number> {
       }
       const output = result.output as {
         plan: { backupId: string; targets: { target: string }[] };
-        results: { target: string; dump: { warnings?: string[] } }[];
+        results: { target: string; dump: { warnings?: string[]; held?: boolean; cause?: unknown } }[];
         report: { summary: string };
       };
       console.log(output.report.summary);
@@ -124,6 +125,11 @@ export async function backupCommand(options: BackupOptions): Promise<number> {
         }
       }
       for (const { target } of output.plan.targets) {
+        const held = output.results.find((r) => r.target === target && r.dump.held);
+        if (held) {
+          console.log(`${target} ${output.plan.backupId}: ${causeMessage(held.dump.cause)}`);
+          continue;
+        }
         const manifest = await readManifest(
           services.primaryStore,
           services.envelope,

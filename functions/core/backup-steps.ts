@@ -1,6 +1,8 @@
 // The backup's steps over the ports: dump (manifest last), verify, copy to DR, and restore for the operator.
 import { buildManifest, encryptionContextFor, withCopy, withVerification } from './backup.js';
+import { claimBackup, releaseClaim } from './backup-claim.js';
 import {
+  BackupHeldError,
   ChecksumMismatchError,
   DecryptionFailedError,
   isKeycloakBackupError,
@@ -16,9 +18,11 @@ import type {
   Clock,
   CopyObject,
   DatabaseTools,
+  DumpOutcome,
   Envelope,
   KeycloakVerification,
   ObjectStore,
+  SourceIdentity,
   StoredDump,
 } from './ports.js';
 import { type RetentionPolicy, retainUntilFor } from './retention.js';
@@ -61,7 +65,9 @@ export const SHRINK_WARNING_RATIO = 0.5;
 /**
  * Dumps a target once per backup id. A backup id already complete is reused only when it holds the same database
  * (source identity); a target's backups are all of one database: another database under a target that already
- * holds backups is refused, before anything is written.
+ * holds backups is refused, before anything is written. Exactly one run makes a backup: it claims the id first
+ * (a create-only write, core/backup-claim.ts), and another run of the same scheduled time that finds it claimed
+ * and not yet complete stops with BackupHeldError, having written nothing; the dump itself is create-only too.
  */
 export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Promise<DumpStepResult> {
   const { target, backupId } = request;
@@ -87,21 +93,71 @@ export async function dumpStep(ports: StepPorts, request: DumpStepRequest): Prom
     );
   }
 
+  const holder = request.execution ?? `unnamed-run-${globalThis.crypto.randomUUID()}`;
+  let claim: { retry: boolean };
+  try {
+    claim = await claimBackup(ports.primaryStore, { target, backupId, holder, at: ports.clock.now() });
+  } catch (error) {
+    if (!(error instanceof BackupHeldError)) throw error;
+    // The run holding it may have finished meanwhile: its backup is then reused, as any complete one is.
+    const finished = await readManifestIfPresent(ports.primaryStore, ports.envelope, target, backupId);
+    if (finished && sameSource(finished.source, source))
+      return { manifest: finished, reused: true, warnings: [] };
+    throw error;
+  }
+
   const startedAt = ports.clock.now();
   const retainUntil = retainUntilFor(request.scheduledAt, request.tiers, request.policy);
   const context = encryptionContextFor(target, backupId);
   const key = dumpKey(target, backupId);
-  const outcome = await ports.tools.dump(
-    {
-      target,
-      key,
-      encryptionContext: context,
+  let dumped = false;
+  try {
+    const outcome = await ports.tools.dump(
+      {
+        target,
+        key,
+        encryptionContext: context,
+        retainUntil,
+        // A retried step of the run that holds the claim replaces its own dump, which never got a manifest.
+        createOnly: !claim.retry,
+        onProgress: request.onProgress,
+        signal: request.signal,
+      },
+      ports.primaryStore,
+    );
+    dumped = true;
+    return await recordDump(ports, request, {
+      source,
+      newest,
+      outcome,
+      startedAt,
       retainUntil,
-      onProgress: request.onProgress,
-      signal: request.signal,
-    },
-    ports.primaryStore,
-  );
+      context,
+      key,
+    });
+  } catch (error) {
+    // Nothing of this run is under the dump's key: the id is free again for a later run (a replay).
+    if (!dumped) await releaseClaim(ports.primaryStore, target, backupId).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The manifest of a stored dump, written last: until it exists the backup is incomplete and counts for nothing. */
+async function recordDump(
+  ports: StepPorts,
+  request: DumpStepRequest,
+  dumped: {
+    source: SourceIdentity;
+    newest: Manifest | undefined;
+    outcome: DumpOutcome;
+    startedAt: Date;
+    retainUntil: Date;
+    context: Record<string, string>;
+    key: string;
+  },
+): Promise<DumpStepResult> {
+  const { target, backupId } = request;
+  const { source, newest, outcome, startedAt, retainUntil, context, key } = dumped;
 
   const manifest = buildManifest({
     backupId,

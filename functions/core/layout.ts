@@ -3,6 +3,7 @@ import { timeOfBackupId } from './schedule.js';
 
 export const DUMP_FILE = 'dump.pgdump.enc';
 export const MANIFEST_FILE = 'manifest.json';
+export const CLAIM_FILE = 'claim.json';
 export const DRILL_REPORT_FILE = 'drill-report.json';
 export const DRILL_KEY_CHANGES_FILE = 'key-changes.json';
 export const RUN_REPORT_FILE = 'run-report.json';
@@ -24,6 +25,11 @@ export function dumpKey(target: string, backupId: string): string {
 
 export function manifestKey(target: string, backupId: string): string {
   return `${backupPrefix(target, backupId)}${MANIFEST_FILE}`;
+}
+
+/** Written first and create-only by the one run that makes the backup (core/backup-claim.ts). */
+export function claimKey(target: string, backupId: string): string {
+  return `${backupPrefix(target, backupId)}${CLAIM_FILE}`;
 }
 
 /** Drill reports sit beside the backups, under the target, by drill id. */

@@ -199,6 +199,8 @@ export interface DumpRequest {
   key: string;
   encryptionContext: Record<string, string>;
   retainUntil?: Date;
+  /** The dump takes its key only where it is free (PutOptions.createOnly): ObjectExistsError otherwise. */
+  createOnly?: boolean;
   onProgress?: (plainBytes: number) => void;
   signal?: AbortSignal;
 }

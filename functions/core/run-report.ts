@@ -29,6 +29,8 @@ export type RunReport = z.infer<typeof runReportSchema>;
 /** One branch's end state as the backup workflow hands it over (DumpBranchDone/Failed, SnapshotBranch…). */
 export interface BranchOutcome {
   failed: boolean;
+  /** The dump branch of a run that found the backup id held by another run of the same scheduled time. */
+  held?: boolean;
   step?: string;
   error?: string;
   skipped?: boolean;
@@ -110,13 +112,16 @@ export function backupRunMetrics(input: {
 }): EmfRecord[] {
   const { outcome, failures, manifests, at } = input;
   const target = { Target: outcome.target };
-  const { current, newestVerified, previous } = manifests;
+  // A run that found the backup id held made nothing: the run holding it reports the backup.
+  const held = outcome.dump.held === true;
+  const { newestVerified, previous } = manifests;
+  const current = held ? undefined : manifests.current;
   const lastVerification = current?.verification.at(-1);
   const keys = current?.contents.keyFingerprints;
   const previousKeys = previous?.contents.keyFingerprints;
   const records = [
     emfRecord(at, target, {
-      BackupsSucceeded: outcome.dump.failed ? 0 : 1,
+      BackupsSucceeded: outcome.dump.failed || held ? 0 : 1,
       BackupsFailed: outcome.dump.failed || outcome.snapshot.failed ? 1 : 0,
       NewestVerifiedBackupAgeSeconds: newestVerified
         ? Math.max(0, (at.getTime() - Date.parse(newestVerified.startedAt)) / 1000)

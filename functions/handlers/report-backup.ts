@@ -16,6 +16,7 @@ import { servicesFromEnv } from '../platform/wiring.js';
 const branch = z
   .object({
     failed: z.boolean(),
+    held: z.boolean().optional(),
     step: z.string().optional(),
     error: z.string().optional(),
     skipped: z.boolean().optional(),
@@ -38,7 +39,11 @@ export function makeHandler(services: Services, deps: { metrics?: MetricsSink } 
     const failed = run.results.filter((r) => r.dump.failed || r.snapshot.failed);
     const parts = run.results.map((r) => {
       const warned = r.dump.warnings?.length ? ` (warned: ${r.dump.warnings.length})` : '';
-      const dump = r.dump.failed ? `dump failed at ${r.dump.step}` : `dump verified and copied${warned}`;
+      const dump = r.dump.failed
+        ? `dump failed at ${r.dump.step}`
+        : r.dump.held
+          ? 'dump held by another run of the same scheduled time (nothing done here)'
+          : `dump verified and copied${warned}`;
       const snapshot = r.snapshot.failed
         ? `snapshot failed at ${r.snapshot.step}`
         : r.snapshot.skipped

@@ -90,6 +90,8 @@ export type LambdaTaskOptions = Transition & {
   resultPath: string | null;
   /** The state a caught error (States.ALL, in $.caught unless said otherwise) goes to. */
   onError?: string | { next: string; resultPath: string };
+  /** Errors caught before the catch-all, each into $.caught and its own state. */
+  onErrors?: readonly { errors: readonly string[]; next: string }[];
 };
 
 /** A lambda:invoke Task with the standard retry, its function's timeout and an optional catch-all. */
@@ -109,7 +111,14 @@ export function lambdaTask(options: LambdaTaskOptions): AslState {
   if (options.onError) {
     const { next, resultPath } =
       typeof options.onError === 'string' ? { next: options.onError, resultPath: CAUGHT } : options.onError;
-    state.Catch = [{ ErrorEquals: ['States.ALL'], ResultPath: resultPath, Next: next }];
+    state.Catch = [
+      ...(options.onErrors ?? []).map((rule) => ({
+        ErrorEquals: [...rule.errors],
+        ResultPath: CAUGHT,
+        Next: rule.next,
+      })),
+      { ErrorEquals: ['States.ALL'], ResultPath: resultPath, Next: next },
+    ];
   }
   return withTransition(state, options);
 }

@@ -39,9 +39,17 @@ const dumpBranch: States = {
     payload: { ...item, 'scheduledAt.$': '$.scheduledAt', 'tiers.$': '$.tiers' },
     select: ['dumpKey', 'storedBytes', 'warnings'],
     resultPath: '$.dump',
+    onErrors: [{ errors: ['BackupHeldError'], next: 'DumpHeld' }],
     onError: 'DumpFailed',
     next: 'VerifyBackup',
   }),
+  DumpHeld: {
+    Type: 'Pass',
+    Comment:
+      'another run of the same scheduled time holds the backup id and answers for it: this run stored nothing, verifies and copies nothing, and is recorded, not paged',
+    Parameters: { failed: false, held: true, 'cause.$': `${CAUGHT}.Cause` },
+    End: true,
+  },
   VerifyBackup: lambdaTask({
     fn: 'verifyBackup',
     comment:

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readOutbox } from '../../functions/adapters/local/outbox-notifier.js';
 import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
 import { storedDump } from '../../functions/core/backup-steps.js';
-import { dumpKey, manifestKey } from '../../functions/core/layout.js';
+import { claimKey, dumpKey, manifestKey } from '../../functions/core/layout.js';
 import type { Envelope, ObjectStore } from '../../functions/core/ports.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
 import { readCatalog, readManifest, writeManifest } from '../../functions/core/stored-backups.js';
@@ -356,31 +356,99 @@ describe('concurrency', () => {
   // run wrote its manifest; a run can then end SUCCEEDED while a later verification write of the other marks the
   // backup failed. What holds today, and is asserted: every failure is named and alerted, the backup is listed as
   // verified only when its manifest matches the stored dump, and nothing is left behind.
-  it('two runs of the same scheduled time at once: one backup id, never verified unless sound, nothing left', async () => {
+  it('two runs of the same scheduled time at once: the first holds the backup id, the second stores nothing, recorded and not paged', async () => {
     const time = run(13);
-    const results = await Promise.all([backup(base, time), backup(base, time)]);
-
-    for (const failed of results.filter((r) => r.status === 'FAILED')) {
-      const alerts = (await readOutbox(base.config.KB_OUTBOX_FILE!)).filter(
-        (a) => a.execution === failed.executionId,
-      );
-      expect(alerts.at(-1)?.target).toBe(TARGET);
-      expect(alerts.at(-1)?.error).toMatch(/^[A-Z][A-Za-z]+Error$/);
-    }
     const backupId = backupIdFor(time);
-    const keys: string[] = [];
-    for await (const object of base.primaryStore.list(`${TARGET}/`))
-      if (object.key.startsWith(path.posix.dirname(dumpKey(TARGET, backupId)))) keys.push(object.key);
-    expect(keys.sort()).toEqual([dumpKey(TARGET, backupId), manifestKey(TARGET, backupId)].sort());
+    // The first run's dump waits (pg_dump held by backpressure) until the second run has ended: the second comes
+    // while the first holds the id and has not written its dump.
+    let dumping!: () => void;
+    const firstDumps = new Promise<void>((resolve) => {
+      dumping = resolve;
+    });
+    let release!: () => void;
+    const secondEnded = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const first = await servicesWith({});
+    const store = first.primaryStore;
+    first.primaryStore = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== 'putStream') return Reflect.get(target, property, receiver);
+        return async (key: string, body: Readable, options: object) => {
+          if (isDump(key)) {
+            dumping();
+            await secondEnded;
+          }
+          return target.putStream(key, body, options);
+        };
+      },
+    });
+    const secondWrites: string[] = [];
+    const second = await servicesWith({
+      primary: ({ command, input }) => {
+        if (/Put|Upload/.test(command)) secondWrites.push(`${command} ${input.Key}`);
+        return undefined;
+      },
+    });
+
+    const firstRunning = backup(first, time);
+    await firstDumps;
+    const secondRun = await backup(second, time).finally(release);
+    const firstRun = await firstRunning;
+
+    expect(firstRun.status, firstRun.cause).toBe('SUCCEEDED');
+    expect(secondRun.status, secondRun.cause).toBe('SUCCEEDED');
+    const held = (secondRun.output as { results: { dump: { held?: boolean; cause?: string } }[] }).results[0]!
+      .dump;
+    expect(held.held).toBe(true);
+    expect(held.cause).toContain(
+      `held by another run of the same scheduled time (execution ${firstRun.executionId}`,
+    );
+    // The second run's one write under the backup was its claim, refused; nobody was paged for it.
+    expect(secondWrites.filter((w) => w.includes(`/${backupId}/`))).toEqual([
+      `PutObjectCommand ${claimKey(TARGET, backupId)}`,
+    ]);
+    const alerts = await readOutbox(base.config.KB_OUTBOX_FILE!);
+    expect(alerts.filter((a) => a.execution === secondRun.executionId)).toEqual([]);
+    expect(alerts.filter((a) => a.execution === firstRun.executionId)).toEqual([]);
+
+    // The first run's backup, whole: its manifest, its dump (the checksum it recorded), its DR copy.
+    const manifest = await readManifest(base.primaryStore, base.envelope, TARGET, backupId);
+    expect(manifest.execution).toBe(firstRun.executionId);
+    for (const region of [base.primaryStore, base.drStore]) {
+      const stored = createHash('sha256');
+      for await (const chunk of await region.getStream(dumpKey(TARGET, backupId))) stored.update(chunk);
+      expect(stored.digest('hex'), region.bucket).toBe(manifest.dump.storedSha256);
+    }
     const entry = (await readCatalog(base.primaryStore, base.envelope, TARGET)).find(
       (e) => e.backupId === backupId,
     );
-    if (entry?.manifest?.verified) {
-      const stored = createHash('sha256');
-      for await (const chunk of await base.primaryStore.getStream(dumpKey(TARGET, backupId)))
-        stored.update(chunk);
-      expect(entry.parsed?.dump.storedSha256).toBe(stored.digest('hex'));
-    }
+    expect(entry?.manifest?.verified).toBe(true);
+    expect(entry?.keys.sort()).toEqual(
+      [claimKey(TARGET, backupId), dumpKey(TARGET, backupId), manifestKey(TARGET, backupId)].sort(),
+    );
+    await assertNothingLeft();
+  });
+
+  it('two runs of the same scheduled time racing freely: one dump stored, its manifest matching it, nobody paged', async () => {
+    const time = run(17);
+    const backupId = backupIdFor(time);
+    const results = await Promise.all([backup(base, time), backup(base, time)]);
+
+    for (const result of results) expect(result.status, result.cause).toBe('SUCCEEDED');
+    const alerts = await readOutbox(base.config.KB_OUTBOX_FILE!);
+    expect(alerts.filter((a) => results.some((r) => r.executionId === a.execution))).toEqual([]);
+    // One holds the backup; the other found it held (while it was made) or complete (reused): never a second dump.
+    const manifest = await readManifest(base.primaryStore, base.envelope, TARGET, backupId);
+    expect(results.map((r) => r.executionId)).toContain(manifest.execution);
+    const stored = createHash('sha256');
+    for await (const chunk of await base.primaryStore.getStream(dumpKey(TARGET, backupId)))
+      stored.update(chunk);
+    expect(stored.digest('hex')).toBe(manifest.dump.storedSha256);
+    const entry = (await readCatalog(base.primaryStore, base.envelope, TARGET)).find(
+      (e) => e.backupId === backupId,
+    );
+    expect(entry?.manifest?.verified).toBe(true);
     await assertNothingLeft();
   });
 

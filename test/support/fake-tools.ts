@@ -89,7 +89,7 @@ export function fakeTools(envelope: Envelope): FakeTools {
               stored = { sha, bytes };
             }),
           ),
-        { retainUntil: request.retainUntil },
+        { retainUntil: request.retainUntil, createOnly: request.createOnly },
       );
       return {
         plainBytes: plain.length,

@@ -10,13 +10,14 @@ import {
   verifyStep,
 } from '../../functions/core/backup-steps.js';
 import {
+  BackupHeldError,
   ChecksumMismatchError,
   KeyMismatchError,
   ManifestInvalidError,
   ManifestTamperedError,
   ManifestUnauthenticatedError,
 } from '../../functions/core/errors.js';
-import { dumpKey, manifestKey } from '../../functions/core/layout.js';
+import { claimKey, dumpKey, manifestKey } from '../../functions/core/layout.js';
 import type { Manifest } from '../../functions/core/manifest.js';
 import type { RetentionPolicy } from '../../functions/core/retention.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
@@ -126,6 +127,128 @@ describe('dumpStep', () => {
       mac: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(JSON.stringify(stored)).not.toContain(randomBytes(0).toString('hex') || 'never');
+  });
+});
+
+describe('one run owns a backup id', () => {
+  const request = (execution: string) => ({
+    target: TARGET,
+    backupId: backupIdFor(NEW),
+    tiers: ['hourly' as const],
+    scheduledAt: NEW,
+    execution,
+    database: 'keycloak',
+    schema: 'public',
+    policy,
+  });
+  /** Holds the first dump until released, so that a second run comes while it is still being written. */
+  function holdFirstDump(tools: ReturnType<typeof setup>['tools']) {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const dump = tools.dump.bind(tools);
+    const calls: string[] = [];
+    tools.dump = async (dumpRequest, store) => {
+      calls.push(dumpRequest.key);
+      if (calls.length === 1) await gate;
+      return dump(dumpRequest, store);
+    };
+    return { release, calls };
+  }
+
+  it('stops a second run of the same scheduled time with BackupHeldError while the first dumps, and keeps the first whole', async () => {
+    const { ports, tools } = setup();
+    const { release, calls } = holdFirstDump(tools);
+    const first = dumpStep(ports, request('execution-A'));
+    while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+
+    const second = dumpStep(ports, request('execution-B'));
+    await expect(second).rejects.toBeInstanceOf(BackupHeldError);
+    await expect(second).rejects.toThrow(
+      /held by another run of the same scheduled time \(execution execution-A/,
+    );
+    release();
+    const { manifest } = await first;
+
+    expect(calls).toHaveLength(1);
+    expect(manifest.execution).toBe('execution-A');
+    expect(ports.primaryStore.sha256(dumpKey(TARGET, manifest.backupId))).toBe(manifest.dump.storedSha256);
+    expect(await ports.primaryStore.getJson(claimKey(TARGET, manifest.backupId))).toMatchObject({
+      execution: 'execution-A',
+    });
+    // Once complete, the same scheduled time is reused, as before.
+    expect((await dumpStep(ports, request('execution-C'))).reused).toBe(true);
+  });
+
+  it('gives the id up when its dump fails, so that a later run takes it', async () => {
+    const { ports, tools } = setup();
+    const dump = tools.dump.bind(tools);
+    tools.dump = async () => {
+      throw new Error('pg_dump died');
+    };
+    await expect(dumpStep(ports, request('execution-A'))).rejects.toThrow(/pg_dump died/);
+    expect(ports.primaryStore.keys()).toEqual([]);
+    tools.dump = dump;
+
+    const { manifest } = await dumpStep(ports, request('execution-B'));
+    expect(manifest.execution).toBe('execution-B');
+  });
+
+  it('lets a retried step of the holder replace its own dump that never got a manifest; others stay out', async () => {
+    const { ports } = setup();
+    const store = ports.primaryStore;
+    const putJson = store.putJson.bind(store);
+    let failManifest = true;
+    store.putJson = async (key, value, options) => {
+      if (failManifest && key === manifestKey(TARGET, backupIdFor(NEW))) {
+        failManifest = false;
+        throw new Error('connection reset writing the manifest');
+      }
+      return putJson(key, value, options);
+    };
+    await expect(dumpStep(ports, request('execution-A'))).rejects.toThrow(/connection reset/);
+    const leftover = store.sha256(dumpKey(TARGET, backupIdFor(NEW)));
+    await expect(dumpStep(ports, request('execution-B'))).rejects.toBeInstanceOf(BackupHeldError);
+    expect(store.sha256(dumpKey(TARGET, backupIdFor(NEW)))).toBe(leftover);
+
+    const { manifest } = await dumpStep(ports, request('execution-A'));
+    expect(manifest.execution).toBe('execution-A');
+    expect(store.sha256(dumpKey(TARGET, manifest.backupId))).toBe(manifest.dump.storedSha256);
+    expect(manifest.dump.storedSha256).not.toBe(leftover);
+  });
+});
+
+describe('the DR copy never replaces an object', () => {
+  it('accepts a copy already there with the expected checksum (a retried copy) and writes no other', async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const key = dumpKey(TARGET, manifest.backupId);
+    const before = ports.drStore.sha256(key);
+
+    await expect(copyToDrStep(ports, TARGET, manifest.backupId)).resolves.toMatchObject({ key });
+    expect(ports.drStore.sha256(key)).toBe(before);
+  });
+
+  it('refuses and keeps another object at the copy key with ChecksumMismatchError', async () => {
+    const { ports, tools } = setup();
+    tools.nextDump = randomBytes(4096);
+    const { manifest } = await dumpStep(ports, {
+      target: TARGET,
+      backupId: backupIdFor(NEW),
+      tiers: ['hourly'],
+      scheduledAt: NEW,
+      database: 'keycloak',
+      schema: 'public',
+      policy,
+    });
+    const key = dumpKey(TARGET, manifest.backupId);
+    ports.drStore.overwrite(key, 'someone else wrote this');
+
+    const copied = copyToDrStep(ports, TARGET, manifest.backupId);
+    await expect(copied).rejects.toBeInstanceOf(ChecksumMismatchError);
+    await expect(copied).rejects.toThrow(/already holds another object .* left in place/);
+    expect(ports.drStore.bytes(key)?.toString()).toBe('someone else wrote this');
   });
 });
 

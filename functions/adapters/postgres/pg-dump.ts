@@ -44,6 +44,8 @@ export interface DumpToStoreOptions<T> {
   /** Runs on the exporting connection, inside the dump's snapshot, while pg_dump runs (the per-table counts). */
   inSnapshot: (client: pg.Client) => Promise<T>;
   retainUntil?: Date;
+  /** Write the dump only where its key is free (ObjectExistsError otherwise): it never replaces an object. */
+  createOnly?: boolean;
   /** Plain bytes dumped so far, at most once a second. */
   onProgress?: (plainBytes: number) => void;
   /** coreutils' libstdbuf.so: pg_dump then writes 64 KiB at a time instead of 4 KiB (stdout-buffer.ts). */
@@ -229,7 +231,10 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         ],
         options.signal ? { signal: options.signal } : {},
       );
-      const upload = options.store.putStream(options.key, tail, { retainUntil: options.retainUntil });
+      const upload = options.store.putStream(options.key, tail, {
+        retainUntil: options.retainUntil,
+        createOnly: options.createOnly,
+      });
       const stopDump = () => dump.stop();
       flow.catch(stopDump);
       upload.catch(stopDump);

@@ -78,6 +78,7 @@ export class PostgresTools implements DatabaseTools {
       key: request.key,
       encryptionContext: request.encryptionContext,
       retainUntil: request.retainUntil,
+      createOnly: request.createOnly,
       onProgress: request.onProgress,
       signal: request.signal,
       inSnapshot: (client) => takeSourceSnapshot(client, this.options.schema, { inTransaction: true }),
