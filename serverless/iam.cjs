@@ -26,8 +26,10 @@ const FUNCTION_PERMISSIONS = {
     'secretRead',
     'primaryManifestsRead',
     'primaryWrite',
+    'claimRelease',
     'replicaDescribe',
     'alertPublish',
+    'replicaLagRead',
   ],
   verifyBackup: [
     'envelopeEncrypt',
@@ -178,6 +180,17 @@ function permissionSets(p) {
     ],
     drWrite: write(backups(drBucket), p.drKmsKeyArn, p.drRegion),
     primaryDelete: del(primaryBucket),
+    // The dump's claim of its backup id (core/backup-claim.ts): who holds a taken one; a failed dump gives it up.
+    claimRelease: [
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:DeleteObject'],
+        Resource: s3Arn(primaryBucket, '/*/????/??/??/*/claim.json'),
+      },
+    ],
+    // The replica's ReplicaLag before a dump. cloudwatch:GetMetricData has no resource-level permissions (nor
+    // condition keys that name a metric): "*" is the only resource IAM accepts for it; it reads metrics, no data.
+    replicaLagRead: [{ Effect: 'Allow', Action: ['cloudwatch:GetMetricData'], Resource: '*' }],
     drDelete: del(drBucket),
     // Drill reports only: <target>/drills/<drillId>/drill-report.json, never a dump or a manifest.
     drillReportsRead: read(primaryBucket, s3Arn(primaryBucket, '/*/drills/*'), primaryKey, region),

@@ -120,8 +120,12 @@ export async function awsServices(config: Config, logger: Logger): Promise<Servi
       tempDir: `${LAMBDA_TMP}/tmp`,
       // Full verification's scratch server: its credentials come from Secrets Manager, never the environment.
       scratchServerUrl: scratchServer(config, databases),
-      // RDS says whether the replica is up and replicating before each dump.
-      replicaMonitor: new RdsReplicaMonitor({ targets: config.KB_TARGETS, region: config.KB_PRIMARY_REGION }),
+      // RDS says whether the replica is up and replicating, and CloudWatch how far behind it is, before each dump.
+      replicaMonitor: new RdsReplicaMonitor({
+        targets: config.KB_TARGETS,
+        region: config.KB_PRIMARY_REGION,
+        maxLagSeconds: config.KB_REPLICA_MAX_LAG_SECONDS,
+      }),
     }),
     copyObject: copyObjectVerified,
   };

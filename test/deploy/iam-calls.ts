@@ -3,6 +3,7 @@
 // (iam-simulation.test.ts) evaluates them against the packaged templates. A new function, or a new call in a
 // function's code, is one entry here: the test also checks that every SDK command under functions/ is covered.
 import {
+  claimKey,
   drillKeyChangesKey,
   drillReportKey,
   dumpKey,
@@ -284,6 +285,13 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
     dumpDatabase: [
       ...c.get(w.primaryBucket, manifest, 'dumpStep: an existing manifest (retried run)'),
       ...c.list(w.primaryBucket, 'readCatalog: earlier backups for the size check'),
+      ...c.put(w.primaryBucket, claimKey(w.target, w.backupId), 'claimBackup: the claim, create-only'),
+      ...c.get(w.primaryBucket, claimKey(w.target, w.backupId), 'claimBackup: who holds a taken claim'),
+      ...c.delete(
+        w.primaryBucket,
+        claimKey(w.target, w.backupId),
+        'releaseClaim: a failed dump gives the id up',
+      ),
       ...c.put(w.primaryBucket, dump, 'the dump upload', { multipart: true }),
       ...c.put(w.primaryBucket, manifest, 'the manifest, written last'),
       ...envelopeEncrypt,
@@ -295,8 +303,15 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
         why: 'RdsReplicaMonitor: is the read replica available and replicating?',
       },
       ...publish.map((call) => ({ ...call, why: `a dump under half the previous size: ${call.why}` })),
+      {
+        action: 'cloudwatch:GetMetricData',
+        resource: '*',
+        why: "RdsReplicaMonitor: the replica's ReplicaLag (GetMetricData has no resource-level permissions)",
+      },
     ],
     verifyBackup: [
+      // No step but the dump reads a claim; primaryRead grants every object of a backup, a claim among them.
+      ...c.get(w.primaryBucket, claimKey(w.target, w.backupId), 'within primaryRead (not called)'),
       ...c.list(w.primaryBucket, 'S3 answers a missing manifest with 404 only to a role that may list'),
       ...c.get(w.primaryBucket, manifest, 'readManifest'),
       ...c.get(w.primaryBucket, dump, 'the stored dump, re-read'),
@@ -311,6 +326,8 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       },
     ],
     copyBackupToDr: [
+      // No step but the dump reads a claim; primaryRead grants every object of a backup, a claim among them.
+      ...c.get(w.primaryBucket, claimKey(w.target, w.backupId), 'within primaryRead (not called)'),
       ...c.list(w.primaryBucket, 'S3 answers a missing manifest with 404 only to a role that may list'),
       ...c.get(w.primaryBucket, manifest, 'readManifest'),
       ...c.get(w.primaryBucket, dump, 'the dump, streamed to the DR bucket'),
@@ -355,6 +372,11 @@ export function functionCalls(w: World): Record<string, AwsCall[]> {
       ...c.rdsUsesKey(w.instanceKey, w.region, 'CopyDBSnapshot reads the source under the instance key'),
     ],
     applyRetention: [
+      ...c.delete(
+        w.primaryBucket,
+        claimKey(w.target, w.backupId),
+        'an expired or incomplete backup goes with its claim',
+      ),
       ...manifestOpen,
       ...[w.primaryBucket, w.drBucket].flatMap((bucket) => [
         ...c.list(bucket, 'expireRegion: the catalogue'),

@@ -1,6 +1,7 @@
 // Freshness is checked, not assumed: a backup from a replica whose replay is paused (or too far behind) is a named
 // error and an alert, or a dump from the primary when so configured; the manifest records the measured lag.
 import path from 'node:path';
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,13 +103,23 @@ describe('a replica RDS says is not replicating', () => {
         },
       ],
     });
+    // CloudWatch's ReplicaLag is small: RDS's replication status decides in these cases.
+    const cloudWatch = new CloudWatchClient({ region: 'eu-west-1' });
+    mockClient(cloudWatch)
+      .on(GetMetricDataCommand)
+      .resolves({ MetricDataResults: [{ Id: 'lag', Timestamps: [new Date()], Values: [1] }] });
     const targets = services.config.KB_TARGETS.map((t) => ({ ...t, replicaInstanceId: 'keycloak-replica' }));
     const tools = databaseTools(services.config, {
       binaries: services.binaries,
       databases: services.databases,
       envelope: services.envelope,
       tempDir: path.join(services.config.KB_LOCAL_STATE_DIR!, 'tmp'),
-      replicaMonitor: new RdsReplicaMonitor({ targets, client: rds }),
+      replicaMonitor: new RdsReplicaMonitor({
+        targets,
+        client: rds,
+        cloudWatch,
+        maxLagSeconds: services.config.KB_REPLICA_MAX_LAG_SECONDS,
+      }),
     });
     return { services: { ...services, tools }, mock };
   };

@@ -1,4 +1,6 @@
-// RdsReplicaMonitor over a mocked RDS: a dump starts only from a read replica that is up and replicating.
+// RdsReplicaMonitor over mocked RDS and CloudWatch: a dump starts only from a read replica that is up, replicating
+// and, by CloudWatch's ReplicaLag, within KB_REPLICA_MAX_LAG_SECONDS of its primary.
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
@@ -15,9 +17,27 @@ const target = {
   secretArn: 'arn:s',
 };
 
+const NOW = new Date('2026-12-05T10:00:00Z');
+const MAX_LAG = 300;
+/** ReplicaLag datapoints as CloudWatch answers them: [seconds before NOW, lag in seconds]. */
+const lagSeries = (points: [number, number][]) => ({
+  MetricDataResults: [
+    {
+      Id: 'lag',
+      Label: 'ReplicaLag',
+      StatusCode: 'Complete' as const,
+      Timestamps: points.map(([ago]) => new Date(NOW.getTime() - ago * 1000)),
+      Values: points.map(([, lag]) => lag),
+    },
+  ],
+});
+
 function build(instance?: Record<string, unknown>) {
   const client = new RDSClient({ region: 'eu-west-1' });
   const mock = mockClient(client);
+  const cloudWatch = new CloudWatchClient({ region: 'eu-west-1' });
+  const metrics = mockClient(cloudWatch);
+  metrics.on(GetMetricDataCommand).resolves(lagSeries([[60, 2]]));
   if (instance) {
     mock.on(DescribeDBInstancesCommand).resolves({
       DBInstances: [
@@ -31,7 +51,14 @@ function build(instance?: Record<string, unknown>) {
       ],
     });
   }
-  return { mock, monitor: new RdsReplicaMonitor({ targets: [target], client }) };
+  const monitor = new RdsReplicaMonitor({
+    targets: [target],
+    client,
+    cloudWatch,
+    maxLagSeconds: MAX_LAG,
+    clock: { now: () => NOW },
+  });
+  return { mock, metrics, monitor };
 }
 
 describe('RdsReplicaMonitor', () => {
@@ -103,8 +130,111 @@ describe('RdsReplicaMonitor', () => {
 
   it('names a target without a replica instance id instead of guessing', async () => {
     const client = new RDSClient({ region: 'eu-west-1' });
-    const monitor = new RdsReplicaMonitor({ targets: [{ ...target, replicaInstanceId: undefined }], client });
+    const monitor = new RdsReplicaMonitor({
+      targets: [{ ...target, replicaInstanceId: undefined }],
+      client,
+      maxLagSeconds: MAX_LAG,
+    });
 
     await expect(monitor.assertReplicating('kc')).rejects.toThrow('target kc has no replicaInstanceId');
+  });
+});
+
+describe('RdsReplicaMonitor: CloudWatch ReplicaLag', () => {
+  it("reads the replica's ReplicaLag, one-minute maxima of the last five minutes, newest first", async () => {
+    const { metrics, monitor } = build({});
+
+    await monitor.assertReplicating('kc');
+
+    const input = metrics.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      StartTime: new Date(NOW.getTime() - 300_000),
+      EndTime: NOW,
+      ScanBy: 'TimestampDescending',
+      MetricDataQueries: [
+        {
+          Id: 'lag',
+          MetricStat: {
+            Metric: {
+              Namespace: 'AWS/RDS',
+              MetricName: 'ReplicaLag',
+              Dimensions: [{ Name: 'DBInstanceIdentifier', Value: 'kc-replica' }],
+            },
+            Period: 60,
+            Stat: 'Maximum',
+          },
+        },
+      ],
+    });
+  });
+
+  it('refuses a replica whose newest ReplicaLag is above KB_REPLICA_MAX_LAG_SECONDS with StaleReplicaError', async () => {
+    const { metrics, monitor } = build({});
+    // Out of order on purpose: the newest (60 s ago) decides, not the first given.
+    metrics.on(GetMetricDataCommand).resolves(
+      lagSeries([
+        [240, 12],
+        [60, 301],
+        [120, 40],
+      ]),
+    );
+
+    const error = await monitor.assertReplicating('kc').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StaleReplicaError);
+    expect((error as Error).message).toBe(
+      "the read replica kc-replica of kc is 301 s behind its primary by CloudWatch's ReplicaLag at 2026-12-05T09:59:00.000Z (KB_REPLICA_MAX_LAG_SECONDS is 300): a dump from it would be stale",
+    );
+  });
+
+  it('passes a replica whose newest ReplicaLag is within the limit although an older one was not', async () => {
+    const { metrics, monitor } = build({});
+    metrics.on(GetMetricDataCommand).resolves(
+      lagSeries([
+        [60, 300],
+        [120, 900],
+      ]),
+    );
+
+    await expect(monitor.assertReplicating('kc')).resolves.toBeUndefined();
+  });
+
+  it('refuses a negative ReplicaLag (RDS: not replicating) with StaleReplicaError', async () => {
+    const { metrics, monitor } = build({});
+    metrics.on(GetMetricDataCommand).resolves(lagSeries([[60, -1]]));
+
+    await expect(monitor.assertReplicating('kc')).rejects.toThrow(
+      /kc-replica of kc is -1 \(not replicating\) by CloudWatch's ReplicaLag/,
+    );
+  });
+
+  it('refuses a replica with no ReplicaLag datapoint in five minutes: a lag nobody measures is not a small one', async () => {
+    const { metrics, monitor } = build({});
+    metrics.on(GetMetricDataCommand).resolves(lagSeries([]));
+
+    const error = await monitor.assertReplicating('kc').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StaleReplicaError);
+    expect((error as Error).message).toBe(
+      'CloudWatch has no ReplicaLag of kc-replica (replica of kc) in the last 5 minutes: its lag cannot be told, so a dump from it may be stale',
+    );
+  });
+
+  it('does not ask CloudWatch about a replica RDS already says is not replicating', async () => {
+    const { metrics, monitor } = build({ DBInstanceStatus: 'rebooting' });
+
+    await expect(monitor.assertReplicating('kc')).rejects.toBeInstanceOf(StaleReplicaError);
+    expect(metrics.commandCalls(GetMetricDataCommand)).toHaveLength(0);
+  });
+
+  it('names the missing permission, and treats CloudWatch throttling as transient', async () => {
+    const { metrics, monitor } = build({});
+    metrics.on(GetMetricDataCommand).rejects(sdkError('AccessDenied', 403));
+    const denied = await monitor.assertReplicating('kc').catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(ConfigurationError);
+    expect((denied as ConfigurationError).hint).toMatch(/cloudwatch:GetMetricData/);
+
+    metrics.on(GetMetricDataCommand).rejects(throttled());
+    await expect(monitor.assertReplicating('kc')).rejects.toBeInstanceOf(TransientError);
   });
 });

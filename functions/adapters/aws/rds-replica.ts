@@ -1,7 +1,8 @@
-// The RDS view of a target's read replica before a dump: the instance is up and its replication is running.
+// The RDS view of a target's read replica before a dump: the instance is up, its replication running, its lag small.
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { type DBInstance, DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { ConfigurationError, StaleReplicaError } from '../../core/errors.js';
-import type { ReplicaMonitor } from '../../core/ports.js';
+import { type Clock, type ReplicaMonitor, systemClock } from '../../core/ports.js';
 import { findTarget, type Target } from '../../core/targets.js';
 import { callAws, describeAwsError, isAwsError } from './errors.js';
 
@@ -13,26 +14,45 @@ const SERVING = new Set([
   'configuring-log-exports',
 ]);
 
+/**
+ * How far back the newest ReplicaLag datapoint may lie: RDS publishes it every minute, so five minutes without one
+ * is not a delay of CloudWatch but a replica whose lag nobody measures.
+ */
+export const REPLICA_LAG_WINDOW_SECONDS = 300;
+
 export interface RdsReplicaMonitorOptions {
   targets: readonly Target[];
+  /** KB_REPLICA_MAX_LAG_SECONDS: a replica whose newest ReplicaLag is above it is stale. */
+  maxLagSeconds: number;
   region?: string;
   client?: RDSClient;
+  cloudWatch?: CloudWatchClient;
+  clock?: Clock;
 }
 
 /**
  * Asks RDS about the replica named by the target's `replicaInstanceId`: it must be a read replica, in a state that
  * serves queries, and its read replication must be `replicating` and normal. Anything else (replication `error`,
  * `stopped` or `terminated`, an instance rebooting, storage full, stopped) is a StaleReplicaError naming the
- * replica, its state and RDS's message: a dump from it would miss what the primary has, or fail midway. How far
- * behind a replicating replica is, is measured against the primary's WAL position where the primary is known.
+ * replica, its state and RDS's message: a dump from it would miss what the primary has, or fail midway. Then
+ * CloudWatch's ReplicaLag of the replica (AWS/RDS, the newest one-minute maximum of the last five minutes) must be
+ * at most `maxLagSeconds`; above it, negative (RDS's "not replicating"), or with no datapoint in those five
+ * minutes (a lag nobody measures is not a small one), the replica is stale too. Where the primary is known, the
+ * lag is also measured against the primary's WAL position, as locally.
  */
 export class RdsReplicaMonitor implements ReplicaMonitor {
   private readonly targets: readonly Target[];
   private readonly client: RDSClient;
+  private readonly cloudWatch: CloudWatchClient;
+  private readonly maxLagSeconds: number;
+  private readonly clock: Clock;
 
   constructor(options: RdsReplicaMonitorOptions) {
     this.targets = options.targets;
     this.client = options.client ?? new RDSClient({ region: options.region });
+    this.cloudWatch = options.cloudWatch ?? new CloudWatchClient({ region: options.region });
+    this.maxLagSeconds = options.maxLagSeconds;
+    this.clock = options.clock ?? systemClock;
   }
 
   async assertReplicating(targetName: string): Promise<void> {
@@ -69,7 +89,83 @@ export class RdsReplicaMonitor implements ReplicaMonitor {
       });
     }
     assertServingReplica(targetName, replicaId, replica);
+    await this.assertLagWithin(targetName, replicaId);
   }
+
+  private async assertLagWithin(target: string, replicaId: string): Promise<void> {
+    const now = this.clock.now();
+    const { MetricDataResults } = await callAws(
+      'cloudwatch:GetMetricData',
+      () =>
+        this.cloudWatch.send(
+          new GetMetricDataCommand({
+            StartTime: new Date(now.getTime() - REPLICA_LAG_WINDOW_SECONDS * 1000),
+            EndTime: now,
+            ScanBy: 'TimestampDescending',
+            MetricDataQueries: [
+              {
+                Id: 'lag',
+                MetricStat: {
+                  Metric: {
+                    Namespace: 'AWS/RDS',
+                    MetricName: 'ReplicaLag',
+                    Dimensions: [{ Name: 'DBInstanceIdentifier', Value: replicaId }],
+                  },
+                  Period: 60,
+                  Stat: 'Maximum',
+                  Unit: 'Seconds',
+                },
+              },
+            ],
+          }),
+        ),
+      (error) =>
+        isAwsError(error, 'AccessDenied') || isAwsError(error, 'AccessDeniedException')
+          ? new ConfigurationError(`cannot read the ReplicaLag of ${replicaId}: ${describeAwsError(error)}`, {
+              cause: error,
+              hint: 'the dump function may call cloudwatch:GetMetricData (serverless/iam.cjs)',
+            })
+          : undefined,
+    );
+    const series = MetricDataResults?.find((result) => result.Id === 'lag');
+    const newest = newestDatapoint(series?.Timestamps ?? [], series?.Values ?? []);
+    const allowed = `KB_REPLICA_MAX_LAG_SECONDS is ${this.maxLagSeconds}`;
+    const fallback = 'or set KB_STALE_REPLICA_ACTION=primary to dump from the primary meanwhile';
+    if (!newest) {
+      throw new StaleReplicaError(
+        `CloudWatch has no ReplicaLag of ${replicaId} (replica of ${target}) in the last ${REPLICA_LAG_WINDOW_SECONDS / 60} minutes: its lag cannot be told, so a dump from it may be stale`,
+        {
+          hint: `RDS publishes ReplicaLag every minute for a replica that replicates: check the replica and its metrics, ${fallback}`,
+        },
+      );
+    }
+    if (newest.value < 0 || newest.value > this.maxLagSeconds) {
+      const lag =
+        newest.value < 0
+          ? `${newest.value} (not replicating)`
+          : `${Math.round(newest.value)} s behind its primary`;
+      throw new StaleReplicaError(
+        `the read replica ${replicaId} of ${target} is ${lag} by CloudWatch's ReplicaLag at ${newest.at.toISOString()} (${allowed}): a dump from it would be stale`,
+        {
+          hint: `find what holds the replica back (a long query with hot_standby_feedback, I/O, instance class), raise KB_REPLICA_MAX_LAG_SECONDS, ${fallback}`,
+        },
+      );
+    }
+  }
+}
+
+/** The newest (timestamp, value) pair, whatever order CloudWatch gave them in. */
+function newestDatapoint(
+  timestamps: readonly Date[],
+  values: readonly number[],
+): { at: Date; value: number } | undefined {
+  let newest: { at: Date; value: number } | undefined;
+  timestamps.forEach((at, i) => {
+    const value = values[i];
+    if (value === undefined || !Number.isFinite(value)) return;
+    if (!newest || at.getTime() > newest.at.getTime()) newest = { at, value };
+  });
+  return newest;
 }
 
 function assertServingReplica(target: string, replicaId: string, replica: DBInstance): void {
