@@ -221,9 +221,10 @@ describe('IAM', () => {
     expect(offending).toEqual([]);
   });
 
-  it('keeps "*" resources to describe calls and the network interfaces of a VPC Lambda in function roles', () => {
+  it('keeps "*" resources to describe calls, CloudWatch metric reads and the network interfaces of a VPC Lambda in function roles', () => {
+    // cloudwatch:GetMetricData has no resource-level permissions: "*" is the only resource it takes.
     const allowed =
-      /^(rds:Describe\w+|ec2:(Describe\w+|CreateNetworkInterface|DeleteNetworkInterface|AssignPrivateIpAddresses|UnassignPrivateIpAddresses))$/;
+      /^(rds:Describe\w+|cloudwatch:GetMetricData|ec2:(Describe\w+|CreateNetworkInterface|DeleteNetworkInterface|AssignPrivateIpAddresses|UnassignPrivateIpAddresses))$/;
     const functionRoles = new Set(
       ofType(primary, 'AWS::Lambda::Function').map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0]),
     );

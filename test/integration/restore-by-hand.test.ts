@@ -174,7 +174,7 @@ describe('the decryption script of the document', () => {
     const listed = await client.send(new ListObjectsV2Command({ Bucket: ctx.stack.primaryBucket }));
     const keys = (listed.Contents ?? []).map((object) => object.Key!);
     const manifestKey = keys.find((key) => key.endsWith('/20260301T0100Z/manifest.json'))!;
-    const otherDump = keys.find((key) => key.includes('/20260301T0200Z/') && !key.endsWith('manifest.json'))!;
+    const otherDump = keys.find((key) => key.endsWith('/20260301T0200Z/dump.pgdump.enc'))!;
     await download(client, manifestKey, join(work, 'manifest.json'));
     await download(client, otherDump, join(work, 'other.pgdump.enc'));
     client.destroy();
