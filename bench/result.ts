@@ -258,7 +258,7 @@ async function revision(): Promise<{ commit: string; dirty: string[] }> {
   const git = async (...args: string[]) => (await execFileAsync('git', args, { cwd: REPO })).stdout.trim();
   try {
     const commit = await git('rev-parse', 'HEAD');
-    const dirty = (await git('status', '--porcelain', '--', 'functions', 'cli'))
+    const dirty = (await git('status', '--porcelain', '--', 'functions', 'cli', 'local', 'bench/*.ts'))
       .split('\n')
       .filter(Boolean)
       .map((line) => line.slice(3));

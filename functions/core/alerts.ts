@@ -92,10 +92,15 @@ export function dumpSizeWarningAlert(
   };
 }
 
-/** Whether the alert is a failure (pages) or a warning (looked at); the SNS message attribute `severity`. */
-export function severityOf(alert: Alert): 'failure' | 'warning' {
+/** Whether the alert is a failure (pages), a warning (looked at) or a notice; the SNS message attribute `severity`. */
+export function severityOf(alert: Alert): 'failure' | 'warning' | 'notice' {
   return alert.severity ?? 'failure';
 }
+
+const SEVERITY_LINES = {
+  warning: 'severity:  warning (nothing failed; it needs a look)',
+  notice: 'severity:  notice (nothing failed; for information)',
+} as const;
 
 /** The alert as plain text, for e-mail bodies and the console. */
 export function formatAlert(alert: Alert): string {
@@ -108,7 +113,7 @@ export function formatAlert(alert: Alert): string {
     `cause:     ${alert.cause}`,
     `execution: ${alert.execution ?? '(unknown)'}`,
   ];
-  if (alert.severity === 'warning') lines.push('severity:  warning (the backup succeeded; nothing failed)');
+  if (alert.severity) lines.push(SEVERITY_LINES[alert.severity]);
   if (alert.failedChecks?.length) lines.push(`failed checks: ${alert.failedChecks.join(', ')}`);
   if (alert.link) lines.push(`console:   ${alert.link}`);
   return lines.join('\n');

@@ -162,10 +162,11 @@ export interface Alert {
   failedChecks?: string[];
   link?: string;
   /**
-   * `warning`: something an operator must look at while the backup itself succeeded (a dump far smaller than the
-   * previous one); subscribers that page filter on it. Absent: a failure.
+   * `warning`: something an operator must look at while nothing failed (a dump far smaller than the previous one, a
+   * drill point that would bring back realm keys revoked since); `notice`: for information (a recovery asked for is
+   * ready). Subscribers that page filter on it. Absent: a failure.
    */
-  severity?: 'warning';
+  severity?: 'warning' | 'notice';
 }
 
 export interface Notifier {

@@ -180,5 +180,6 @@ export function reintroducedKeysAlert(
     error: 'ReintroducedRealmKeys',
     cause: `drill ${drill.drillId}: ${keys.join('; ')}. A restore to this point should use --disable-reintroduced-keys if these keys were removed because they leaked.`,
     execution: drill.execution ?? undefined,
+    severity: 'warning',
   };
 }

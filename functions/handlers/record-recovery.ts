@@ -64,7 +64,7 @@ export function makeHandler(services: Services) {
       error: ready ? 'none' : 'VerificationFailedError',
       cause: `${verification.summary}; kept until keycloak-backup pitr --drop ${recovery.name}`,
       execution: state.execution ?? undefined,
-      ...(ready ? {} : { failedChecks: verification.failedChecks }),
+      ...(ready ? { severity: 'notice' as const } : { failedChecks: verification.failedChecks }),
     });
     logger.info('recovery recorded', {
       name: recovery.name,

@@ -52,6 +52,16 @@ describe('keycloak-backup command', () => {
         regions: ['eu-west-1', 'eu-central-1'],
       }),
     ]);
+
+    // The same scheduled time again, same source: the backup is reused, and the line says nothing was dumped.
+    const again = await cli('backup', '--time', time.toISOString());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(
+      new RegExp(`keycloak ${backupId}: already backed up at \\S+ from the same source; nothing was dumped`),
+    );
+    expect(again.stdout).not.toMatch(/dumped in/);
+    const relisted = JSON.parse((await cli('list', '--json')).stdout) as { backupId: string }[];
+    expect(relisted.map((b) => b.backupId)).toEqual([backupId]);
   });
 
   it('restores into a new database with the per-table counts of the source', async () => {

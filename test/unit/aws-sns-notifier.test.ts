@@ -72,7 +72,7 @@ describe('SnsNotifier', () => {
       severity: { DataType: 'String', StringValue: 'warning' },
     });
     expect(input.Message).toContain('less than half of the previous backup 20261122T2200Z (9000 bytes)');
-    expect(input.Message).toContain('severity:  warning (the backup succeeded; nothing failed)');
+    expect(input.Message).toContain('severity:  warning (nothing failed; it needs a look)');
   });
 
   it('keeps the subject under 100 printable ASCII characters on one line', () => {

@@ -62,7 +62,7 @@ describe('recover workflow', () => {
     expect(report.recovery.totalSeconds).toBeGreaterThan(report.recovery.recoverySeconds ?? 0);
     expect(report.verification.passed).toBe(true);
     const [notice] = await alertsOf(result);
-    expect(notice).toMatchObject({ step: 'recovery-ready', target: TARGET });
+    expect(notice).toMatchObject({ step: 'recovery-ready', target: TARGET, severity: 'notice' });
     expect(notice?.subject).toContain(`recovery ${NAME} is ready (restored to ${report.recoveryPoint})`);
     expect(notice?.cause).toContain(`pitr --drop ${NAME}`);
     expect((await services.pitr.describe(NAME)).status).toBe('available');

@@ -1,8 +1,11 @@
 // Local stand-in for SNS: each alert appended as one JSON line to the outbox file and printed to stderr.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { formatAlert } from '../../core/alerts.js';
+import { formatAlert, severityOf } from '../../core/alerts.js';
 import type { Alert, Notifier } from '../../core/ports.js';
+
+/** How the console names each severity: a failure is an ALERT. */
+const OUTBOX_LABELS = { failure: 'ALERT', warning: 'WARNING', notice: 'NOTICE' } as const;
 
 export class OutboxNotifier implements Notifier {
   constructor(
@@ -15,7 +18,7 @@ export class OutboxNotifier implements Notifier {
     await appendFile(this.file, `${JSON.stringify({ at: new Date().toISOString(), ...alert })}\n`, {
       mode: 0o600,
     });
-    this.print(`${alert.severity === 'warning' ? 'WARNING' : 'ALERT'} ${formatAlert(alert)}`);
+    this.print(`${OUTBOX_LABELS[severityOf(alert)]} ${formatAlert(alert)}`);
   }
 }
 
