@@ -37,11 +37,20 @@ import { awsErrorName, classifyAwsError, describeAwsError, httpStatusOf } from '
 import { S3_HTTP_TIMEOUTS } from './aws/http-timeouts.js';
 
 /**
- * 8 MiB parts: 10,000 parts cover 80 GB of stored (compressed) dump, and an upload holds (3 + 1) × 8 = 32 MiB of
- * part buffers instead of 64 MiB at 16 MiB parts, half the dump worker's Buffers (issue 16: peak RSS ≤ 160 MiB; it
- * was 156–171 MiB at 16 MiB parts, bench/RESULTS.md).
+ * 5 MiB parts (S3's smallest) for the first 4,000 parts, 19.5 GiB of stored dump, then 16 MiB: an upload holds
+ * (3 + 1) × 5 = 20 MiB of part buffers instead of 32 MiB at 8 MiB parts (issue 16: dump peak RSS ≤ 160 MiB; it was
+ * 149-161 MiB at medium and 162-170 MiB at large with 8 MiB parts, bench/RESULTS.md), and 10,000 parts still cover
+ * 113 GiB of stored dump (8 MiB parts: 78 GiB). Memory grows only past 19.5 GiB stored, a database of about 120 GiB.
  */
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
+export const LARGE_PART_SIZE = 16 * 1024 * 1024;
+export const LARGE_PARTS_FROM = 4001;
+
+/** The size of part `partNumber` (1-based) of a streamed upload, unless the store was given a fixed one. */
+export function partSizeFor(partNumber: number): number {
+  return partNumber < LARGE_PARTS_FROM ? DEFAULT_PART_SIZE : LARGE_PART_SIZE;
+}
+
 /** Parts in flight; an upload holds at most (queueSize + 1) × partSize of part buffers. */
 export const DEFAULT_QUEUE_SIZE = 3;
 const DELETE_BATCH = 1000;
@@ -88,12 +97,16 @@ export class S3ObjectStore implements ObjectStore {
    * so its producer stops.
    */
   async putStream(key: string, body: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
-    const partSize = this.options.partSize ?? DEFAULT_PART_SIZE;
+    const sizeOf = (partNumber: number) => this.options.partSize ?? partSizeFor(partNumber);
     const queueSize = this.options.queueSize ?? DEFAULT_QUEUE_SIZE;
     const params = this.writeParams(key, options);
     const condition = createOnlyCondition(options);
     const free: Buffer[] = [];
-    const take = () => free.pop() ?? Buffer.allocUnsafeSlow(partSize);
+    // Buffers of the smaller parts are dropped once the parts grow (the garbage collector takes them).
+    const take = (size: number) => {
+      const buffer = free.pop();
+      return buffer !== undefined && buffer.length === size ? buffer : Buffer.allocUnsafeSlow(size);
+    };
     const inFlight = new Set<Promise<void>>();
     const parts: CompletedPart[] = [];
     let created: Promise<string> | undefined;
@@ -136,9 +149,9 @@ export class S3ObjectStore implements ObjectStore {
       inFlight.add(tracked);
     };
 
-    let current = take();
-    let filled = 0;
     let partNumber = 0;
+    let current = take(sizeOf(1));
+    let filled = 0;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         total += chunk.length;
@@ -147,12 +160,12 @@ export class S3ObjectStore implements ObjectStore {
           const copied = chunk.copy(current, filled, offset);
           filled += copied;
           offset += copied;
-          if (filled < partSize) continue;
+          if (filled < current.length) continue;
           while (inFlight.size >= queueSize) await Promise.race(inFlight);
           if (failure) throw failure.error;
           partNumber += 1;
           launch(current, filled, partNumber);
-          current = take();
+          current = take(sizeOf(partNumber + 1));
           filled = 0;
         }
       }

@@ -17,7 +17,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { S3ObjectStore, translateS3Error } from '../../functions/adapters/s3-object-store.js';
+import {
+  DEFAULT_PART_SIZE,
+  LARGE_PART_SIZE,
+  partSizeFor,
+  S3ObjectStore,
+  translateS3Error,
+} from '../../functions/adapters/s3-object-store.js';
 import {
   ConfigurationError,
   KeyUnavailableError,
@@ -113,6 +119,27 @@ describe('S3ObjectStore writes', () => {
     expect(mock.commandCalls(UploadPartCommand)).toHaveLength(3);
     expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(1);
     expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('by default sends 5 MiB parts: the smallest S3 takes, so the pool of part buffers is small', async () => {
+    const { mock, store } = setup({});
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({});
+
+    await store.putStream('big', Readable.from([Buffer.alloc(11 * 1024 * 1024)]));
+
+    const sizes = mock.commandCalls(UploadPartCommand).map((call) => call.args[0].input.ContentLength);
+    expect(sizes).toEqual([5 * 1024 * 1024, 5 * 1024 * 1024, 1024 * 1024]);
+  });
+
+  it('grows the parts to 16 MiB after part 4,000, so 10,000 parts hold more than 100 GiB', () => {
+    expect(partSizeFor(1)).toBe(DEFAULT_PART_SIZE);
+    expect(partSizeFor(4000)).toBe(5 * 1024 * 1024);
+    expect(partSizeFor(4001)).toBe(LARGE_PART_SIZE);
+    let total = 0;
+    for (let part = 1; part <= 10_000; part += 1) total += partSizeFor(part);
+    expect(total / 1024 ** 3).toBeGreaterThan(110);
   });
 
   it('stores a body shorter than one part with a single PutObject', async () => {

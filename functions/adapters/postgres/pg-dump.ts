@@ -22,6 +22,7 @@ import {
 } from '../streams.js';
 import { connect } from './connect.js';
 import { lastLines, readToolVersion, spawnTool, toolConnection } from './pg-process.js';
+import { BufferRing, openRingStdout } from './ring-stdout.js';
 import { readSourceInfo } from './source-info.js';
 import { bufferedStdoutEnv } from './stdout-buffer.js';
 
@@ -173,6 +174,10 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
     const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
     const snapshotId = rows[0]!.id;
 
+    // pg_dump's stdout is read into a ring of buffers that the consuming stage (zstd, or the frames' gathering)
+    // gives back: a pipe's reads allocate 64 KiB each, 626 MiB of garbage per medium dump (bench/RESULTS.md).
+    const ring = new BufferRing();
+    const stdout = await openRingStdout(ring);
     const dump = spawnTool(
       options.pgDumpPath,
       [
@@ -186,9 +191,11 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       {
         env: options.stdbufLibrary ? bufferedStdoutEnv(env, options.stdbufLibrary) : env,
         stdin: 'ignore',
-        stdout: 'pipe',
+        stdout: stdout.childEnd,
       },
     );
+    // The child has its copy of the socket (or failed to start, which `exit` reports).
+    stdout.childEnd.destroy();
     // The archive as pg_dump wrote it (counted), and what the encryption protects (counted and hashed): the same
     // bytes when pg_dump compressed, the zstd frame around the archive when the pipeline does.
     const archive = new DigestStage({ hash: false, onProgress: options.onProgress });
@@ -198,7 +205,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       compression.zstdLevel === undefined
         ? []
         : // zstd gives 100-300 KiB slices of its output buffer; the encryption runs faster per whole frame.
-          [zstdCompressStage(compression.zstdLevel), coalesce(FRAME_LENGTH)];
+          [ring.releasedBy(zstdCompressStage(compression.zstdLevel)), coalesce(FRAME_LENGTH)];
     let settled: PromiseSettledResult<T> | undefined;
     try {
       const dumpSucceeded = async () => {
@@ -212,13 +219,14 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const tail = new PassThrough({ highWaterMark: STAGE_HIGH_WATER_MARK });
       const flow = pipeline(
         [
-          dump.child.stdout!,
+          stdout.output,
           // pg_dump writes 4 or 64 KiB at a time: gather whole frames first, so every later stage runs per MiB.
           // Not when the pipeline compresses: zstd takes pg_dump's chunks as they come (its output is gathered
           // instead), and the 626 MiB of fresh 1 MiB buffers per medium dump that gathering the uncompressed archive
           // made, garbage waiting for V8's next collection, cost 20 MiB of peak RSS (181-188 MiB against 158-168 MiB
           // in two medium bench rounds each, at a load of 25) for no CPU saved (worker 7.1-7.7 s against 7.3 s).
-          ...(compression.zstdLevel === undefined ? [coalesce(FRAME_LENGTH)] : []),
+          // The ring's chunks are smaller than a frame, so the gathering copies every one and can give it back.
+          ...(compression.zstdLevel === undefined ? [ring.releasedBy(coalesce(FRAME_LENGTH))] : []),
           peekHeader(5, assertPgDumpHeader),
           // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
           holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
@@ -249,6 +257,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const failure = firstFailure({
         exit,
         stderr: dump.stderrTail(),
+        stoppedByUs: dump.stoppedByUs,
         signal: options.signal,
         results: [snapshotResult, flowResult, uploadResult],
       });
@@ -257,6 +266,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
     } finally {
       // Whatever went wrong above, pg_dump does not outlive this call.
       dump.stop();
+      stdout.close();
     }
 
     const head = await options.store.head(options.key);
@@ -293,18 +303,23 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
 function firstFailure(outcome: {
   exit: unknown;
   stderr: string;
+  /** We stopped pg_dump, after another failure. */
+  stoppedByUs: boolean;
   signal: AbortSignal | undefined;
   results: PromiseSettledResult<unknown>[];
 }): unknown {
-  const { exit, stderr, signal, results } = outcome;
+  const { exit, stderr, stoppedByUs, signal, results } = outcome;
   if (isKeycloakBackupError(exit)) return exit; // pg_dump could not start
   const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected.length === 0) return undefined;
   const toolExit = exit as { code: number | null; signal: NodeJS.Signals | null };
   // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure. pg_dump
   // failing to write its output only follows a stage after it that failed first: that stage's error says why.
+  // Nor is pg_dump's answer to our SIGTERM ("terminated by user", exit code 1), when it came before the write error.
   const outputClosed = /could not write|broken pipe/i.test(stderr);
-  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed) return dumpFailure(toolExit, stderr);
+  const stopped = stoppedByUs && /terminated by user/i.test(stderr);
+  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed && !stopped)
+    return dumpFailure(toolExit, stderr);
   if (signal?.aborted) return signal.reason ?? rejected[0]!.reason;
   const named = rejected.find((r) => isKeycloakBackupError(r.reason));
   const reason = (named ?? rejected[0]!).reason;
