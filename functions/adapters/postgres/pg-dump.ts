@@ -22,7 +22,6 @@ import {
 } from '../streams.js';
 import { connect } from './connect.js';
 import { lastLines, readToolVersion, spawnTool, toolConnection } from './pg-process.js';
-import { BufferRing, openRingStdout } from './ring-stdout.js';
 import { readSourceInfo } from './source-info.js';
 import { bufferedStdoutEnv } from './stdout-buffer.js';
 
@@ -174,10 +173,6 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
     const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
     const snapshotId = rows[0]!.id;
 
-    // pg_dump's stdout is read into a ring of buffers that the consuming stage (zstd, or the frames' gathering)
-    // gives back: a pipe's reads allocate 64 KiB each, 626 MiB of garbage per medium dump (bench/RESULTS.md).
-    const ring = new BufferRing();
-    const stdout = await openRingStdout(ring);
     const dump = spawnTool(
       options.pgDumpPath,
       [
@@ -191,11 +186,9 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       {
         env: options.stdbufLibrary ? bufferedStdoutEnv(env, options.stdbufLibrary) : env,
         stdin: 'ignore',
-        stdout: stdout.childEnd,
+        stdout: 'pipe',
       },
     );
-    // The child has its copy of the socket (or failed to start, which `exit` reports).
-    stdout.childEnd.destroy();
     // The archive as pg_dump wrote it (counted), and what the encryption protects (counted and hashed): the same
     // bytes when pg_dump compressed, the zstd frame around the archive when the pipeline does.
     const archive = new DigestStage({ hash: false, onProgress: options.onProgress });
@@ -205,7 +198,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       compression.zstdLevel === undefined
         ? []
         : // zstd gives 100-300 KiB slices of its output buffer; the encryption runs faster per whole frame.
-          [ring.releasedBy(zstdCompressStage(compression.zstdLevel)), coalesce(FRAME_LENGTH)];
+          [zstdCompressStage(compression.zstdLevel), coalesce(FRAME_LENGTH)];
     let settled: PromiseSettledResult<T> | undefined;
     try {
       const dumpSucceeded = async () => {
@@ -219,14 +212,13 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const tail = new PassThrough({ highWaterMark: STAGE_HIGH_WATER_MARK });
       const flow = pipeline(
         [
-          stdout.output,
+          dump.child.stdout!,
           // pg_dump writes 4 or 64 KiB at a time: gather whole frames first, so every later stage runs per MiB.
           // Not when the pipeline compresses: zstd takes pg_dump's chunks as they come (its output is gathered
           // instead), and the 626 MiB of fresh 1 MiB buffers per medium dump that gathering the uncompressed archive
           // made, garbage waiting for V8's next collection, cost 20 MiB of peak RSS (181-188 MiB against 158-168 MiB
           // in two medium bench rounds each, at a load of 25) for no CPU saved (worker 7.1-7.7 s against 7.3 s).
-          // The ring's chunks are smaller than a frame, so the gathering copies every one and can give it back.
-          ...(compression.zstdLevel === undefined ? [ring.releasedBy(coalesce(FRAME_LENGTH))] : []),
+          ...(compression.zstdLevel === undefined ? [coalesce(FRAME_LENGTH)] : []),
           peekHeader(5, assertPgDumpHeader),
           // The archive's last bytes go on only once pg_dump exited 0 and the counts are taken.
           holdEndUntil(() => Promise.all([dumpSucceeded(), snapshotWork])),
@@ -257,7 +249,6 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const failure = firstFailure({
         exit,
         stderr: dump.stderrTail(),
-        stoppedByUs: dump.stoppedByUs,
         signal: options.signal,
         results: [snapshotResult, flowResult, uploadResult],
       });
@@ -266,7 +257,6 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
     } finally {
       // Whatever went wrong above, pg_dump does not outlive this call.
       dump.stop();
-      stdout.close();
     }
 
     const head = await options.store.head(options.key);
@@ -303,23 +293,18 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
 function firstFailure(outcome: {
   exit: unknown;
   stderr: string;
-  /** We stopped pg_dump, after another failure. */
-  stoppedByUs: boolean;
   signal: AbortSignal | undefined;
   results: PromiseSettledResult<unknown>[];
 }): unknown {
-  const { exit, stderr, stoppedByUs, signal, results } = outcome;
+  const { exit, stderr, signal, results } = outcome;
   if (isKeycloakBackupError(exit)) return exit; // pg_dump could not start
   const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected.length === 0) return undefined;
   const toolExit = exit as { code: number | null; signal: NodeJS.Signals | null };
   // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure. pg_dump
   // failing to write its output only follows a stage after it that failed first: that stage's error says why.
-  // Nor is pg_dump's answer to our SIGTERM ("terminated by user", exit code 1), when it came before the write error.
   const outputClosed = /could not write|broken pipe/i.test(stderr);
-  const stopped = stoppedByUs && /terminated by user/i.test(stderr);
-  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed && !stopped)
-    return dumpFailure(toolExit, stderr);
+  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed) return dumpFailure(toolExit, stderr);
   if (signal?.aborted) return signal.reason ?? rejected[0]!.reason;
   const named = rejected.find((r) => isKeycloakBackupError(r.reason));
   const reason = (named ?? rejected[0]!).reason;

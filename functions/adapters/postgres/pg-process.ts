@@ -1,6 +1,5 @@
 // Runs pg_dump / pg_restore as child processes: credentials by environment, bounded stderr, exit as a promise.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import type { Socket } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BinaryNotFoundError, ConfigurationError } from '../../core/errors.js';
@@ -74,8 +73,7 @@ export function spawnTool(
   options: {
     env: NodeJS.ProcessEnv;
     stdin: 'pipe' | 'ignore';
-    /** A socket: the child writes into it (ring-stdout.ts); the caller closes its own end once spawned. */
-    stdout: 'pipe' | 'ignore' | Socket;
+    stdout: 'pipe' | 'ignore';
     /** Run as this user (the local server user, see postgres-cluster.ts serverUser), from `/`. */
     user?: { uid: number; gid: number };
   },
