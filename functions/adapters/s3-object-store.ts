@@ -91,8 +91,9 @@ export class S3ObjectStore implements ObjectStore {
 
   /**
    * Multipart upload with a fixed pool of part buffers: memory stays at (queueSize + 1) × the part size whatever
-   * the size of the object (20 MiB, 64 MiB once the parts grow past part 4,000). (lib-storage's Upload concatenates a fresh part per part, and the churn of 16 MiB
-   * buffers kept the process about 100 MB above that.) A body shorter than one part is a single PutObject.
+   * the size of the object (20 MiB, 64 MiB once the parts grow past part 4,000). (lib-storage's Upload
+   * concatenates a fresh part per part, and the churn of 16 MiB buffers kept the process about 100 MB above that.)
+   * A body shorter than one part is a single PutObject.
    * On any failure the multipart upload is aborted, so no parts are left behind, and the body is destroyed,
    * so its producer stops.
    */
