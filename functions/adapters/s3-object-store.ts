@@ -39,8 +39,9 @@ import { S3_HTTP_TIMEOUTS } from './aws/http-timeouts.js';
 /**
  * 5 MiB parts (S3's smallest) for the first 4,000 parts, 19.5 GiB of stored dump, then 16 MiB: an upload holds
  * (3 + 1) × 5 = 20 MiB of part buffers instead of 32 MiB at 8 MiB parts (issue 16: dump peak RSS ≤ 160 MiB; it was
- * 149-161 MiB at medium and 162-170 MiB at large with 8 MiB parts, bench/RESULTS.md), and 10,000 parts still cover
- * 113 GiB of stored dump (8 MiB parts: 78 GiB). Memory grows only past 19.5 GiB stored, a database of about 120 GiB.
+ * 149-161 MiB at medium and 162-170 MiB at large with 8 MiB parts, 150.6-157.6 MiB in four medium dumps with 5 MiB
+ * parts, bench/RESULTS.md tenth round), and 10,000 parts still cover 113 GiB of stored dump (8 MiB parts: 78 GiB).
+ * Memory grows only past 19.5 GiB stored, a database of about 120 GiB.
  */
 export const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
 export const LARGE_PART_SIZE = 16 * 1024 * 1024;
