@@ -161,6 +161,12 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
   const compression = dumpCompression(options.compression, options.zstdLevel, tool.major);
   const { dbname, env } = toolConnection(options.databaseUrl);
   const client = await connect(options.databaseUrl, 'keycloak-backup-dump');
+  // The server may end this connection while it waits idle in its snapshot (a recovery conflict on the standby
+  // terminates it); the next query then fails only with "not queryable", and this keeps why.
+  let connectionLost: Error | undefined;
+  client.on('error', (error) => {
+    connectionLost ??= error;
+  });
   let inTransaction = false;
   try {
     const source = await readSourceInfo(client);
@@ -266,7 +272,16 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         { hint: 'the stored object is not what was written: run the backup again and check the bucket' },
       );
     }
-    await client.query('COMMIT');
+    // pg_dump exited 0 having read everything in the snapshot, and the counts are taken: the snapshot has served.
+    // A standby that ends this read-only transaction now (a recovery conflict terminates the idle connection) takes
+    // nothing from the dump, so its COMMIT failing does not fail the dump (a retry would find its own complete,
+    // create-only object and stop with ObjectExistsError); a warning says it happened.
+    await client.query('COMMIT').catch((error: unknown) => {
+      const reason = connectionLost ?? (error as Error);
+      process.emitWarning(
+        `the dump's snapshot connection ended after the dump had finished: ${reason.message}`,
+      );
+    });
     inTransaction = false;
     return {
       plainBytes: plain.bytes,
