@@ -480,7 +480,7 @@ describe('concurrency', () => {
 });
 
 describe('the replica', () => {
-  it('a recovery conflict cancelling the dump: TransientError (conflict with recovery), retried, then a sound backup', async () => {
+  it('a recovery conflict on the standby: a dump it cancels is retried (TransientError), a dump already read stands as of its snapshot', async () => {
     const replica = ctx.stack.replica;
     const setting = async (sql: string) => {
       await replica.query(sql);
