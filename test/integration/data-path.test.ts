@@ -41,6 +41,7 @@ import { S3ObjectStore } from '../../functions/adapters/s3-object-store.js';
 import { zstdDecompressStage } from '../../functions/adapters/streams.js';
 import {
   ChecksumMismatchError,
+  ConfigurationError,
   DatabaseUnavailableError,
   DecryptionFailedError,
   DumpFailedError,
@@ -745,6 +746,54 @@ describe('failures while writing', () => {
       expect(failure).toBeInstanceOf(TransientError);
       expect((failure as Error).message).toMatch(/conflict with recovery/);
     });
+  });
+
+  it("reports the upload's own error, not pg_dump's answer to being stopped, when the upload fails mid-dump", async () => {
+    // A database big enough that pg_dump is still writing (blocked on its full pipe) when the upload gives up: the
+    // pipeline then stops pg_dump (SIGTERM), and pg_dump answers "terminated by user" with exit code 1.
+    await onPrimary('create database mid_dump');
+    const midDumpUrl = withDatabase(stack.primaryUrl, 'mid_dump');
+    const client = new pg.Client({ connectionString: midDumpUrl });
+    await client.connect();
+    try {
+      await client.query(
+        'create table filler as select g as id, md5(g::text) || md5((g * 7)::text) as body from generate_series(1, 400000) g',
+      );
+    } finally {
+      await client.end();
+    }
+    await stack.waitForReplay();
+    // What the S3 adapter makes of S3's AccessDenied.
+    const denied = new ConfigurationError('upload refused: AccessDenied', {
+      hint: 'grant this role the S3 permissions on the bucket',
+    });
+    let bodyWaiting = false;
+    const refusingStore: typeof store = Object.assign(Object.create(store) as typeof store, {
+      putStream: async (_key: string, body: Readable) => {
+        // The body is never read: pg_dump fills its pipe and blocks, as behind a stalled upload.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        bodyWaiting = body.readableLength > 0;
+        throw denied;
+      },
+    });
+    const objectKey = 'kc/2026/01/01/refused/dump.pgdump.enc';
+
+    const failure = await dumpToStore({
+      databaseUrl: withDatabase(stack.replicaUrl, 'mid_dump'),
+      pgDumpPath: pgDump,
+      stdbufLibrary,
+      compression: 'pipeline',
+      zstdLevel: 3,
+      envelope,
+      store: refusingStore,
+      key: objectKey,
+      encryptionContext: context,
+      inSnapshot: async () => ({}),
+    }).catch((e: unknown) => e);
+
+    expect(bodyWaiting).toBe(true);
+    expect(failure).toBe(denied);
+    expect(await store.head(objectKey)).toBeUndefined();
   });
 
   it('aborts the multipart upload when the stream fails after parts were sent', async () => {

@@ -243,7 +243,12 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       });
       const stopDump = () => dump.stop();
       flow.catch(stopDump);
-      upload.catch(stopDump);
+      upload.catch((error: unknown) => {
+        // A store that gave up without reading the rest (the S3 adapter destroys it; the contract does not say so)
+        // would leave the stages full and pg_dump blocked on its pipe, and the dump waiting forever.
+        tail.destroy(error as Error);
+        stopDump();
+      });
       snapshotWork.catch(stopDump);
 
       const [flowResult, uploadResult, snapshotResult] = await Promise.allSettled([
@@ -255,6 +260,7 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const failure = firstFailure({
         exit,
         stderr: dump.stderrTail(),
+        stoppedByUs: dump.stoppedByUs && isOurStop(dump.stderrTail()),
         signal: options.signal,
         results: [snapshotResult, flowResult, uploadResult],
       });
@@ -308,22 +314,35 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
 function firstFailure(outcome: {
   exit: unknown;
   stderr: string;
+  /** We stopped pg_dump (SIGTERM) after another part had failed, and pg_dump said nothing but that it was stopped. */
+  stoppedByUs: boolean;
   signal: AbortSignal | undefined;
   results: PromiseSettledResult<unknown>[];
 }): unknown {
-  const { exit, stderr, signal, results } = outcome;
+  const { exit, stderr, stoppedByUs, signal, results } = outcome;
   if (isKeycloakBackupError(exit)) return exit; // pg_dump could not start
   const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected.length === 0) return undefined;
   const toolExit = exit as { code: number | null; signal: NodeJS.Signals | null };
-  // A non-zero exit code is pg_dump's own verdict; a signal is usually ours, sent after another failure. pg_dump
-  // failing to write its output only follows a stage after it that failed first: that stage's error says why.
+  // A non-zero exit code is pg_dump's own verdict, unless we stopped it: pg_dump answers our SIGTERM with
+  // "terminated by user" and exit code 1, after another part had failed (an upload refused, the counts' query), and
+  // that part's error says why. pg_dump failing to write its output likewise only follows a later stage's failure.
   const outputClosed = /could not write|broken pipe/i.test(stderr);
-  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed) return dumpFailure(toolExit, stderr);
+  if (toolExit.code !== null && toolExit.code !== 0 && !outputClosed && !stoppedByUs) {
+    return dumpFailure(toolExit, stderr);
+  }
   if (signal?.aborted) return signal.reason ?? rejected[0]!.reason;
   const named = rejected.find((r) => isKeycloakBackupError(r.reason));
   const reason = (named ?? rejected[0]!).reason;
   return isKeycloakBackupError(reason) ? reason : translateSnapshotError(reason);
+}
+
+/**
+ * pg_dump's answer to our SIGTERM is "terminated by user" (its cancel handler, exit code 1). Alone, that is our stop;
+ * beside an error of its own ("pg_dump: error: ..."), pg_dump was failing by itself and our signal came as it exited.
+ */
+function isOurStop(stderr: string): boolean {
+  return /terminated by user/i.test(stderr) && !/error:/i.test(stderr);
 }
 
 function dumpFailure(exit: { code: number | null; signal: NodeJS.Signals | null }, stderr: string): Error {
