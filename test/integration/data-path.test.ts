@@ -767,6 +767,9 @@ describe('failures while writing', () => {
     const denied = new ConfigurationError('upload refused: AccessDenied', {
       hint: 'grant this role the S3 permissions on the bucket',
     });
+    // The real adapter in front of a refusing server destroys the body as it fails, and pg_dump then races our
+    // SIGTERM to its failing write: the old code lost that race now and then. This store refuses and leaves the body
+    // alone, so the signal comes first every time (and a dump that waited for the body to end would hang).
     let bodyWaiting = false;
     const refusingStore: typeof store = Object.assign(Object.create(store) as typeof store, {
       putStream: async (_key: string, body: Readable) => {

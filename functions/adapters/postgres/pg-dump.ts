@@ -244,8 +244,8 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
       const stopDump = () => dump.stop();
       flow.catch(stopDump);
       upload.catch((error: unknown) => {
-        // A store that gave up without reading the rest (the S3 adapter destroys it; the contract does not say so)
-        // would leave the stages full and pg_dump blocked on its pipe, and the dump waiting forever.
+        // The dump does not rely on the store ending the body it gave up on (the S3 adapter does; ObjectStore does
+        // not promise it): left unread, the stages stay full, pg_dump blocks on its pipe and the dump waits forever.
         tail.destroy(error as Error);
         stopDump();
       });
@@ -257,10 +257,11 @@ export async function dumpToStore<T>(options: DumpToStoreOptions<T>): Promise<Du
         snapshotWork,
       ]);
       const exit = await dump.exit.catch((error: unknown) => error);
+      const stderr = dump.stderrTail();
       const failure = firstFailure({
         exit,
-        stderr: dump.stderrTail(),
-        stoppedByUs: dump.stoppedByUs && isOurStop(dump.stderrTail()),
+        stderr,
+        stoppedByUs: dump.stoppedByUs && isOurStop(stderr),
         signal: options.signal,
         results: [snapshotResult, flowResult, uploadResult],
       });
