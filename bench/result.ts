@@ -255,7 +255,8 @@ function cpuMedians(samples: Sample[], side: Sample['side']): Record<string, num
 
 /** HEAD, and the data-path files that differ from it (other sessions may be changing them while we measure). */
 async function revision(): Promise<{ commit: string; dirty: string[] }> {
-  const git = async (...args: string[]) => (await execFileAsync('git', args, { cwd: REPO })).stdout.trim();
+  // trimEnd only: a porcelain line starts with its status, a space for an unstaged change (" M functions/...").
+  const git = async (...args: string[]) => (await execFileAsync('git', args, { cwd: REPO })).stdout.trimEnd();
   try {
     const commit = await git('rev-parse', 'HEAD');
     const dirty = (await git('status', '--porcelain', '--', 'functions', 'cli', 'local', 'bench/*.ts'))

@@ -134,7 +134,7 @@ export async function startS3Server(options: S3ServerOptions): Promise<LocalS3Se
     storePartsInBatches(server.store);
     completeMultipartLikeS3(server.store);
     abortMultipartLikeS3(server);
-    honourCreateOnlyWrites(server);
+    honourConditionalWrites(server);
     abortOldUploadsLikeLifecycle(server.store, maxAgeMs);
     const address = await server.run();
     return { server, address };
@@ -245,49 +245,113 @@ export async function abortUploadsOlderThan(uploadsDir: string, maxAgeMs: number
   return removed;
 }
 
-/** The write condition of the request being served (set by honourCreateOnlyWrites, read where objects take their key). */
-const writeCondition = new AsyncLocalStorage<{ createOnly: boolean }>();
+/** The write condition of the request being served (set by honourConditionalWrites, read where objects take their key). */
+const writeCondition = new AsyncLocalStorage<{ createOnly?: boolean; ifMatch?: string }>();
 
 /**
- * S3's conditional writes, which s3rver 3.7.1 ignores: PutObject and CompleteMultipartUpload with `If-None-Match: *`
+ * S3's conditional writes, which s3rver 3.7.1 ignores. PutObject and CompleteMultipartUpload with `If-None-Match: *`
  * create the object only when its key is free, else 412 PreconditionFailed (another value is 501 NotImplemented, as
- * S3 answers). The condition travels with the request to placeObject, which checks and takes the key in one
- * link(2): of two racing requests exactly one wins, and the object of the other is never seen.
+ * S3 answers). PutObject with `If-Match: <ETag>` replaces the object only while it has that ETag: else 412, or 404
+ * NoSuchKey when there is none (If-Match on CompleteMultipartUpload is 501 here: nothing uses it). The condition
+ * travels with the request to placeObject, which checks it and gives the object its key as one step.
  */
-function honourCreateOnlyWrites(server: S3rverInstance): void {
+function honourConditionalWrites(server: S3rverInstance): void {
   const S3Error = s3ErrorClass();
   const condition: Middleware = async (ctx, next) => {
-    const value = ctx.headers['if-none-match'];
-    if ((ctx.method !== 'PUT' && ctx.method !== 'POST') || value === undefined) return next();
-    if (value !== '*') {
-      throw new S3Error(
-        'NotImplemented',
-        'A header you provided implies functionality that is not implemented',
-        { Header: 'If-None-Match' },
-      );
+    const noneMatch = ctx.headers['if-none-match'];
+    const match = ctx.headers['if-match'];
+    if ((ctx.method !== 'PUT' && ctx.method !== 'POST') || (noneMatch === undefined && match === undefined)) {
+      return next();
     }
-    return writeCondition.run({ createOnly: true }, next);
+    const notImplemented = (header: string) =>
+      new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', {
+        Header: header,
+      });
+    if (noneMatch !== undefined && noneMatch !== '*') throw notImplemented('If-None-Match');
+    if (
+      match !== undefined &&
+      (typeof match !== 'string' || ctx.method !== 'PUT' || noneMatch !== undefined)
+    ) {
+      throw notImplemented('If-Match');
+    }
+    return writeCondition.run(match !== undefined ? { ifMatch: unquote(match) } : { createOnly: true }, next);
   };
   server.middleware.splice(server.middleware.length - 1, 0, condition);
 }
 
+function unquote(etag: string): string {
+  return etag.trim().replace(/^"(.*)"$/, '$1');
+}
+
+/** Per object file: a key's placements, conditional or not, one at a time, so a condition's check stays true. */
+const placing = new Map<string, Promise<unknown>>();
+
 /**
- * Gives a whole file (written beside the object) the object's key: by rename, or for a create-only request by a
- * hard link, which fails when the key exists (EEXIST: PreconditionFailed), then the temporary name goes.
+ * Gives a whole file (written beside the object) the object's key and then records its metadata (`record`), as one
+ * step against other writes of the key in this server: by rename; for a create-only request by a hard link, which
+ * fails when the key exists (EEXIST: PreconditionFailed); for an If-Match request only while the object's current
+ * ETag (s3rver's .md5 file, as GetObject answers it) is the one given. The temporary name goes in every case.
  */
-async function placeObject(whole: string, objectPath: string): Promise<void> {
-  if (!writeCondition.getStore()?.createOnly) return rename(whole, objectPath);
+async function placeObject(whole: string, objectPath: string, record: () => Promise<void>): Promise<void> {
+  const previous = placing.get(objectPath) ?? Promise.resolve();
+  const turn = previous.catch(() => undefined).then(() => placeNow(whole, objectPath, record));
+  placing.set(objectPath, turn);
   try {
-    await link(whole, objectPath);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const S3Error = s3ErrorClass();
-    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
-      Condition: 'If-None-Match',
-    });
+    await turn;
+  } finally {
+    if (placing.get(objectPath) === turn) placing.delete(objectPath);
+  }
+}
+
+async function placeNow(whole: string, objectPath: string, record: () => Promise<void>): Promise<void> {
+  const condition = writeCondition.getStore();
+  const S3Error = s3ErrorClass();
+  try {
+    if (condition?.createOnly) {
+      try {
+        await link(whole, objectPath);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        throw new S3Error(
+          'PreconditionFailed',
+          'At least one of the pre-conditions you specified did not hold',
+          {
+            Condition: 'If-None-Match',
+          },
+        );
+      }
+    } else {
+      if (condition?.ifMatch !== undefined) {
+        const current = await currentMd5(objectPath);
+        if (current === undefined) throw new S3Error('NoSuchKey', 'The specified key does not exist.');
+        if (current !== condition.ifMatch) {
+          throw new S3Error(
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+            {
+              Condition: 'If-Match',
+            },
+          );
+        }
+      }
+      await rename(whole, objectPath);
+    }
+    await record();
   } finally {
     await rm(whole, { force: true });
   }
+}
+
+/** The object's ETag without quotes: s3rver's .md5 file, or (as s3rver does when it is missing) the content's MD5. */
+async function currentMd5(objectPath: string): Promise<string | undefined> {
+  const absent = (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  };
+  const recorded = await readFile(`${objectPath}.md5`, 'utf8').catch(absent);
+  if (recorded !== undefined) return recorded;
+  const content = await readFile(objectPath).catch(absent);
+  return content && createHash('md5').update(content).digest('hex');
 }
 
 /** How much of a part's body is gathered before one `writev`. */
@@ -335,6 +399,7 @@ function storeObjectsWhole(store: FilesystemStore): void {
     const writing = `${objectPath}.${randomUUID()}.writing`;
     const md5 = createHash('md5');
     let size = 0;
+    let digest = '';
     try {
       await pipeline(
         Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content,
@@ -347,17 +412,18 @@ function storeObjectsWhole(store: FilesystemStore): void {
         }),
         createWriteStream(writing, { mode: 0o600 }),
       );
-      await placeObject(writing, objectPath);
+      digest = md5.digest('hex');
+      await placeObject(writing, objectPath, async () => {
+        try {
+          await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+        } catch (error) {
+          // An object without its metadata would read as another one: it goes too.
+          await rm(objectPath, { force: true });
+          throw error;
+        }
+      });
     } catch (error) {
       await rm(writing, { force: true });
-      throw error;
-    }
-    const digest = md5.digest('hex');
-    try {
-      await store.putMetadata(object.bucket, object.key, object.metadata, digest);
-    } catch (error) {
-      // An object without its metadata would read as another one: it goes too.
-      await rm(objectPath, { force: true });
       throw error;
     }
     return { size, md5: digest };
@@ -442,19 +508,18 @@ function completeMultipartLikeS3(store: FilesystemStore): void {
     const objectPath = store.getResourcePath(bucket, key, 'object');
     await mkdir(path.dirname(objectPath), { recursive: true });
     const assembling = `${objectPath}.${uploadId}`;
+    const etag = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`;
     try {
       await concatenate(
         parts.map((part) => partPath(part.number)),
         assembling,
       );
       // A create-only completion that finds the key taken leaves the upload, as S3 does: the client aborts it.
-      await placeObject(assembling, objectPath);
+      await placeObject(assembling, objectPath, () => store.putMetadata(bucket, key, metadata, etag));
     } catch (error) {
       await rm(assembling, { force: true });
       throw error;
     }
-    const etag = `${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}`;
-    await store.putMetadata(bucket, key, metadata, etag);
     const { size } = await stat(objectPath);
     await rm(uploadDir, { recursive: true, force: true });
     return { size, md5: etag };

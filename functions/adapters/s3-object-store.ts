@@ -22,6 +22,7 @@ import {
   ConfigurationError,
   isKeycloakBackupError,
   KeyUnavailableError,
+  ObjectChangedError,
   ObjectExistsError,
   ObjectNotFoundError,
   TransientError,
@@ -228,11 +229,21 @@ export class S3ObjectStore implements ObjectStore {
         new PutObjectCommand({
           ...this.writeParams(key, { contentType: 'application/json', ...options }),
           ...createOnlyCondition(options),
+          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
           Body: body,
           ContentLength: body.length,
         }),
       );
     } catch (error) {
+      if (options.ifMatch !== undefined && isPreconditionFailed(error)) {
+        throw new ObjectChangedError(
+          `write of ${key} to ${this.bucket} refused: it changed since it was read`,
+          {
+            cause: error,
+            hint: 'another step wrote it meanwhile; read it again and reapply the change',
+          },
+        );
+      }
       throw translateS3Error(error, `write of ${key} to ${this.bucket}`);
     }
   }
@@ -248,20 +259,27 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getJson(key: string): Promise<unknown> {
-    const stream = await this.getStream(key);
-    const chunks: Buffer[] = [];
+    return (await this.getJsonWithEtag(key)).value;
+  }
+
+  async getJsonWithEtag(key: string): Promise<{ value: unknown; etag: string }> {
+    let body: Readable;
+    let etag: string;
     try {
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      if (!response.Body) throw new ObjectNotFoundError(`object ${key} in ${this.bucket} has no body`);
+      body = response.Body as Readable;
+      etag = response.ETag ?? '';
     } catch (error) {
       throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const chunks: Buffer[] = [];
     try {
-      return JSON.parse(text) as unknown;
+      for await (const chunk of body) chunks.push(chunk as Buffer);
     } catch (error) {
-      // A caller validating a manifest turns this into ManifestInvalidError; here it is just unreadable.
-      throw new SyntaxError(`object ${key} in ${this.bucket} is not JSON: ${(error as Error).message}`);
+      throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
     }
+    return { value: parseJson(Buffer.concat(chunks), key, this.bucket), etag };
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -380,6 +398,20 @@ export class S3ObjectStore implements ObjectStore {
   }
 }
 
+function parseJson(bytes: Buffer, key: string, bucket: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch (error) {
+    // A caller validating a manifest turns this into ManifestInvalidError; here it is just unreadable.
+    throw new SyntaxError(`object ${key} in ${bucket} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** A conditional write's 412: the condition (If-None-Match or If-Match) did not hold. */
+function isPreconditionFailed(error: unknown): boolean {
+  return awsErrorName(error) === 'PreconditionFailed' || httpStatusOf(error) === 412;
+}
+
 /** S3's conditional write: the object is created only if the key is free, else 412 PreconditionFailed. */
 function createOnlyCondition(options: PutOptions): { IfNoneMatch?: string } {
   return options.createOnly ? { IfNoneMatch: '*' } : {};
@@ -407,7 +439,7 @@ export function translateS3Error(error: unknown, what: string): unknown {
   const name = awsErrorName(error);
   const status = httpStatusOf(error);
   const detail = `${what} failed: ${describeAwsError(error)}`;
-  if (name === 'PreconditionFailed' || status === 412) {
+  if (isPreconditionFailed(error)) {
     return new ObjectExistsError(`${what} refused: the key exists and the write was create-only`, {
       cause: error,
       hint: 'the object there was written by someone else and is left as it is',

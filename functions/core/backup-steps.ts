@@ -28,7 +28,13 @@ import type {
 import { type RetentionPolicy, retainUntilFor } from './retention.js';
 import type { Tier } from './schedule.js';
 import { describeSource, sameSource } from './source.js';
-import { readCatalog, readManifest, readManifestIfPresent, writeManifest } from './stored-backups.js';
+import {
+  readCatalog,
+  readManifest,
+  readManifestIfPresent,
+  updateManifest,
+  writeManifest,
+} from './stored-backups.js';
 
 export interface StepPorts {
   primaryStore: ObjectStore;
@@ -301,9 +307,15 @@ async function verifyIn(
     checks,
     durationMs: ports.clock.now().getTime() - started.getTime(),
   };
-  await writeManifest(store, ports.envelope, withVerification(manifest, verification), {
-    retainUntil: new Date(manifest.retainUntil),
-  });
+  // The verification may have taken minutes: a DR copy recorded meanwhile stays recorded.
+  await updateManifest(
+    store,
+    ports.envelope,
+    request.target,
+    request.backupId,
+    (current) => withVerification(current, verification),
+    { retainUntil: new Date(manifest.retainUntil), allowUnauthenticated: request.trustUnauthenticated },
+  );
   if (!verification.passed) {
     const failed = checks.filter((c) => c.status === 'fail');
     throw new VerificationFailedError(
@@ -386,14 +398,18 @@ export async function copyToDrStep(
     expectedSha256: manifest.dump.storedSha256,
     retainUntil,
   });
-  const copied = withCopy(manifest, {
+  const copy = {
     region: ports.drStore.region,
     bucket: ports.drStore.bucket,
     key,
     verifiedAt: ports.clock.now().toISOString(),
+  };
+  // Read again after the copy, which may have taken minutes: a verification recorded meanwhile goes along.
+  const current = await readManifest(ports.primaryStore, ports.envelope, target, backupId);
+  await writeManifest(ports.drStore, ports.envelope, withCopy(current, copy), { retainUntil });
+  await updateManifest(ports.primaryStore, ports.envelope, target, backupId, (m) => withCopy(m, copy), {
+    retainUntil,
   });
-  await writeManifest(ports.drStore, ports.envelope, copied, { retainUntil });
-  await writeManifest(ports.primaryStore, ports.envelope, copied, { retainUntil });
   return { key, region: ports.drStore.region, bytes };
 }
 

@@ -97,6 +97,15 @@ export class ObjectExistsError extends KeycloakBackupError {
 }
 
 /**
+ * A replace-if-unchanged write (S3 If-Match) found that the object changed since it was read: someone else wrote it
+ * meanwhile, and what they wrote stays. The writer reads it again and reapplies its change (updateManifest).
+ */
+export class ObjectChangedError extends KeycloakBackupError {
+  override readonly name = 'ObjectChangedError';
+  readonly kind = 'transient';
+}
+
+/**
  * Another run of the same scheduled time (a duplicate delivery of the schedule, a replay with --time) holds the
  * backup id: this run stores nothing under it. Not a failure of the backup: the run that holds it answers for it.
  */

@@ -20,6 +20,13 @@ export interface PutOptions {
    * exactly one succeeds. The check is made when the object would take its key (after the whole body was read).
    */
   createOnly?: boolean;
+  /**
+   * Replace-if-unchanged (S3 `If-Match: <ETag>` on PutObject): the write takes effect only while the object still
+   * has this ETag (as getJsonWithEtag read it); else it fails with ObjectChangedError, or ObjectNotFoundError when
+   * the object is gone, and the object there stays as it is. Of two writers that read the same version, exactly one
+   * succeeds. For putJson only.
+   */
+  ifMatch?: string;
 }
 
 /** A bucket in one region. Locally an s3rver bucket, on AWS an S3 bucket: both through the S3 API. */
@@ -33,6 +40,8 @@ export interface ObjectStore {
   getStream(key: string): Promise<Readable>;
   /** Throws ObjectNotFoundError when absent. */
   getJson(key: string): Promise<unknown>;
+  /** getJson with the ETag of the version read, for a later putJson with `ifMatch`. */
+  getJsonWithEtag(key: string): Promise<{ value: unknown; etag: string }>;
   /** undefined when absent. */
   head(key: string): Promise<StoredObject | undefined>;
   list(prefix: string): AsyncIterable<StoredObject>;

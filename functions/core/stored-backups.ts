@@ -3,7 +3,9 @@ import {
   isKeycloakBackupError,
   KeyMismatchError,
   ManifestInvalidError,
+  ObjectChangedError,
   ObjectNotFoundError,
+  TransientError,
 } from './errors.js';
 import { MANIFEST_FILE, manifestKey, parseBackupKey, targetPrefix } from './layout.js';
 import { isVerified, type Manifest, parseManifest } from './manifest.js';
@@ -84,11 +86,12 @@ export async function readTrustedManifest(
   target: string,
   backupId: string,
   options: { allowUnauthenticated?: boolean } = {},
-): Promise<{ manifest: Manifest; trust: ManifestTrust }> {
+): Promise<{ manifest: Manifest; trust: ManifestTrust; etag: string }> {
   const key = manifestKey(target, backupId);
   let raw: unknown;
+  let etag: string;
   try {
-    raw = await store.getJson(key);
+    ({ value: raw, etag } = await store.getJsonWithEtag(key));
   } catch (error) {
     if (isKeycloakBackupError(error)) throw error;
     // Present but not JSON (truncated, overwritten): a damaged manifest, not a crash.
@@ -99,7 +102,7 @@ export async function readTrustedManifest(
   }
   const manifest = parseManifest(raw, key);
   const trust = await authenticateManifest(keyring, raw, manifest, { key, target, backupId, ...options });
-  return { manifest, trust };
+  return { manifest, trust, etag };
 }
 
 /** readTrustedManifest for callers that accept only authenticated manifests. */
@@ -173,6 +176,43 @@ export async function writeManifest(
   const sealed = await sealManifest(keyring, manifest);
   await store.putJson(manifestKey(manifest.target, manifest.backupId), sealed, options);
   return sealed;
+}
+
+/** How often updateManifest reads again after another writer got in first, before it gives up. */
+const MANIFEST_UPDATE_ATTEMPTS = 5;
+
+/**
+ * Changes a stored manifest without losing another step's change: reads it (trusted, as readManifest), applies
+ * `change`, and writes the result only if nobody wrote the manifest since (S3 If-Match on the ETag read); when
+ * someone did (a verification and a DR copy of the same backup at once), reads it again and reapplies. Returns
+ * the manifest as written. TransientError (the workflow retries it) after MANIFEST_UPDATE_ATTEMPTS lost races.
+ */
+export async function updateManifest(
+  store: ObjectStore,
+  keyring: ManifestKeyring,
+  target: string,
+  backupId: string,
+  change: (current: Manifest) => Manifest,
+  options: Omit<PutOptions, 'createOnly' | 'ifMatch'> & { allowUnauthenticated?: boolean } = {},
+): Promise<Manifest> {
+  const { allowUnauthenticated, ...put } = options;
+  for (let attempt = 1; ; attempt++) {
+    const { manifest, etag } = await readTrustedManifest(store, keyring, target, backupId, {
+      allowUnauthenticated,
+    });
+    try {
+      return await writeManifest(store, keyring, change(manifest), { ...put, ifMatch: etag });
+    } catch (error) {
+      if (!(error instanceof ObjectChangedError)) throw error;
+      if (attempt >= MANIFEST_UPDATE_ATTEMPTS) {
+        // The workflow retries TransientError by name, with backoff.
+        throw new TransientError(
+          `manifest ${manifestKey(target, backupId)} in ${store.bucket} changed under ${attempt} attempts to update it`,
+          { cause: error, hint: 'other steps are writing this backup\'s manifest; the step is retried' },
+        );
+      }
+    }
+  }
 }
 
 /** Every target that has anything stored in `store`, from the keys themselves. */

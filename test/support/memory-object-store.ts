@@ -1,7 +1,7 @@
 // An in-memory ObjectStore that keeps the port's contract (test/integration/object-store-contract.test.ts proves it).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
+import { ObjectChangedError, ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
 import type { ObjectStore, PutOptions, StoredObject } from '../../functions/core/ports.js';
 
 interface MemoryObject {
@@ -15,7 +15,8 @@ interface MemoryObject {
  * multipart upload); a missing key is ObjectNotFoundError; what is stored is a copy, so later changes to a
  * caller's buffer or object do not reach it. A create-only write finds the key free or fails with ObjectExistsError
  * when its body has been read, as S3 checks at completion, and the check and the store are one synchronous step,
- * so of two racing writes exactly one wins. `now` sets the time objects are stamped with.
+ * so of two racing writes exactly one wins; a replace-if-unchanged write (ifMatch) likewise compares the ETag (the
+ * body's quoted MD5, as S3 gives for a single PUT) and stores in one step. `now` sets the time objects are stamped with.
  */
 export class MemoryObjectStore implements ObjectStore {
   readonly bucket: string;
@@ -51,9 +52,13 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async getJson(key: string): Promise<unknown> {
-    const text = this.get(key).body.toString('utf8');
+    return (await this.getJsonWithEtag(key)).value;
+  }
+
+  async getJsonWithEtag(key: string): Promise<{ value: unknown; etag: string }> {
+    const { body } = this.get(key);
     try {
-      return JSON.parse(text) as unknown;
+      return { value: JSON.parse(body.toString('utf8')) as unknown, etag: etagOf(body) };
     } catch (error) {
       throw new SyntaxError(`object ${key} in ${this.bucket} is not JSON: ${(error as Error).message}`);
     }
@@ -103,6 +108,14 @@ export class MemoryObjectStore implements ObjectStore {
         `write of ${key} to ${this.bucket} refused: the key exists and the write was create-only`,
       );
     }
+    if (options.ifMatch !== undefined) {
+      const current = this.get(key);
+      if (etagOf(current.body) !== options.ifMatch) {
+        throw new ObjectChangedError(
+          `write of ${key} to ${this.bucket} refused: it changed since it was read`,
+        );
+      }
+    }
     this.objects.set(key, {
       body: Buffer.from(body),
       lastModified: this.now(),
@@ -115,4 +128,8 @@ export class MemoryObjectStore implements ObjectStore {
     if (!object) throw new ObjectNotFoundError(`object ${key} not found in ${this.bucket}`);
     return object;
   }
+}
+
+function etagOf(body: Buffer): string {
+  return `"${createHash('md5').update(body).digest('hex')}"`;
 }

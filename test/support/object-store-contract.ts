@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
+import { ObjectChangedError, ObjectExistsError, ObjectNotFoundError } from '../../functions/core/errors.js';
 import type { ObjectStore } from '../../functions/core/ports.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -128,6 +128,45 @@ export function objectStoreContract(
       await store.putJson(key, { v: 1 });
       await store.putJson(key, { v: 2 });
       expect(await store.getJson(key)).toEqual({ v: 2 });
+    });
+
+    it("replaces an object with an If-Match write only while it has the ETag read, keeping the other writer's object", async () => {
+      const store = open();
+      const key = `${prefix()}manifest.json`;
+      await store.putJson(key, { v: 1 });
+      const read = await store.getJsonWithEtag(key);
+      expect(read.value).toEqual({ v: 1 });
+      expect(read.etag).toMatch(/^"[0-9a-f]{32}"$/);
+      // Two writers read version 1; the first to write wins, the second finds it changed.
+      await store.putJson(key, { v: 2, by: 'first' }, { ifMatch: read.etag });
+      await expect(store.putJson(key, { v: 2, by: 'second' }, { ifMatch: read.etag })).rejects.toBeInstanceOf(
+        ObjectChangedError,
+      );
+      const now = await store.getJsonWithEtag(key);
+      expect(now.value).toEqual({ v: 2, by: 'first' });
+      expect(now.etag).not.toBe(read.etag);
+      await store.putJson(key, { v: 3 }, { ifMatch: now.etag });
+      expect(await store.getJson(key)).toEqual({ v: 3 });
+      await expect(
+        store.putJson(`${prefix()}absent.json`, { v: 1 }, { ifMatch: read.etag }),
+      ).rejects.toBeInstanceOf(ObjectNotFoundError);
+      expect(await listKeys(store, key)).toEqual([key]);
+    });
+
+    it('lets exactly one of racing If-Match writes of the same version win', async () => {
+      const store = open();
+      const key = `${prefix()}raced.json`;
+      await store.putJson(key, { v: 0 });
+      const { etag } = await store.getJsonWithEtag(key);
+      const results = await Promise.allSettled(
+        [1, 2, 3, 4].map((v) => store.putJson(key, { v }, { ifMatch: etag })),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i + 1] : []));
+      expect(won).toHaveLength(1);
+      for (const result of results) {
+        if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(ObjectChangedError);
+      }
+      expect(await store.getJson(key)).toEqual({ v: won[0] });
     });
 
     it('creates with a create-only write where the key is free, and refuses one where it is taken, keeping the object', async () => {

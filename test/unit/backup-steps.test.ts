@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { copyObjectVerified } from '../../functions/adapters/copy-object.js';
+import { withVerification } from '../../functions/core/backup.js';
 import {
   copyToDrStep,
   dumpStep,
@@ -16,12 +17,13 @@ import {
   ManifestInvalidError,
   ManifestTamperedError,
   ManifestUnauthenticatedError,
+  TransientError,
 } from '../../functions/core/errors.js';
 import { claimKey, dumpKey, manifestKey } from '../../functions/core/layout.js';
 import type { Manifest } from '../../functions/core/manifest.js';
 import type { RetentionPolicy } from '../../functions/core/retention.js';
 import { backupIdFor } from '../../functions/core/schedule.js';
-import { readCatalog, readManifest } from '../../functions/core/stored-backups.js';
+import { readCatalog, readManifest, updateManifest } from '../../functions/core/stored-backups.js';
 import { fakeTools } from '../support/fake-tools.js';
 import { testEnvelope } from '../support/manifests.js';
 import { MemoryObjectStore } from '../support/memory-object-store.js';
@@ -249,6 +251,119 @@ describe('the DR copy never replaces an object', () => {
     await expect(copied).rejects.toBeInstanceOf(ChecksumMismatchError);
     await expect(copied).rejects.toThrow(/already holds another object .* left in place/);
     expect(ports.drStore.bytes(key)?.toString()).toBe('someone else wrote this');
+  });
+});
+
+describe('a verification and a DR copy of the same backup at once', () => {
+  const dumpOnly = async (
+    ports: ReturnType<typeof setup>['ports'],
+    tools: ReturnType<typeof setup>['tools'],
+  ) => {
+    tools.nextDump = randomBytes(4096);
+    const { manifest } = await dumpStep(ports, {
+      target: TARGET,
+      backupId: backupIdFor(NEW),
+      tiers: ['hourly'],
+      scheduledAt: NEW,
+      database: 'keycloak',
+      schema: 'public',
+      policy,
+    });
+    return manifest.backupId;
+  };
+  /** Holds a step at a point: `reached` once it got there (its manifest read behind it), on until `open()`. */
+  const gate = () => {
+    let open!: () => void;
+    let arrive!: () => void;
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const reached = new Promise<void>((resolve) => {
+      arrive = resolve;
+    });
+    const wait = () => {
+      arrive();
+      return opened;
+    };
+    return { open, reached, wait };
+  };
+
+  it('keeps the copy recorded when the verification, which read the manifest before it, ends after it', async () => {
+    const { ports, tools } = setup();
+    const backupId = await dumpOnly(ports, tools);
+    const listing = gate();
+    const listArchive = tools.listArchive.bind(tools);
+    tools.listArchive = async (dump) => {
+      await listing.wait();
+      return listArchive(dump);
+    };
+    const verifying = verifyStep(ports, verifyRequest(backupId));
+    await listing.reached;
+    await copyToDrStep(ports, TARGET, backupId);
+    listing.open();
+    await verifying;
+
+    const manifest = await readManifest(ports.primaryStore, ports.envelope, TARGET, backupId);
+    expect(manifest.copies.map((c) => c.region)).toEqual(['eu-central-1']);
+    expect(manifest.verification.map((v) => v.passed)).toEqual([true]);
+  });
+
+  it('keeps the verification recorded when the copy, which read the manifest before it, ends after it, in both regions', async () => {
+    const { ports, tools } = setup();
+    const backupId = await dumpOnly(ports, tools);
+    const copying = gate();
+    const copyObject = ports.copyObject;
+    ports.copyObject = async (request) => {
+      await copying.wait();
+      return copyObject(request);
+    };
+    const copied = copyToDrStep(ports, TARGET, backupId);
+    await copying.reached;
+    await verifyStep(ports, verifyRequest(backupId));
+    copying.open();
+    await copied;
+
+    for (const store of [ports.primaryStore, ports.drStore]) {
+      const manifest = await readManifest(store, ports.envelope, TARGET, backupId);
+      expect(manifest.verification.map((v) => v.passed)).toEqual([true]);
+      expect(manifest.copies.map((c) => c.region)).toEqual(['eu-central-1']);
+    }
+  });
+});
+
+describe('updateManifest', () => {
+  it("gives up with TransientError after 5 lost races, leaving the other writers' manifest as they wrote it", async () => {
+    const { ports, backup } = setup();
+    const { manifest } = await backup(NEW);
+    const key = manifestKey(TARGET, manifest.backupId);
+    const store = ports.primaryStore;
+    let races = 0;
+    const putJson = store.putJson.bind(store);
+    // Another writer gets in between every read and write of ours (the same manifest, other bytes each time).
+    store.putJson = async (k, value, options) => {
+      if (options?.ifMatch !== undefined) {
+        races += 1;
+        store.overwrite(k, `${JSON.stringify(await store.getJson(k))}${' '.repeat(races)}\n`);
+      }
+      return putJson(k, value, options);
+    };
+    const failure = await updateManifest(store, ports.envelope, TARGET, manifest.backupId, (m) =>
+      withVerification(m, {
+        at: NEW.toISOString(),
+        level: 'archive',
+        passed: true,
+        checks: [],
+        durationMs: 1,
+      }),
+    ).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(TransientError);
+    expect((failure as Error).message).toMatch(/changed under 5 attempts to update it/);
+    expect(races).toBe(5);
+    const stored = await readManifest(store, ports.envelope, TARGET, manifest.backupId);
+    expect(stored.verification).toEqual([]);
+    // The fifth other write is the one stored.
+    expect(store.bytes(key)?.toString()).toMatch(/\} {5}\n$/);
   });
 });
 

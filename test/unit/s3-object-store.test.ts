@@ -27,6 +27,7 @@ import {
 import {
   ConfigurationError,
   KeyUnavailableError,
+  ObjectChangedError,
   ObjectExistsError,
   ObjectNotFoundError,
   TransientError,
@@ -212,6 +213,27 @@ describe('S3ObjectStore writes', () => {
 
     expect(mock.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input.IfNoneMatch).toBe('*');
     expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+  });
+
+  it('sends If-Match with the ETag it read, and reports its 412 as ObjectChangedError, not as a taken key', async () => {
+    const { mock, store } = setup({ partSize: 5 * 1024 * 1024 });
+    mock.on(GetObjectCommand).resolves({
+      Body: Readable.from([Buffer.from('{"v":1}')]),
+      ETag: '"0123456789abcdef0123456789abcdef"',
+    } as never);
+    mock.on(PutObjectCommand).rejects(serviceError('PreconditionFailed', 412));
+
+    const read = await store.getJsonWithEtag('manifest.json');
+    expect(read).toEqual({ value: { v: 1 }, etag: '"0123456789abcdef0123456789abcdef"' });
+    const failure = await store
+      .putJson('manifest.json', { v: 2 }, { ifMatch: read.etag })
+      .catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(ObjectChangedError);
+    expect((failure as Error).message).toMatch(/changed since it was read/);
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.IfMatch).toBe('"0123456789abcdef0123456789abcdef"');
+    expect(input.IfNoneMatch).toBeUndefined();
   });
 
   it('fails the body stream when the upload fails, so the producer does not wait forever', async () => {
