@@ -21,6 +21,8 @@ export const copyObjectVerified: CopyObject = async ({ from, to, key, expectedSh
   try {
     return await to.putStream(key, digest, { retainUntil, createOnly: true });
   } catch (error) {
+    // A store may refuse without reading the body to its end: the source's connection is let go either way.
+    digest.destroy();
     if (error instanceof ObjectExistsError) return checkExisting(to, key, expectedSha256);
     throw error;
   }

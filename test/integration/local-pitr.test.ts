@@ -1,6 +1,7 @@
 // Point-in-time restore on the real local stack: pg_basebackup snapshots, the primary's WAL archive, recovery, teardown.
 import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DRILLS_DIR, LocalPointInTimeEngine } from '../../functions/adapters/local/local-pitr.js';
@@ -10,8 +11,8 @@ import {
   snapshotMetadataKey,
 } from '../../functions/adapters/local/local-snapshots.js';
 import { isProcessRunning } from '../../functions/adapters/local/postgres-cluster.js';
-import { RestoreWindowError } from '../../functions/core/errors.js';
-import type { DrillInstance } from '../../functions/core/ports.js';
+import { ConfigurationError, RestoreWindowError } from '../../functions/core/errors.js';
+import type { DrillInstance, ObjectStore } from '../../functions/core/ports.js';
 import type { Services } from '../../functions/platform/services.js';
 import type { LocalStack } from '../../local/stack.js';
 import {
@@ -150,6 +151,33 @@ describe('local snapshots', () => {
     expect(
       await services.drStore.head(snapshotMetadataKey(TARGET, 'kb-keycloak-20261123t0000z')),
     ).toBeUndefined();
+  });
+
+  it('lets the primary archive go when the DR store refuses the copy without reading it, and records no copy', async () => {
+    let source: Readable | undefined;
+    const primaryStore: ObjectStore = Object.create(services.primaryStore);
+    primaryStore.getStream = async (key) => {
+      source = await services.primaryStore.getStream(key);
+      return source;
+    };
+    const drStore: ObjectStore = Object.create(services.drStore);
+    drStore.putStream = async () => {
+      throw new ConfigurationError('upload to kb-dr failed: AccessDenied');
+    };
+    const refused = new LocalSnapshotEngine({
+      primaryStore,
+      drStore,
+      envelope: services.envelope,
+      databases: services.databases,
+      binaries: () => Promise.reject(new Error('a copy runs no program')),
+    });
+
+    await expect(refused.copyToDr(TARGET, 'kb-keycloak-20261123t0000z')).rejects.toBeInstanceOf(
+      ConfigurationError,
+    );
+    await sleep(50);
+    expect(source?.destroyed).toBe(true);
+    expect(await snapshots.list(TARGET, 'dr')).toEqual([]);
   });
 });
 

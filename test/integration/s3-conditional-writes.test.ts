@@ -1,4 +1,5 @@
-// The local S3 server honours S3's create-only writes (If-None-Match: *) on PutObject and CompleteMultipartUpload.
+// The local S3 server honours S3's conditional writes: create-only (If-None-Match: *) on PutObject and
+// CompleteMultipartUpload, replace-if-unchanged (If-Match: <ETag>) on PutObject.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,5 +113,70 @@ describe('create-only writes on the local S3 server', () => {
       .catch((e: unknown) => e);
     expect((error as S3ServiceException).name).toBe('NotImplemented');
     await expect(read('other/key')).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+});
+
+describe('replace-if-unchanged writes on the local S3 server', () => {
+  const etagOf = async (Key: string) => (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key }))).ETag!;
+  const putIfMatch = (Key: string, body: string, IfMatch: string) =>
+    s3.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: body, IfMatch }));
+
+  it('PutObject with If-Match replaces the object while it has that ETag, and answers 412 once it changed', async () => {
+    await put('match/manifest.json', 'v1', false);
+    const first = await etagOf('match/manifest.json');
+    await putIfMatch('match/manifest.json', 'v2', first);
+    expect(await read('match/manifest.json')).toBe('v2');
+    await preconditionFailed(putIfMatch('match/manifest.json', 'stale', first));
+    expect(await read('match/manifest.json')).toBe('v2');
+    // A multipart object's ETag ("<md5 of md5s>-<parts>") is matched as GetObject gives it.
+    await complete('match/multi.bin', await upload('match/multi.bin', 'parts'), false);
+    await putIfMatch('match/multi.bin', 'replaced', await etagOf('match/multi.bin'));
+    expect(await read('match/multi.bin')).toBe('replaced');
+  });
+
+  it('answers If-Match on a missing key with 404 NoSuchKey and writes nothing', async () => {
+    const error = await putIfMatch('match/absent.json', 'x', '"0123456789abcdef0123456789abcdef"').catch(
+      (e: unknown) => e,
+    );
+    expect((error as S3ServiceException).name).toBe('NoSuchKey');
+    await expect(read('match/absent.json')).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+
+  it('of racing If-Match writes of one version exactly one wins, also against an unconditional write', async () => {
+    await put('match/race.json', 'v0', false);
+    const etag = await etagOf('match/race.json');
+    const bodies = ['a', 'b', 'c', 'd'];
+    const results = await Promise.allSettled(bodies.map((body) => putIfMatch('match/race.json', body, etag)));
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [bodies[i]] : []));
+    expect(won).toHaveLength(1);
+    for (const result of results) {
+      if (result.status === 'rejected') expect((result.reason as Error).name).toBe('PreconditionFailed');
+    }
+    expect(await read('match/race.json')).toBe(won[0]);
+    const before = await etagOf('match/race.json');
+    await put('match/race.json', 'unconditional', false);
+    await preconditionFailed(putIfMatch('match/race.json', 'late', before));
+    expect(await read('match/race.json')).toBe('unconditional');
+  });
+
+  it('answers If-Match on CompleteMultipartUpload with 501 NotImplemented and leaves the object', async () => {
+    await put('match/mpu.bin', 'kept', false);
+    const started = await upload('match/mpu.bin', 'new');
+    const error = await s3
+      .send(
+        new CompleteMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: 'match/mpu.bin',
+          UploadId: started.UploadId,
+          MultipartUpload: { Parts: started.parts },
+          IfMatch: await etagOf('match/mpu.bin'),
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect((error as S3ServiceException).name).toBe('NotImplemented');
+    expect(await read('match/mpu.bin')).toBe('kept');
+    await s3.send(
+      new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'match/mpu.bin', UploadId: started.UploadId }),
+    );
   });
 });

@@ -1,5 +1,6 @@
 // The backup steps over an in-memory store, the real envelope and tools that really read what they are given.
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { copyObjectVerified } from '../../functions/adapters/copy-object.js';
 import { withVerification } from '../../functions/core/backup.js';
@@ -13,6 +14,7 @@ import {
 import {
   BackupHeldError,
   ChecksumMismatchError,
+  ConfigurationError,
   KeyMismatchError,
   ManifestInvalidError,
   ManifestTamperedError,
@@ -251,6 +253,32 @@ describe('the DR copy never replaces an object', () => {
     await expect(copied).rejects.toBeInstanceOf(ChecksumMismatchError);
     await expect(copied).rejects.toThrow(/already holds another object .* left in place/);
     expect(ports.drStore.bytes(key)?.toString()).toBe('someone else wrote this');
+  });
+});
+
+describe('copyObjectVerified', () => {
+  it('lets the source go when the destination refuses without reading the body', async () => {
+    const from = new MemoryObjectStore({ bucket: 'kb-primary' });
+    const to = new MemoryObjectStore({ bucket: 'kb-dr' });
+    // A large object's body, as a socket gives it: more than the stages hold, so it waits on the reader.
+    let sent = 0;
+    const source = new Readable({
+      read() {
+        sent += 1;
+        this.push(sent > 64 ? null : Buffer.alloc(1 << 20));
+      },
+    });
+    from.getStream = async () => source;
+    to.putStream = async () => {
+      throw new ConfigurationError('write of k to kb-dr failed: AccessDenied');
+    };
+
+    await expect(
+      copyObjectVerified({ from, to, key: 'k', expectedSha256: '0'.repeat(64), retainUntil: NEW }),
+    ).rejects.toBeInstanceOf(ConfigurationError);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sent).toBeLessThan(64);
+    expect(source.destroyed).toBe(true);
   });
 });
 

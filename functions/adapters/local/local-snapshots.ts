@@ -171,6 +171,8 @@ export class LocalSnapshotEngine implements SnapshotEngine {
         store.putStream(key, stored, { contentType: 'application/octet-stream', retainUntil }),
       ]);
     } catch (error) {
+      // A store may refuse without reading the body: the stages go too, whatever they were waiting on.
+      stored.destroy();
       tool.stop();
       await tool.exit.catch(() => undefined);
       await store.deleteObjects([key]).catch(() => undefined);
@@ -240,6 +242,8 @@ export class LocalSnapshotEngine implements SnapshotEngine {
         dr.putStream(key, check, { contentType: 'application/octet-stream', retainUntil }),
       ]);
     } catch (error) {
+      // A store that refuses without reading the body would leave the primary's object open: it is let go.
+      check.destroy();
       await dr.deleteObjects([key]).catch(() => undefined);
       throw error;
     }
