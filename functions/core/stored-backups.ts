@@ -208,7 +208,7 @@ export async function updateManifest(
         // The workflow retries TransientError by name, with backoff.
         throw new TransientError(
           `manifest ${manifestKey(target, backupId)} in ${store.bucket} changed under ${attempt} attempts to update it`,
-          { cause: error, hint: 'other steps are writing this backup\'s manifest; the step is retried' },
+          { cause: error, hint: "other steps are writing this backup's manifest; the step is retried" },
         );
       }
     }
