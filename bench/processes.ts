@@ -18,6 +18,8 @@ import { cpuDelta, cpuTimes } from './proc-cpu.js';
 export const lambdaRuntime = createRequire(import.meta.url)('../serverless/runtime.cjs') as {
   glibcTunables: string;
   nodeOptions: string;
+  /** serverless-esbuild's options: esbuild's, plus its own `exclude`, `packager` and `outputFileExtension`. */
+  esbuild: Record<string, unknown> & { exclude: string[] };
 };
 /**
  * What the worker and the raw tools add to this process's environment: the Lambdas' own settings, which the
@@ -133,21 +135,16 @@ export async function timeProcess(
   }
 }
 
-/** Bundles the worker as serverless.yml bundles the Lambdas (esbuild, ESM, require() banner, no pg-native). */
+/** Bundles the worker as serverless.yml bundles the Lambdas (serverless/runtime.cjs: esbuild, ESM, source map). */
 export async function bundleWorker(dir: string): Promise<string> {
   const esbuild = await import('esbuild');
   const outfile = path.join(dir, 'pipeline-worker.mjs');
+  const { exclude, packager: _packager, outputFileExtension: _extension, ...options } = lambdaRuntime.esbuild;
   await esbuild.build({
+    ...options,
     entryPoints: [WORKER],
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: `node${process.versions.node.split('.')[0]}`,
-    banner: {
-      js: "import { createRequire as kbCreateRequire } from 'node:module'; const require = kbCreateRequire(import.meta.url);",
-    },
-    external: ['pg-native'],
+    external: exclude,
     logLevel: 'error',
   });
   say(`worker bundled into ${path.relative(REPO, outfile)}`);

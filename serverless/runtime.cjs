@@ -1,5 +1,5 @@
-// Process settings every Lambda starts with, shared by serverless.yml and the benchmark's worker (bench/run.ts),
-// which runs the pipeline as the Lambdas run it.
+// Process settings every Lambda starts with, and how its code is bundled, shared by serverless.yml and the
+// benchmark's worker (bench/run.ts), which runs the pipeline as the Lambdas run it.
 'use strict';
 
 /**
@@ -31,4 +31,29 @@ const glibcTunables =
  */
 const nodeOptions = '--enable-source-maps --max-semi-space-size=2';
 
-module.exports = { glibcTunables, nodeOptions };
+/**
+ * How the Lambdas are bundled (serverless-esbuild's options; `exclude`, `packager` and `outputFileExtension` are its
+ * own, the rest goes to esbuild). Source maps for readable stack traces (--enable-source-maps above), without the
+ * sources' text: Node reads the map of the whole bundle when the module loads and keeps it, and it needs only the
+ * mappings to name the TypeScript file and line. With the sources in it the map was 5.1 MB and a worker's RSS after
+ * loading 98.7 MiB; without, 2.0 MB and 89.1 MiB (85.6 MiB with no map), measured with the bench's worker bundle.
+ */
+const esbuild = {
+  bundle: true,
+  minify: false,
+  sourcemap: true,
+  sourcesContent: false,
+  target: 'node22',
+  platform: 'node',
+  format: 'esm',
+  outputFileExtension: '.mjs',
+  // CommonJS dependencies (pg, the Encryption SDK) call require(); ESM output gets one back.
+  banner: {
+    js: "import { createRequire as kbCreateRequire } from 'node:module'; const require = kbCreateRequire(import.meta.url);",
+  },
+  // Bundle everything (no npm install at package time, so no network); pg's optional native binding is absent.
+  exclude: ['pg-native'],
+  packager: 'npm',
+};
+
+module.exports = { glibcTunables, nodeOptions, esbuild };
