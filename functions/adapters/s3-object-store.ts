@@ -249,10 +249,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getStream(key: string): Promise<Readable> {
+    return (await this.getObject(key)).body;
+  }
+
+  /** GetObject: the body and its ETag; ObjectNotFoundError and the rest named as translateS3Error names them. */
+  private async getObject(key: string): Promise<{ body: Readable; etag: string }> {
     try {
       const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!response.Body) throw new ObjectNotFoundError(`object ${key} in ${this.bucket} has no body`);
-      return response.Body as Readable;
+      return { body: response.Body as Readable, etag: response.ETag ?? '' };
     } catch (error) {
       throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
     }
@@ -263,16 +268,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getJsonWithEtag(key: string): Promise<{ value: unknown; etag: string }> {
-    let body: Readable;
-    let etag: string;
-    try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      if (!response.Body) throw new ObjectNotFoundError(`object ${key} in ${this.bucket} has no body`);
-      body = response.Body as Readable;
-      etag = response.ETag ?? '';
-    } catch (error) {
-      throw translateS3Error(error, `read of ${key} from ${this.bucket}`);
-    }
+    const { body, etag } = await this.getObject(key);
     const chunks: Buffer[] = [];
     try {
       for await (const chunk of body) chunks.push(chunk as Buffer);

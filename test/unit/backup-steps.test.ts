@@ -69,6 +69,21 @@ function setup(key = randomBytes(32)) {
   return { ports, tools, envelope, backup };
 }
 
+/** A backup dumped (no DR copy, no verification yet); its id. */
+async function dumpOnly(ports: ReturnType<typeof setup>['ports'], tools: ReturnType<typeof setup>['tools']) {
+  tools.nextDump = randomBytes(4096);
+  const { manifest } = await dumpStep(ports, {
+    target: TARGET,
+    backupId: backupIdFor(NEW),
+    tiers: ['hourly'],
+    scheduledAt: NEW,
+    database: 'keycloak',
+    schema: 'public',
+    policy,
+  });
+  return manifest.backupId;
+}
+
 async function storedManifest(store: MemoryObjectStore, backupId: string): Promise<Record<string, unknown>> {
   return (await store.getJson(manifestKey(TARGET, backupId))) as Record<string, unknown>;
 }
@@ -236,20 +251,11 @@ describe('the DR copy never replaces an object', () => {
 
   it('refuses and keeps another object at the copy key with ChecksumMismatchError', async () => {
     const { ports, tools } = setup();
-    tools.nextDump = randomBytes(4096);
-    const { manifest } = await dumpStep(ports, {
-      target: TARGET,
-      backupId: backupIdFor(NEW),
-      tiers: ['hourly'],
-      scheduledAt: NEW,
-      database: 'keycloak',
-      schema: 'public',
-      policy,
-    });
-    const key = dumpKey(TARGET, manifest.backupId);
+    const backupId = await dumpOnly(ports, tools);
+    const key = dumpKey(TARGET, backupId);
     ports.drStore.overwrite(key, 'someone else wrote this');
 
-    const copied = copyToDrStep(ports, TARGET, manifest.backupId);
+    const copied = copyToDrStep(ports, TARGET, backupId);
     await expect(copied).rejects.toBeInstanceOf(ChecksumMismatchError);
     await expect(copied).rejects.toThrow(/already holds another object .* left in place/);
     expect(ports.drStore.bytes(key)?.toString()).toBe('someone else wrote this');
@@ -283,22 +289,6 @@ describe('copyObjectVerified', () => {
 });
 
 describe('a verification and a DR copy of the same backup at once', () => {
-  const dumpOnly = async (
-    ports: ReturnType<typeof setup>['ports'],
-    tools: ReturnType<typeof setup>['tools'],
-  ) => {
-    tools.nextDump = randomBytes(4096);
-    const { manifest } = await dumpStep(ports, {
-      target: TARGET,
-      backupId: backupIdFor(NEW),
-      tiers: ['hourly'],
-      scheduledAt: NEW,
-      database: 'keycloak',
-      schema: 'public',
-      policy,
-    });
-    return manifest.backupId;
-  };
   /** Holds a step at a point: `reached` once it got there (its manifest read behind it), on until `open()`. */
   const gate = () => {
     let open!: () => void;
